@@ -1,0 +1,1 @@
+"""Workspaces, users and teams, authentication (sessions with CSRF, API tokens), roles and the audit log."""

@@ -1,0 +1,79 @@
+"""FastAPI dependencies: the request's database session (committed before the response) and its actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from otklik.accounts import service
+from otklik.accounts.models import Role
+from otklik.accounts.security import same
+from otklik.accounts.service import Actor
+from otklik.platform.db import new_session
+from otklik.platform.errors import Forbidden, Unauthorized
+from otklik.platform.events import flush_after_commit
+
+SESSION_COOKIE = "otklik_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _db(request: Request) -> Iterator[Session]:
+    session = new_session(write=request.method not in SAFE_METHODS)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    flush_after_commit(session)
+
+
+DB = Annotated[Session, Depends(_db, scope="function")]
+
+
+def authenticate(request: Request, db: Session) -> Actor:
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, raw = auth.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise Unauthorized("use 'Authorization: Bearer <API token>'")
+        found = service.resolve_api_token(db, raw.strip())
+        if found is None:
+            raise Unauthorized("the API token is unknown or revoked")
+        _, user = found
+        request.state.auth = "token"
+        return service.actor_for(user)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthorized("sign in or send an API token")
+    resolved = service.resolve_session(db, cookie)
+    if resolved is None:
+        raise Unauthorized("your session has expired; sign in again")
+    login_session, user = resolved
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not same(sent, login_session.csrf_token):
+            raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)", code="csrf")
+    request.state.auth = "session"
+    return service.actor_for(user)
+
+
+def _current_actor(request: Request, db: DB) -> Actor:
+    return authenticate(request, db)
+
+
+CurrentActor = Annotated[Actor, Depends(_current_actor)]
+
+
+def require(role: Role):  # type: ignore[no-untyped-def]
+    def checker(actor: CurrentActor) -> Actor:
+        actor.require(role)
+        return actor
+
+    return Depends(checker)

@@ -1,0 +1,1 @@
+"""Conversations (the ticket), messages, attachments, status/priority/assignment rules and the outbox."""

@@ -1,0 +1,713 @@
+"""Rules of the conversations domain. Every write goes through here; views and channels never touch tables.
+
+Status rules:
+- a customer message re-opens a pending or solved conversation; `closed` is final, and a customer writing
+  again opens a new conversation linked to the closed one (`previous_conversation_id`);
+- the first public agent or assistant reply records `first_response_at` and moves `new` to `open`;
+- replies are stored with an outbox row in the same transaction; the worker delivers after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from otklik.accounts.models import Role, Team, User
+from otklik.accounts.service import Actor, next_conversation_number, record_audit
+from otklik.customers import service as customers
+from otklik.customers.models import Customer
+from otklik.conversations.models import (
+    Attachment,
+    AuthorKind,
+    Conversation,
+    ConversationTag,
+    DeliveryStatus,
+    Direction,
+    Message,
+    OutboxItem,
+    OutboxStatus,
+    Priority,
+    Status,
+)
+from otklik.platform.db import utcnow
+from otklik.platform.errors import Conflict, NotFound, field_error
+from otklik.platform.events import Event, after_commit, discard_after_commit
+from otklik.platform.html import html_to_text, sanitize_html, text_to_html
+from otklik.platform.pagination import decode_cursor, encode_cursor
+from otklik.platform.search import match_clause
+from otklik.platform.text import search_terms
+
+MAX_BODY_CHARS = 100_000
+MAX_TAGS = 20
+CHANNELS = ("api", "widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "review")
+
+ALLOWED_TRANSITIONS: dict[Status, set[Status]] = {
+    Status.new: {Status.open, Status.pending, Status.solved, Status.closed},
+    Status.open: {Status.pending, Status.solved, Status.closed},
+    Status.pending: {Status.open, Status.solved, Status.closed},
+    Status.solved: {Status.open, Status.closed},
+    Status.closed: set(),
+}
+
+
+def can_transition(current: Status, target: Status) -> bool:
+    return current == target or target in ALLOWED_TRANSITIONS[current]
+
+
+def status_after_customer_message(current: Status) -> Status:
+    if current in (Status.pending, Status.solved):
+        return Status.open
+    return current
+
+
+def status_after_public_reply(current: Status) -> Status:
+    return Status.open if current == Status.new else current
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+def get_conversation(session: Session, actor: Actor, conversation_id: int, *, for_update: bool = False
+                     ) -> Conversation:
+    stmt = select(Conversation).where(Conversation.id == conversation_id,
+                                      Conversation.workspace_id == actor.workspace_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    conversation = session.scalar(stmt)
+    if conversation is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return conversation
+
+
+def get_by_number(session: Session, actor: Actor, number: int) -> Conversation:
+    conversation = session.scalar(select(Conversation).where(Conversation.workspace_id == actor.workspace_id,
+                                                             Conversation.number == number))
+    if conversation is None:
+        raise NotFound(f"conversation #{number} not found")
+    return conversation
+
+
+def tags_of(session: Session, conversation_ids: Sequence[int]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {c: [] for c in conversation_ids}
+    if conversation_ids:
+        rows = session.execute(select(ConversationTag.conversation_id, ConversationTag.tag)
+                               .where(ConversationTag.conversation_id.in_(conversation_ids))
+                               .order_by(ConversationTag.tag))
+        for cid, tag in rows:
+            result[cid].append(tag)
+    return result
+
+
+@dataclass
+class ConversationFilters:
+    status: list[Status] = field(default_factory=list)
+    assignee_id: int | None = None
+    unassigned: bool = False
+    team_id: int | None = None
+    channel: str | None = None
+    tag: str | None = None
+    priority: list[Priority] = field(default_factory=list)
+    customer_id: int | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    q: str | None = None
+
+
+SORTS = {
+    "last_message_at": Conversation.last_message_at,
+    "waiting": Conversation.last_customer_message_at,
+    "created_at": Conversation.created_at,
+    "priority": Conversation.priority,
+    "number": Conversation.number,
+}
+
+
+def _cursor_value(conversation: Conversation, sort: str) -> Any:
+    value = getattr(conversation, {"waiting": "last_customer_message_at"}.get(sort, sort))
+    if isinstance(value, Priority):
+        from otklik.conversations.models import PRIORITY_RANK
+
+        return PRIORITY_RANK[value]
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def _parse_cursor_value(sort: str, value: Any) -> Any:
+    from otklik.conversations.models import RANK_PRIORITY
+
+    try:
+        if sort in ("last_message_at", "waiting", "created_at"):
+            return dt.datetime.fromisoformat(value)
+        if sort == "priority":
+            return RANK_PRIORITY[int(value)]
+        return int(value)
+    except (TypeError, ValueError, KeyError):
+        raise field_error("cursor", "does not belong to this sort order") from None
+
+
+def list_conversations(session: Session, actor: Actor, filters: ConversationFilters, *,
+                       sort: str = "last_message_at", descending: bool = True, cursor: str | None = None,
+                       limit: int = 25) -> tuple[list[Conversation], str | None]:
+    if sort not in SORTS:
+        raise field_error("sort", f"one of: {', '.join(SORTS)}")
+    column = SORTS[sort]
+    stmt: Select[tuple[Conversation]] = select(Conversation).where(
+        Conversation.workspace_id == actor.workspace_id, Conversation.merged_into_id.is_(None))
+    if filters.status:
+        stmt = stmt.where(Conversation.status.in_([s.value for s in filters.status]))
+    if filters.unassigned:
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    elif filters.assignee_id is not None:
+        stmt = stmt.where(Conversation.assignee_id == filters.assignee_id)
+    if filters.team_id is not None:
+        stmt = stmt.where(Conversation.team_id == filters.team_id)
+    if filters.channel:
+        stmt = stmt.where(Conversation.channel == filters.channel)
+    if filters.priority:
+        stmt = stmt.where(Conversation.priority.in_(filters.priority))
+    if filters.customer_id is not None:
+        stmt = stmt.where(Conversation.customer_id == filters.customer_id)
+    if filters.created_from:
+        stmt = stmt.where(Conversation.created_at >= filters.created_from)
+    if filters.created_to:
+        stmt = stmt.where(Conversation.created_at < filters.created_to)
+    if filters.tag:
+        stmt = stmt.where(Conversation.id.in_(select(ConversationTag.conversation_id).where(
+            ConversationTag.workspace_id == actor.workspace_id, ConversationTag.tag == filters.tag.lower())))
+    if filters.q:
+        clause = match_clause(session, "messages", Message.id, filters.q)
+        if clause is None:
+            raise field_error("q", "has no searchable words")
+        stmt = stmt.where(Conversation.id.in_(select(Message.conversation_id).where(
+            Message.workspace_id == actor.workspace_id, clause)))
+    if cursor:
+        raw_value, last_id = decode_cursor(cursor)
+        value = _parse_cursor_value(sort, raw_value)
+        if descending:
+            stmt = stmt.where(or_(column < value, and_(column == value, Conversation.id < last_id)))
+        else:
+            stmt = stmt.where(or_(column > value, and_(column == value, Conversation.id > last_id)))
+    order = (column.desc(), Conversation.id.desc()) if descending else (column.asc(), Conversation.id.asc())
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(_cursor_value(last, sort), last.id)
+    return rows[:limit], next_cursor
+
+
+def list_messages(session: Session, actor: Actor, conversation_id: int, *, after_id: int | None = None,
+                  limit: int = 100, include_internal: bool = True) -> tuple[list[Message], str | None]:
+    get_conversation(session, actor, conversation_id)
+    stmt = select(Message).where(Message.conversation_id == conversation_id,
+                                 Message.workspace_id == actor.workspace_id)
+    if not include_internal:
+        stmt = stmt.where(Message.is_internal.is_(False))
+    if after_id is not None:
+        stmt = stmt.where(Message.id > after_id)
+    rows = list(session.scalars(stmt.order_by(Message.id).limit(limit + 1)))
+    next_cursor = encode_cursor(None, rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def attachments_of(session: Session, message_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+    result: dict[int, list[Attachment]] = {m: [] for m in message_ids}
+    if message_ids:
+        for att in session.scalars(select(Attachment).where(Attachment.message_id.in_(message_ids))
+                                   .order_by(Attachment.id)):
+            assert att.message_id is not None
+            result[att.message_id].append(att)
+    return result
+
+
+def search_messages(session: Session, actor: Actor, q: str, *, cursor: str | None = None, limit: int = 20,
+                    include_internal: bool = True) -> tuple[list[Message], str | None]:
+    clause = match_clause(session, "messages", Message.id, q)
+    if clause is None:
+        raise field_error("q", "has no searchable words")
+    stmt = select(Message).where(Message.workspace_id == actor.workspace_id, clause)
+    if not include_internal:
+        stmt = stmt.where(Message.is_internal.is_(False))
+    if cursor:
+        _, last_id = decode_cursor(cursor)
+        stmt = stmt.where(Message.id < last_id)
+    rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(None, rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+# -- events -------------------------------------------------------------------------------------------
+
+def conversation_event_data(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id, "number": conversation.number, "status": conversation.status,
+        "priority": conversation.priority.value, "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id, "customer_id": conversation.customer_id,
+        "channel": conversation.channel, "subject": conversation.subject, "version": conversation.version,
+    }
+
+
+def message_event_data(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id, "conversation_id": message.conversation_id, "direction": message.direction,
+        "author_kind": message.author_kind, "author_user_id": message.author_user_id,
+        "body_text": message.body_text, "is_internal": message.is_internal, "channel": message.channel,
+        "delivery_status": message.delivery_status, "created_at": message.created_at.isoformat(),
+    }
+
+
+def _announce(session: Session, event_type: str, workspace_id: int, data: dict[str, Any]) -> None:
+    after_commit(session, Event(event_type, workspace_id, data))
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+def _body(text: str | None, html: str | None) -> tuple[str, str]:
+    if html:
+        clean_html = sanitize_html(html)
+        plain = text if text is not None and text.strip() else html_to_text(clean_html)
+    else:
+        plain = text or ""
+        clean_html = text_to_html(plain)
+    if len(plain) > MAX_BODY_CHARS or len(clean_html) > 4 * MAX_BODY_CHARS:
+        raise field_error("text", f"a message holds at most {MAX_BODY_CHARS} characters")
+    return plain, clean_html
+
+
+def _claim_attachments(session: Session, workspace_id: int, message: Message, attachment_ids: Sequence[int]
+                       ) -> None:
+    if not attachment_ids:
+        return
+    wanted = list(dict.fromkeys(attachment_ids))
+    found = list(session.scalars(select(Attachment).where(Attachment.workspace_id == workspace_id,
+                                                          Attachment.id.in_(wanted))))
+    by_id = {a.id: a for a in found}
+    for i, att_id in enumerate(wanted):
+        att = by_id.get(att_id)
+        if att is None:
+            raise field_error(f"attachment_ids.{i}", f"attachment {att_id} not found")
+        if att.message_id is not None:
+            raise field_error(f"attachment_ids.{i}", f"attachment {att_id} is already on a message")
+        att.message_id = message.id
+
+
+def _add_message(session: Session, conversation: Conversation, *, direction: Direction, author: AuthorKind,
+                 author_user_id: int | None, text: str, html: str, is_internal: bool = False,
+                 channel: str | None = None, channel_message_id: str | None = None,
+                 delivery_status: DeliveryStatus, attachment_ids: Sequence[int] = (),
+                 meta: dict[str, Any] | None = None, created_at: dt.datetime | None = None) -> Message:
+    now = created_at or utcnow()
+    message = Message(
+        workspace_id=conversation.workspace_id, conversation_id=conversation.id,
+        channel=channel or conversation.channel, direction=direction.value, author_kind=author.value,
+        author_user_id=author_user_id, body_text=text, body_html=html, is_internal=is_internal,
+        channel_message_id=channel_message_id, delivery_status=delivery_status.value, meta=meta or {},
+        search_terms=search_terms(text), created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    _claim_attachments(session, conversation.workspace_id, message, attachment_ids)
+    conversation.message_count = (conversation.message_count or 0) + 1
+    if not is_internal:
+        conversation.last_message_at = max(conversation.last_message_at or now, now)
+        conversation.last_message_preview = " ".join(text.split())[:200]
+    conversation.updated_at = utcnow()
+    conversation.version = (conversation.version or 0) + 1
+    _announce(session, "message.created", conversation.workspace_id, message_event_data(message))
+    return message
+
+
+def _new_conversation(session: Session, workspace_id: int, *, customer_id: int, channel: str, subject: str,
+                      priority: Priority = Priority.normal, language: str | None = None,
+                      previous_id: int | None = None, created_at: dt.datetime | None = None) -> Conversation:
+    now = created_at or utcnow()
+    conversation = Conversation(
+        workspace_id=workspace_id, number=next_conversation_number(session, workspace_id),
+        customer_id=customer_id, channel=channel, subject=subject[:300], status=Status.new.value,
+        priority=priority, language=language, previous_conversation_id=previous_id, created_at=now,
+        updated_at=now, last_message_at=now, last_customer_message_at=now, version=1, message_count=0,
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        raise field_error("channel", f"one of: {', '.join(CHANNELS)}")
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """What a channel adapter hands over, already verified and normalised."""
+
+    channel: str
+    identity_kind: str
+    identity_value: str
+    text: str | None = None
+    html: str | None = None
+    customer_name: str = ""
+    identity_verified: bool = False
+    channel_message_id: str | None = None
+    subject: str = ""
+    conversation_id: int | None = None  # a thread the channel matched (email In-Reply-To, widget session)
+    attachment_ids: tuple[int, ...] = ()
+    language: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    conversation: Conversation
+    message: Message
+    duplicate: bool
+    new_conversation: bool
+
+
+def _find_duplicate(session: Session, workspace_id: int, channel: str, channel_message_id: str | None
+                    ) -> Message | None:
+    if not channel_message_id:
+        return None
+    return session.scalar(select(Message).where(Message.workspace_id == workspace_id, Message.channel == channel,
+                                                Message.channel_message_id == channel_message_id))
+
+
+def receive(session: Session, workspace_id: int, inbound: InboundMessage) -> Received:
+    """Store one inbound customer message: resolve the customer, find or open the conversation, de-duplicate.
+
+    Idempotent on (channel, channel_message_id): a vendor's retry returns the stored message, unchanged.
+    """
+    _check_channel(inbound.channel)
+    text, html = _body(inbound.text, inbound.html)
+    if not text.strip() and not inbound.attachment_ids:
+        raise field_error("text", "a message needs text or an attachment")
+    if inbound.channel_message_id is not None and len(inbound.channel_message_id) > 200:
+        raise field_error("channel_message_id", "at most 200 characters")
+    existing = _find_duplicate(session, workspace_id, inbound.channel, inbound.channel_message_id)
+    if existing is not None:
+        conv = session.get(Conversation, existing.conversation_id)
+        assert conv is not None
+        return Received(conv, existing, duplicate=True, new_conversation=False)
+
+    try:
+        with session.begin_nested():
+            customer, _ = customers.resolve_or_create(
+                session, workspace_id, kind=inbound.identity_kind, external_id=inbound.identity_value,
+                name=inbound.customer_name, verified=inbound.identity_verified, language=inbound.language)
+    except IntegrityError:  # the same new person wrote twice at once: the other transaction created them
+        customer, _ = customers.resolve_or_create(session, workspace_id, kind=inbound.identity_kind,
+                                                  external_id=inbound.identity_value)
+
+    conversation = None
+    if inbound.conversation_id is not None:
+        conversation = session.scalar(select(Conversation).where(
+            Conversation.id == inbound.conversation_id, Conversation.workspace_id == workspace_id,
+            Conversation.customer_id == customer.id).with_for_update())
+    if conversation is None:
+        conversation = session.scalar(
+            select(Conversation).where(Conversation.workspace_id == workspace_id,
+                                       Conversation.customer_id == customer.id,
+                                       Conversation.channel == inbound.channel,
+                                       Conversation.merged_into_id.is_(None))
+            .order_by(Conversation.id.desc()).limit(1).with_for_update())
+    while conversation is not None and conversation.merged_into_id is not None:
+        conversation = session.get(Conversation, conversation.merged_into_id)
+    new_conversation = False
+    if conversation is None or conversation.status == Status.closed.value:
+        previous_id = conversation.id if conversation is not None else None
+        conversation = _new_conversation(session, workspace_id, customer_id=customer.id, channel=inbound.channel,
+                                         subject=inbound.subject or " ".join(text.split())[:80],
+                                         language=inbound.language or customer.language, previous_id=previous_id,
+                                         created_at=inbound.sent_at)
+        new_conversation = True
+    before_status = conversation.status
+    try:
+        with session.begin_nested():
+            message = _add_message(session, conversation, direction=Direction.inbound, author=AuthorKind.customer,
+                                   author_user_id=None, text=text, html=html, channel=inbound.channel,
+                                   channel_message_id=inbound.channel_message_id,
+                                   delivery_status=DeliveryStatus.received, attachment_ids=inbound.attachment_ids,
+                                   meta=inbound.meta, created_at=inbound.sent_at)
+    except IntegrityError:  # a concurrent retry of the same vendor message won the race: keep nothing of ours
+        session.rollback()
+        discard_after_commit(session)
+        dup = _find_duplicate(session, workspace_id, inbound.channel, inbound.channel_message_id)
+        if dup is None:
+            raise
+        conv = session.get(Conversation, dup.conversation_id)
+        assert conv is not None
+        return Received(conv, dup, duplicate=True, new_conversation=False)
+    conversation.last_customer_message_at = message.created_at
+    conversation.status = status_after_customer_message(Status(conversation.status)).value
+    if conversation.status != Status.solved.value:
+        conversation.solved_at = None if before_status == Status.solved.value else conversation.solved_at
+    system = Actor.system(workspace_id, kind="customer")
+    if new_conversation:
+        record_audit(session, system, entity_type="conversation", entity_id=conversation.id, action="created",
+                     after={"channel": conversation.channel, "previous_conversation_id": conversation.previous_conversation_id})
+        _announce(session, "conversation.created", workspace_id, conversation_event_data(conversation))
+    elif before_status != conversation.status:
+        record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
+                     action="status_changed", before={"status": before_status},
+                     after={"status": conversation.status}, note="customer wrote again")
+        _announce(session, "conversation.updated", workspace_id, conversation_event_data(conversation))
+    return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
+
+
+def create_conversation(session: Session, actor: Actor, *, customer_id: int, channel: str, subject: str = "",
+                        priority: Priority = Priority.normal, assignee_id: int | None = None,
+                        team_id: int | None = None, tags: Sequence[str] = ()) -> Conversation:
+    """An agent opens a conversation with a customer (outbound), e.g. after a phone call."""
+    _check_channel(channel)
+    customer = customers.get_customer(session, actor, customer_id)
+    if customer.merged_into_id is not None:
+        raise Conflict(f"customer {customer_id} was merged into {customer.merged_into_id}", code="merged")
+    conversation = _new_conversation(session, actor.workspace_id, customer_id=customer.id, channel=channel,
+                                     subject=subject, priority=priority, language=customer.language)
+    conversation.status = Status.open.value
+    if assignee_id is not None:
+        _check_assignee(session, actor, assignee_id)
+        conversation.assignee_id = assignee_id
+    if team_id is not None:
+        _check_team(session, actor, team_id)
+        conversation.team_id = team_id
+    if tags:
+        _set_tags(session, conversation, tags)
+    record_audit(session, actor, entity_type="conversation", entity_id=conversation.id, action="created",
+                 after=conversation_event_data(conversation))
+    _announce(session, "conversation.created", actor.workspace_id, conversation_event_data(conversation))
+    return conversation
+
+
+def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | None = None,
+          html: str | None = None, is_internal: bool = False, attachment_ids: Sequence[int] = (),
+          author: AuthorKind = AuthorKind.agent, channel: str | None = None) -> Message:
+    """An agent's or the assistant's reply (or internal note). Public replies get an outbox row, same commit."""
+    conversation = get_conversation(session, actor, conversation_id, for_update=True)
+    if conversation.merged_into_id is not None:
+        raise Conflict(f"conversation {conversation_id} was merged into {conversation.merged_into_id}",
+                       code="merged")
+    if conversation.status == Status.closed.value and not is_internal:
+        raise Conflict("a closed conversation takes no replies; open a new one with the customer", code="closed")
+    plain, clean_html = _body(text, html)
+    if not plain.strip() and not attachment_ids:
+        raise field_error("text", "a reply needs text or an attachment")
+    if channel is not None:
+        _check_channel(channel)
+    message = _add_message(
+        session, conversation, direction=Direction.outbound, author=author, author_user_id=actor.user_id,
+        text=plain, html=clean_html, is_internal=is_internal, channel=channel,
+        delivery_status=DeliveryStatus.not_sent if is_internal else DeliveryStatus.queued,
+        attachment_ids=attachment_ids)
+    if not is_internal:
+        if conversation.first_response_at is None:
+            conversation.first_response_at = message.created_at
+        before = conversation.status
+        conversation.status = status_after_public_reply(Status(before)).value
+        if actor.user_id is not None and conversation.assignee_id is None and author == AuthorKind.agent:
+            conversation.assignee_id = actor.user_id  # whoever answers first owns it
+            record_audit(session, actor, entity_type="conversation", entity_id=conversation.id,
+                         action="assigned", before={"assignee_id": None}, after={"assignee_id": actor.user_id},
+                         note="assigned on first reply")
+        item = OutboxItem(workspace_id=actor.workspace_id, message_id=message.id, channel=message.channel,
+                          status=OutboxStatus.pending.value, idempotency_key=uuid.uuid4().hex,
+                          next_attempt_at=utcnow())
+        session.add(item)
+        session.flush()
+        from otklik.conversations import outbox
+
+        outbox.enqueue_after_commit(session, item.id)
+        if before != conversation.status:
+            _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(conversation))
+    return message
+
+
+def _check_assignee(session: Session, actor: Actor, user_id: int) -> None:
+    user = session.get(User, user_id)
+    if user is None or user.workspace_id != actor.workspace_id:
+        raise field_error("assignee_id", f"user {user_id} not found")
+    if not user.is_active:
+        raise field_error("assignee_id", f"user {user_id} is deactivated")
+
+
+def _check_team(session: Session, actor: Actor, team_id: int) -> None:
+    team = session.get(Team, team_id)
+    if team is None or team.workspace_id != actor.workspace_id:
+        raise field_error("team_id", f"team {team_id} not found")
+
+
+def _normalise_tags(tags: Sequence[str]) -> list[str]:
+    clean = []
+    for i, tag in enumerate(tags):
+        t = " ".join(str(tag).split()).lower()
+        if not t or len(t) > 48:
+            raise field_error(f"tags.{i}", "a tag has 1-48 characters")
+        if t not in clean:
+            clean.append(t)
+    if len(clean) > MAX_TAGS:
+        raise field_error("tags", f"at most {MAX_TAGS} tags")
+    return clean
+
+
+def _set_tags(session: Session, conversation: Conversation, tags: Sequence[str]) -> list[str]:
+    clean = _normalise_tags(tags)
+    session.execute(delete(ConversationTag).where(ConversationTag.conversation_id == conversation.id))
+    session.add_all(ConversationTag(conversation_id=conversation.id, tag=t, workspace_id=conversation.workspace_id)
+                    for t in clean)
+    return clean
+
+
+UPDATABLE = {"status", "priority", "assignee_id", "team_id", "category", "language", "subject", "tags"}
+
+
+def update_conversation(session: Session, actor: Actor, conversation_id: int, changes: dict[str, Any], *,
+                        expected_version: int | None = None) -> Conversation:
+    """Change fields of a conversation; each change is audited. `expected_version` guards lost updates."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise field_error(sorted(unknown)[0], "cannot be changed here")
+    conversation = get_conversation(session, actor, conversation_id, for_update=True)
+    if expected_version is not None and expected_version != conversation.version:
+        raise Conflict(f"conversation changed meanwhile (version {conversation.version}, you had "
+                       f"{expected_version}); reload and try again", code="stale")
+    if conversation.merged_into_id is not None:
+        raise Conflict(f"conversation {conversation_id} was merged into {conversation.merged_into_id}",
+                       code="merged")
+    changed: dict[str, tuple[Any, Any]] = {}
+    now = utcnow()
+    if "status" in changes:
+        target = Status(changes["status"])
+        current = Status(conversation.status)
+        if not can_transition(current, target):
+            raise Conflict(f"cannot change status from {current.value} to {target.value}", code="transition",
+                           fields=[{"field": "status", "message": f"not allowed from {current.value}"}])
+        if target != current:
+            conversation.status = target.value
+            if target == Status.solved:
+                conversation.solved_at = now
+            elif target == Status.closed:
+                conversation.closed_at = now
+                conversation.solved_at = conversation.solved_at or now
+            else:
+                conversation.solved_at = None
+            changed["status"] = (current.value, target.value)
+    if "priority" in changes:
+        prio = Priority(changes["priority"])
+        if prio != conversation.priority:
+            changed["priority"] = (conversation.priority.value, prio.value)
+            conversation.priority = prio
+    if "assignee_id" in changes:
+        assignee = changes["assignee_id"]
+        if assignee is not None:
+            _check_assignee(session, actor, assignee)
+            if assignee != actor.user_id:
+                actor.require(Role.agent)
+        if assignee != conversation.assignee_id:
+            changed["assignee_id"] = (conversation.assignee_id, assignee)
+            conversation.assignee_id = assignee
+    if "team_id" in changes:
+        team = changes["team_id"]
+        if team is not None:
+            _check_team(session, actor, team)
+        if team != conversation.team_id:
+            changed["team_id"] = (conversation.team_id, team)
+            conversation.team_id = team
+    for key, limit in (("category", 64), ("language", 8), ("subject", 300)):
+        if key in changes:
+            value = changes[key]
+            if value is not None and len(value) > limit:
+                raise field_error(key, f"at most {limit} characters")
+            if value != getattr(conversation, key):
+                changed[key] = (getattr(conversation, key), value)
+                setattr(conversation, key, value)
+    if "tags" in changes:
+        before_tags = tags_of(session, [conversation.id])[conversation.id]
+        after_tags = _set_tags(session, conversation, changes["tags"] or [])
+        if sorted(before_tags) != sorted(after_tags):
+            changed["tags"] = (before_tags, after_tags)
+    if changed:
+        conversation.version += 1
+        conversation.updated_at = now
+        for key, (old, new) in changed.items():
+            action = {"status": "status_changed", "assignee_id": "assigned", "team_id": "team_changed"}.get(
+                key, f"{key}_changed")
+            record_audit(session, actor, entity_type="conversation", entity_id=conversation.id, action=action,
+                         before={key: old}, after={key: new})
+        _announce(session, "conversation.updated", actor.workspace_id,
+                  {**conversation_event_data(conversation), "changed": sorted(changed)})
+    return conversation
+
+
+def merge_conversations(session: Session, actor: Actor, *, target_id: int, source_id: int) -> Conversation:
+    """Move every message of `source` into `target`; `source` is closed and points at `target`."""
+    if target_id == source_id:
+        raise field_error("source_id", "cannot merge a conversation into itself")
+    target = get_conversation(session, actor, target_id, for_update=True)
+    source = get_conversation(session, actor, source_id, for_update=True)
+    for conv in (target, source):
+        if conv.merged_into_id is not None:
+            raise Conflict(f"conversation {conv.id} was already merged into {conv.merged_into_id}", code="merged")
+    if target.status == Status.closed.value:
+        raise Conflict("cannot merge into a closed conversation", code="closed")
+    moved = session.execute(update(Message).where(Message.conversation_id == source.id)
+                            .values(conversation_id=target.id)).rowcount
+    target.message_count += source.message_count
+    source.message_count = 0
+    target.last_message_at = max(target.last_message_at, source.last_message_at)
+    target.last_customer_message_at = max(target.last_customer_message_at, source.last_customer_message_at)
+    if source.first_response_at and (target.first_response_at is None
+                                     or source.first_response_at < target.first_response_at):
+        target.first_response_at = source.first_response_at
+    target.created_at = min(target.created_at, source.created_at)
+    merged_tags = tags_of(session, [target.id, source.id])
+    _set_tags(session, target, merged_tags[target.id] + merged_tags[source.id])
+    before_status = source.status
+    source.merged_into_id = target.id
+    source.status = Status.closed.value
+    source.closed_at = utcnow()
+    target.version += 1
+    source.version += 1
+    target.updated_at = source.updated_at = utcnow()
+    note = f"merged conversation #{source.number} into #{target.number}"
+    _add_message(session, target, direction=Direction.outbound, author=AuthorKind.system, author_user_id=actor.user_id,
+                 text=note, html=text_to_html(note), is_internal=True, delivery_status=DeliveryStatus.not_sent)
+    record_audit(session, actor, entity_type="conversation", entity_id=target.id, action="merged",
+                 before={"source_id": source.id}, after={"moved_messages": moved})
+    record_audit(session, actor, entity_type="conversation", entity_id=source.id, action="merged_into",
+                 before={"status": before_status}, after={"target_id": target.id, "status": "closed"})
+    _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(target))
+    _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(source))
+    return target
+
+
+def _move_customer_conversations(session: Session, workspace_id: int, source_id: int, target_id: int) -> int:
+    return session.execute(update(Conversation).where(Conversation.workspace_id == workspace_id,
+                                                      Conversation.customer_id == source_id)
+                           .values(customer_id=target_id)).rowcount
+
+
+customers.register_merge_mover("conversations", _move_customer_conversations)
+
+
+def customer_summaries(session: Session, actor: Actor, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Per customer: how many conversations, how many not solved yet, last contact (one query)."""
+    result: dict[int, dict[str, Any]] = {}
+    if not customer_ids:
+        return result
+    rows = session.execute(
+        select(Conversation.customer_id, func.count(), func.max(Conversation.last_message_at))
+        .where(Conversation.workspace_id == actor.workspace_id, Conversation.customer_id.in_(customer_ids))
+        .group_by(Conversation.customer_id))
+    for cid, count, last in rows:
+        result[cid] = {"conversations": count, "last_contact_at": last}
+    return result
+
+
+__all__ = ["Customer", "InboundMessage", "Received", "create_conversation", "get_conversation", "receive",
+           "reply", "update_conversation"]

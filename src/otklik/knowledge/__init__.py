@@ -1,0 +1,1 @@
+"""Knowledge-base articles the assistant answers from and the help center shows."""

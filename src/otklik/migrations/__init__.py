@@ -1,0 +1,35 @@
+"""Alembic migrations for every domain's tables, and the runner used by `otklik migrate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+HERE = Path(__file__).parent
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    from otklik.platform.config import get_settings
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    url = database_url or get_settings().database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def all_models() -> None:
+    """Import every table so `Base.metadata` is complete (for autogenerate and tests)."""
+    import otklik.accounts.models
+    import otklik.channels.models
+    import otklik.conversations.models
+    import otklik.customers.models
+    import otklik.knowledge.models  # noqa: F401

@@ -1,0 +1,86 @@
+"""The job queue: Huey, with SQLite storage embedded by default and Redis when scaled out.
+
+Jobs are enqueued after commit and must be idempotent: the database row is the truth, the job is a nudge,
+and a periodic sweep re-enqueues anything a crashed worker left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from otklik.platform.config import get_settings
+
+
+def _make_huey() -> Huey:
+    settings = get_settings()
+    if settings.queue_backend == "redis":
+        if not settings.redis_url:
+            raise RuntimeError("OTKLIK_QUEUE=redis needs OTKLIK_REDIS_URL")
+        return RedisHuey("otklik", url=settings.redis_url, utc=True)
+    if settings.queue_backend == "memory":
+        from huey import MemoryHuey
+
+        return MemoryHuey("otklik", immediate=True, utc=True)
+    Path(settings.queue_path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("otklik", filename=settings.queue_path, utc=True)
+
+
+log = logging.getLogger(__name__)
+huey: Huey = _make_huey()
+
+
+def run_consumer(workers: int = 2) -> None:
+    """Block running a Huey consumer (the `otklik worker` process)."""
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+                                    check_worker_health=True, scheduler_interval=1, initial_delay=0.05,
+                                    max_delay=1.0)
+    consumer.run()
+
+
+class _EmbeddedConsumer(Consumer):
+    """Huey's consumer inside the web process: the server owns the signals, not the consumer."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class Periodic:
+    """Calls `fn` every `seconds` in a daemon thread until stopped (the outbox sweep)."""
+
+    def __init__(self, fn: Callable[[], object], seconds: float):
+        self._fn = fn
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="otklik-periodic", daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self._fn()
+            except Exception:
+                log.exception("periodic job failed")
+            if self._stop.wait(self._seconds):
+                return
+
+
+def start_embedded_consumer(workers: int = 2) -> Consumer | None:
+    if huey.immediate:  # tasks already run inline (tests)
+        return None
+    consumer = _EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
+                                 check_worker_health=False, scheduler_interval=1, initial_delay=0.05,
+                                 max_delay=1.0)
+    consumer.start()
+    return consumer

@@ -1,0 +1,39 @@
+"""Full-text match over pre-stemmed `search_terms` columns, one interface for SQLite FTS5 and PostgreSQL.
+
+SQLite: an external-content FTS5 table per searchable table, kept in sync by triggers (see migrations).
+PostgreSQL: a generated `tsvector` column (`simple` config over our stems) with a GIN index.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, literal_column, text
+from sqlalchemy.orm import Session
+
+from otklik.platform.text import query_terms
+
+
+def match_clause(session: Session, table: str, id_column: Any, query: str, *, prefix_last: bool = True
+                 ) -> ColumnElement[bool] | None:
+    """A WHERE clause restricting `id_column` to rows of `table` matching every term of `query`.
+
+    Returns None when the query has no searchable words (the caller answers with a 422).
+    """
+    terms = query_terms(query)
+    if not terms:
+        return None
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        parts = [f'"{t}"' for t in terms]
+        if prefix_last:
+            parts[-1] += "*"
+        fts = f"{table}_fts"
+        return id_column.in_(
+            text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :fts_q").bindparams(fts_q=" ".join(parts))
+        )
+    parts = [f"'{t}'" for t in terms]
+    if prefix_last:
+        parts[-1] += ":*"
+    vector = literal_column(f"{table}.search_vector")
+    return vector.op("@@")(text("to_tsquery('simple', :fts_q)").bindparams(fts_q=" & ".join(parts)))
