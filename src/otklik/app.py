@@ -64,26 +64,28 @@ class BodyLimit:
                 await response(scope, receive, send)
                 return
         seen = 0
+        rejected = False
+
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge(limit)
+                    # Answer now and tell the app the client left, so it stops reading and its reply is dropped.
+                    response = _error(413, "too_large", f"the request body may be at most {limit} bytes")
+                    await response(scope, receive, send)
+                    rejected = True
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge as exc:
-            response = _error(413, "too_large", f"the request body may be at most {exc.limit} bytes")
-            await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    def __init__(self, limit: int):
-        self.limit = limit
+        await self.app(scope, limited_receive, guarded_send)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

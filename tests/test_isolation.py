@@ -1,0 +1,111 @@
+"""Workspace isolation: a user of workspace A gets 404 for every object of workspace B, on every endpoint.
+
+The test walks the app's own route table, so an endpoint added later without a case here fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import inbound
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@pytest.fixture
+def foreign(client, ws, other_ws):
+    """Objects that belong to workspace B (`other_ws`)."""
+    got = inbound(client, other_ws, identity="b@example.com", text="чужой заказ")
+    cust = client.post("/api/v1/customers", json={"name": "B", "identities": [
+        {"kind": "email", "external_id": "b2@example.com"}]}, headers=other_ws.admin).json()
+    team = client.post("/api/v1/teams", json={"name": "B team"}, headers=other_ws.admin).json()
+    token = client.post("/api/v1/api-tokens", json={"name": "b"}, headers=other_ws.admin).json()
+    article = client.post("/api/v1/articles", json={"title": "B", "body": "b"}, headers=other_ws.admin).json()
+    att = client.post("/api/v1/attachments", files={"file": ("a.png", PNG, "image/png")},
+                      headers=other_ws.admin).json()
+    reply = client.post(f"/api/v1/conversations/{got['conversation_id']}/messages", json={"text": "ответ"},
+                        headers=other_ws.admin).json()
+    outbox = client.get("/api/v1/outbox", headers=other_ws.admin).json()
+    # B's highest number: A (which has one conversation) has no conversation with it
+    number = max(inbound(client, other_ws, identity=f"b{i}@example.com")["conversation_number"] for i in range(3))
+    return {
+        "conversation_id": got["conversation_id"], "customer_id": cust["id"], "team_id": team["id"],
+        "token_id": token["id"], "article_id": article["id"], "attachment_id": att["id"],
+        "identity_id": cust["identities"][0]["id"], "user_id": other_ws.agent_id, "outbox_id": outbox[0]["id"],
+        "number": number, "message_id": reply["id"],
+    }
+
+
+# Bodies valid in shape, so the request reaches the object lookup (a 422 would prove nothing).
+BODIES = {
+    ("PATCH", "/api/v1/conversations/{conversation_id}"): {"priority": "high"},
+    ("POST", "/api/v1/conversations/{conversation_id}/merge"): {"source_id": 1},
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "x"},
+    ("PATCH", "/api/v1/customers/{customer_id}"): {"name": "x"},
+    ("POST", "/api/v1/customers/{customer_id}/identities"): {"kind": "email", "external_id": "new@example.com"},
+    ("POST", "/api/v1/customers/{customer_id}/merge"): {"source_id": 1},
+    ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "x"},
+    ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
+    ("PUT", "/api/v1/teams/{team_id}/members"): {"member_ids": []},
+}
+
+
+def test_every_object_endpoint_hides_other_workspaces(app, client, ws, foreign):
+    own_conv = inbound(client, ws, identity="a@example.com")["conversation_id"]
+    own_customer = client.get(f"/api/v1/conversations/{own_conv}", headers=ws.admin).json()["customer"]["id"]
+    checked = []
+    for template, operations in app.openapi()["paths"].items():
+        if "{" not in template:
+            continue
+        path = template
+        for name in re.findall(r"{(\w+)}", template):
+            if name not in foreign:
+                pytest.fail(f"no foreign object for {{{name}}} in {template}: add it to the fixture")
+            path = path.replace(f"{{{name}}}", str(foreign[name]))
+        for method in (m.upper() for m in operations):
+            route = type("R", (), {"path": template})
+            body = BODIES.get((method, template))
+            if body and "source_id" in body:
+                # merging B's object into A's, and A's into B's: both must be 404
+                url = route.path.replace("{conversation_id}", str(own_conv)).replace("{customer_id}",
+                                                                                     str(own_customer))
+                source = foreign["conversation_id" if "conversations" in route.path else "customer_id"]
+                r = client.request(method, url, json={"source_id": source}, headers=ws.admin)
+                assert r.status_code == 404, (method, url, r.status_code, r.text)
+                body = {"source_id": own_conv if "conversations" in route.path else own_customer}
+            r = client.request(method, path, json=body, headers=ws.admin)
+            assert r.status_code == 404, (method, route.path, r.status_code, r.text)
+            assert r.json()["error"]["code"] == "not_found"
+            checked.append((method, route.path))
+    assert len(checked) >= 20, checked
+
+
+def test_lists_and_search_never_show_other_workspaces(client, ws, other_ws):
+    inbound(client, other_ws, identity="secret@example.com", text="секретный заказ")
+    for url, params in [("/api/v1/conversations", {}), ("/api/v1/customers", {}),
+                        ("/api/v1/messages/search", {"q": "секретный"}), ("/api/v1/customers", {"q": "secret"}),
+                        ("/api/v1/conversations", {"q": "секретный"}),
+                        ("/api/v1/audit", {"entity_type": "customer"}), ("/api/v1/audit", {"entity_type": "conversation"}),
+                        ("/api/v1/outbox", {}), ("/api/v1/articles", {})]:
+        r = client.get(url, params=params, headers=ws.admin)
+        assert r.status_code == 200, r.text
+        items = r.json()["items"] if isinstance(r.json(), dict) else r.json()
+        assert items == [], (url, items)
+    users = client.get("/api/v1/users", headers=ws.admin).json()
+    assert {u["id"] for u in users} == {ws.admin_id, ws.agent_id}
+
+
+def test_foreign_references_in_bodies_are_refused(client, ws, other_ws, foreign):
+    cid = inbound(client, ws)["conversation_id"]
+    r = client.patch(f"/api/v1/conversations/{cid}", json={"team_id": foreign["team_id"]}, headers=ws.admin)
+    assert r.status_code == 422
+    r = client.post("/api/v1/conversations", json={"customer_id": foreign["customer_id"], "channel": "email"},
+                    headers=ws.admin)
+    assert r.status_code == 404
+    r = client.post(f"/api/v1/conversations/{cid}/messages",
+                    json={"text": "x", "attachment_ids": [foreign["attachment_id"]]}, headers=ws.admin)
+    assert r.status_code == 422
+    r = client.post("/api/v1/teams", json={"name": "mix", "member_ids": [other_ws.agent_id]}, headers=ws.admin)
+    assert r.status_code == 422
