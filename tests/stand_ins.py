@@ -17,6 +17,7 @@ class WebhookReceiver:
         self.requests: list[dict] = []
         self.applied: dict[str, dict] = {}
         self.fail_next: list[int] = []  # status codes to answer with, one per request
+        self.hold_first = 0.0  # seconds to sit on the first request after applying it (a slow vendor)
         self.lock = threading.Lock()
         receiver = self
 
@@ -32,6 +33,11 @@ class WebhookReceiver:
                     status = receiver.fail_next.pop(0) if receiver.fail_next else 200
                     if status == 200 and record["signature_ok"]:
                         receiver.applied.setdefault(record["key"], record)
+                    hold = receiver.hold_first if len(receiver.requests) == 1 else 0.0
+                if hold:
+                    import time
+
+                    time.sleep(hold)
                 self.send_response(status if record["signature_ok"] else 401)
                 self.send_header("content-type", "application/json")
                 self.end_headers()

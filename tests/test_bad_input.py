@@ -147,3 +147,8 @@ def test_method_not_allowed_uses_the_error_shape(client, ws):
 def _count(ws) -> int:
     with session_scope(write=False) as s:
         return s.scalar(select(func.count()).select_from(Conversation).where(Conversation.workspace_id == ws.id))
+
+
+def test_ids_beyond_64_bits_are_422_not_500(client, ws):
+    for url in ("/api/v1/customers/18446744073709551616/notes", "/api/v1/conversations/18446744073709551616"):
+        error(client.get(url, headers=ws.agent), 422, "out_of_range")

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,6 +119,13 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("integrity conflict: %s", exc.orig.__class__.__name__)
         return _error(409, "conflict", "the change conflicts with existing data (a duplicate or a missing "
                                        "reference); reload and try again")
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        # e.g. an id of 2**64 in a path: no such object can exist, and the database refuses the number
+        return _error(422, "out_of_range", "a number in the request is outside the range the database can "
+                                           "store (ids are 64-bit integers)")
 
     @app.exception_handler(OperationalError)
     async def busy_error(_: Request, exc: OperationalError) -> JSONResponse:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from otklik.accounts import service
 from otklik.accounts.deps import DB, SESSION_COOKIE, CurrentActor, authenticate
-from otklik.accounts.models import Role
+from otklik.accounts.models import Role, Team
 from otklik.accounts.schemas import (
     AuditOut,
     LoginIn,
@@ -24,6 +26,7 @@ from otklik.accounts.schemas import (
     UserUpdate,
     WorkspaceOut,
 )
+from otklik.accounts.service import Actor
 from otklik.platform.config import get_settings
 from otklik.platform.ratelimit import SlidingWindow
 
@@ -89,7 +92,7 @@ def update_user(user_id: int, body: UserUpdate, actor: CurrentActor, db: DB) -> 
     return UserOut.model_validate(user)
 
 
-def _team_out(db: DB, actor: CurrentActor, teams: list) -> list[TeamOut]:  # type: ignore[type-arg]
+def _team_out(db: Session, actor: Actor, teams: Sequence[Team]) -> list[TeamOut]:
     members = service.team_member_ids(db, actor, [t.id for t in teams])
     return [TeamOut(id=t.id, name=t.name, member_ids=sorted(members[t.id]), created_at=t.created_at)
             for t in teams]

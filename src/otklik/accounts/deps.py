@@ -71,7 +71,7 @@ def _current_actor(request: Request, db: DB) -> Actor:
 CurrentActor = Annotated[Actor, Depends(_current_actor)]
 
 
-def require(role: Role):  # type: ignore[no-untyped-def]
+def require(role: Role):
     def checker(actor: CurrentActor) -> Actor:
         actor.require(role)
         return actor

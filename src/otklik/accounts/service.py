@@ -31,8 +31,8 @@ from otklik.accounts.security import (
     token_digest,
     verify_password,
 )
-from otklik.platform.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
 from otklik.platform.db import utcnow
+from otklik.platform.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 

@@ -17,10 +17,17 @@ from typing import Protocol
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from otklik.conversations.models import Attachment, Conversation, DeliveryStatus, Message, OutboxItem, OutboxStatus
+from otklik.conversations.models import (
+    Attachment,
+    Conversation,
+    DeliveryStatus,
+    Message,
+    OutboxItem,
+    OutboxStatus,
+)
 from otklik.customers.models import Identity
 from otklik.platform.config import get_settings
-from otklik.platform.db import session_scope, utcnow
+from otklik.platform.db import affected, session_scope, utcnow
 from otklik.platform.events import Event, after_commit
 
 log = logging.getLogger(__name__)
@@ -79,14 +86,14 @@ def _claim(outbox_id: int) -> OutboundMessage | None:
     lease = get_settings().outbox_lease_seconds
     now = utcnow()
     with session_scope() as session:
-        claimed = session.execute(
+        claimed = affected(session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == outbox_id, OutboxItem.next_attempt_at <= now,
                    or_(OutboxItem.status == OutboxStatus.pending.value,
                        (OutboxItem.status == OutboxStatus.sending.value) & (OutboxItem.locked_until < now)))
             .values(status=OutboxStatus.sending.value, attempts=OutboxItem.attempts + 1,
                     locked_until=now + dt.timedelta(seconds=lease))
-        ).rowcount
+        ))
         if claimed != 1:
             return None
         item = session.get(OutboxItem, outbox_id)

@@ -15,14 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otklik.accounts.models import Role, Team, User
 from otklik.accounts.service import Actor, next_conversation_number, record_audit
-from otklik.customers import service as customers
-from otklik.customers.models import Customer
 from otklik.conversations.models import (
     Attachment,
     AuthorKind,
@@ -36,7 +34,9 @@ from otklik.conversations.models import (
     Priority,
     Status,
 )
-from otklik.platform.db import utcnow
+from otklik.customers import service as customers
+from otklik.customers.models import Customer
+from otklik.platform.db import affected, utcnow
 from otklik.platform.errors import Conflict, NotFound, field_error
 from otklik.platform.events import Event, after_commit, discard_after_commit
 from otklik.platform.html import html_to_text, sanitize_html, text_to_html
@@ -156,7 +156,7 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
     if sort not in SORTS:
         raise field_error("sort", f"one of: {', '.join(SORTS)}")
     column = SORTS[sort]
-    stmt: Select[tuple[Conversation]] = select(Conversation).where(
+    stmt = select(Conversation).where(
         Conversation.workspace_id == actor.workspace_id, Conversation.merged_into_id.is_(None))
     if filters.status:
         stmt = stmt.where(Conversation.status.in_([s.value for s in filters.status]))
@@ -655,8 +655,8 @@ def merge_conversations(session: Session, actor: Actor, *, target_id: int, sourc
             raise Conflict(f"conversation {conv.id} was already merged into {conv.merged_into_id}", code="merged")
     if target.status == Status.closed.value:
         raise Conflict("cannot merge into a closed conversation", code="closed")
-    moved = session.execute(update(Message).where(Message.conversation_id == source.id)
-                            .values(conversation_id=target.id)).rowcount
+    moved = affected(session.execute(update(Message).where(Message.conversation_id == source.id)
+                            .values(conversation_id=target.id)))
     target.message_count += source.message_count
     source.message_count = 0
     target.last_message_at = max(target.last_message_at, source.last_message_at)
@@ -687,9 +687,9 @@ def merge_conversations(session: Session, actor: Actor, *, target_id: int, sourc
 
 
 def _move_customer_conversations(session: Session, workspace_id: int, source_id: int, target_id: int) -> int:
-    return session.execute(update(Conversation).where(Conversation.workspace_id == workspace_id,
+    return affected(session.execute(update(Conversation).where(Conversation.workspace_id == workspace_id,
                                                       Conversation.customer_id == source_id)
-                           .values(customer_id=target_id)).rowcount
+                           .values(customer_id=target_id)))
 
 
 customers.register_merge_mover("conversations", _move_customer_conversations)

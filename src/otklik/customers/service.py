@@ -14,6 +14,7 @@ from otklik.accounts.models import Role
 from otklik.accounts.service import Actor, record_audit
 from otklik.customers.identities import normalise_identity
 from otklik.customers.models import Customer, CustomerNote, Identity, IdentityKind
+from otklik.platform.db import affected
 from otklik.platform.errors import Conflict, NotFound, field_error
 from otklik.platform.pagination import decode_cursor, encode_cursor
 from otklik.platform.search import match_clause
@@ -208,10 +209,10 @@ def merge_customers(session: Session, actor: Actor, *, target_id: int, source_id
             raise Conflict(f"customer {customer.id} was already merged into {customer.merged_into_id}",
                            code="merged")
     moved: dict[str, int] = {}
-    moved["identities"] = session.execute(
-        update(Identity).where(Identity.customer_id == source.id).values(customer_id=target.id)).rowcount
-    moved["notes"] = session.execute(
-        update(CustomerNote).where(CustomerNote.customer_id == source.id).values(customer_id=target.id)).rowcount
+    moved["identities"] = affected(session.execute(
+        update(Identity).where(Identity.customer_id == source.id).values(customer_id=target.id)))
+    moved["notes"] = affected(session.execute(
+        update(CustomerNote).where(CustomerNote.customer_id == source.id).values(customer_id=target.id)))
     for name, mover in _merge_movers.items():
         moved[name] = mover(session, actor.workspace_id, source.id, target.id)
     merged_attrs = dict(source.attributes or {})

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from otklik.platform.text import query_terms
 
+_FTS_TABLES = {"messages": "messages_fts", "customers": "customers_fts"}
+
 
 def match_clause(session: Session, table: str, id_column: Any, query: str, *, prefix_last: bool = True
                  ) -> ColumnElement[bool] | None:
@@ -28,12 +30,12 @@ def match_clause(session: Session, table: str, id_column: Any, query: str, *, pr
         parts = [f'"{t}"' for t in terms]
         if prefix_last:
             parts[-1] += "*"
-        fts = f"{table}_fts"
+        fts = _FTS_TABLES[table]  # a fixed name, never user input
         return id_column.in_(
-            text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :fts_q").bindparams(fts_q=" ".join(parts))
+            text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :fts_q").bindparams(fts_q=" ".join(parts))  # noqa: S608
         )
     parts = [f"'{t}'" for t in terms]
     if prefix_last:
         parts[-1] += ":*"
-    vector = literal_column(f"{table}.search_vector")
+    vector: ColumnElement[Any] = literal_column(f"{table}.search_vector")
     return vector.op("@@")(text("to_tsquery('simple', :fts_q)").bindparams(fts_q=" & ".join(parts)))
