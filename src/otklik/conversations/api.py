@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.accounts.deps import DB, CurrentActor
@@ -16,7 +15,7 @@ from otklik.accounts.models import Role
 from otklik.accounts.service import Actor
 from otklik.conversations import attachments as attachment_store
 from otklik.conversations import outbox, service
-from otklik.conversations.models import Conversation, Message, OutboxItem, Priority, Status
+from otklik.conversations.models import Conversation, Message, Priority, Status
 from otklik.conversations.schemas import (
     AttachmentOut,
     ConversationCreate,
@@ -31,7 +30,6 @@ from otklik.conversations.schemas import (
     OutboxOut,
     ReplyIn,
 )
-from otklik.customers.models import Customer
 from otklik.platform.api import Page
 from otklik.platform.errors import NotFound
 
@@ -42,8 +40,7 @@ def conversations_out(db: Session, conversations: Sequence[Conversation]) -> lis
     ids = [c.id for c in conversations]
     tags = service.tags_of(db, ids)
     customer_ids = list({c.customer_id for c in conversations})
-    names = dict(db.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids))).all()) \
-        if customer_ids else {}
+    names = service.customer_names(db, customer_ids)
     return [ConversationOut(
         id=c.id, number=c.number, channel=c.channel, subject=c.subject, status=Status(c.status),
         priority=c.priority, category=c.category, language=c.language, tags=tags[c.id],
@@ -236,10 +233,8 @@ def download_attachment(attachment_id: int, actor: CurrentActor, db: DB) -> File
 def list_outbox(actor: CurrentActor, db: DB, status: Annotated[str | None, Query(max_length=10)] = None,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OutboxOut]:
     actor.require(Role.supervisor)
-    stmt = select(OutboxItem).where(OutboxItem.workspace_id == actor.workspace_id)
-    if status:
-        stmt = stmt.where(OutboxItem.status == status)
-    return [OutboxOut.model_validate(o) for o in db.scalars(stmt.order_by(OutboxItem.id.desc()).limit(limit))]
+    return [OutboxOut.model_validate(o) for o in outbox.list_items(db, actor.workspace_id, status=status,
+                                                                   limit=limit)]
 
 
 @router.post("/outbox/{outbox_id}/retry", response_model=OutboxOut, tags=["outbox"])

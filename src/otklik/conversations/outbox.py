@@ -181,6 +181,14 @@ def due_ids(limit: int = 500) -> list[int]:
             .order_by(OutboxItem.id).limit(limit)))
 
 
+def list_items(session: Session, workspace_id: int, *, status: str | None = None, limit: int = 50
+               ) -> list[OutboxItem]:
+    stmt = select(OutboxItem).where(OutboxItem.workspace_id == workspace_id)
+    if status:
+        stmt = stmt.where(OutboxItem.status == status)
+    return list(session.scalars(stmt.order_by(OutboxItem.id.desc()).limit(limit)))
+
+
 def retry_dead(session: Session, workspace_id: int, outbox_id: int) -> OutboxItem | None:
     item = session.get(OutboxItem, outbox_id)
     if item is None or item.workspace_id != workspace_id:

@@ -695,6 +695,13 @@ def _move_customer_conversations(session: Session, workspace_id: int, source_id:
 customers.register_merge_mover("conversations", _move_customer_conversations)
 
 
+def customer_names(session: Session, customer_ids: Sequence[int]) -> dict[int, str]:
+    if not customer_ids:
+        return {}
+    return {cid: name for cid, name in session.execute(
+        select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))}
+
+
 def customer_summaries(session: Session, actor: Actor, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Per customer: how many conversations, how many not solved yet, last contact (one query)."""
     result: dict[int, dict[str, Any]] = {}
