@@ -8,7 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -166,7 +169,7 @@ code{{background:#f1f3f7;padding:.1rem .3rem;border-radius:4px}}a{{color:#2952cc
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Otklik API", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+    app = FastAPI(title="Otklik API", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/api/v1/openapi.json",
                   description="Omnichannel customer support. Authenticate with `Authorization: Bearer <token>` "
                               "(create one at POST /api/v1/api-tokens) or a session cookie + `X-CSRF-Token`.")
@@ -175,6 +178,16 @@ def create_app() -> FastAPI:
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)
+
+    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # Swagger UI from a PyPI package, not a CDN: the docs work on a server with no internet.
+        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Otklik API",
+                                   swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/api/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/api/docs/assets/favicon-32x32.png")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
