@@ -152,3 +152,11 @@ def _count(ws) -> int:
 def test_ids_beyond_64_bits_are_422_not_500(client, ws):
     for url in ("/api/v1/customers/18446744073709551616/notes", "/api/v1/conversations/18446744073709551616"):
         error(client.get(url, headers=ws.agent), 422, "out_of_range")
+
+
+def test_null_for_required_fields_is_precise(client, ws):
+    cid = inbound(client, ws)["conversation_id"]
+    r = client.patch(f"/api/v1/conversations/{cid}", json={"subject": None}, headers=ws.agent)
+    assert r.status_code == 200 and r.json()["subject"] == ""
+    cust = client.post("/api/v1/customers", json={"name": "A"}, headers=ws.agent).json()
+    error(client.patch(f"/api/v1/customers/{cust['id']}", json={"name": None}, headers=ws.agent), 422)

@@ -621,6 +621,8 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
     for key, limit in (("category", 64), ("language", 8), ("subject", 300)):
         if key in changes:
             value = changes[key]
+            if key == "subject" and value is None:
+                value = ""
             if value is not None and len(value) > limit:
                 raise field_error(key, f"at most {limit} characters")
             if value != getattr(conversation, key):

@@ -118,6 +118,8 @@ def update_customer(session: Session, actor: Actor, customer_id: int, *, changes
     for key, value in changes.items():
         if key not in {"name", "language", "timezone", "attributes"}:
             raise field_error(key, "cannot be changed")
+        if key == "name" and value is None:
+            raise field_error("name", "use an empty string to clear the name, not null")
         setattr(customer, key, value if key != "attributes" else (value or {}))
     _refresh_search(session, customer)
     record_audit(session, actor, entity_type="customer", entity_id=customer.id, action="updated",
@@ -185,6 +187,8 @@ def add_note(session: Session, actor: Actor, customer_id: int, body: str) -> Cus
                         body=body.strip())
     session.add(note)
     session.flush()
+    record_audit(session, actor, entity_type="customer", entity_id=customer.id, action="note_added",
+                 after={"note_id": note.id})
     return note
 
 
