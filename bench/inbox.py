@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -231,6 +232,13 @@ def data_facts(bench: BenchEnv, words: list[str]) -> dict[str, Any]:
                 n = db.conn.execute("SELECT count(*) FROM messages WHERE search_vector @@ to_tsquery('simple', %s)",
                                     (q,)).fetchone()[0]
             facts[f"messages_matching[{w}]"] = n
+        # Real order numbers (an agent's most typical search: one or two messages match).
+        top = db.scalar("SELECT max(id) FROM messages")
+        ids = ",".join(str(max(1, k * top // 100 - 7)) for k in range(1, 101))
+        numbers: list[str] = []
+        for (terms,) in db.conn.execute(f"SELECT search_terms FROM messages WHERE id IN ({ids}) ORDER BY id"):
+            numbers += re.findall(r"\b\d{6}\b", terms)
+        facts["order_numbers"] = numbers[:: max(1, len(numbers) // 8)][:8]
         if bench.db == "sqlite":
             facts["db_file_mb"] = round(Path(bench.database_url.split("///", 1)[1]).stat().st_size / 2**20)
         else:
@@ -240,8 +248,9 @@ def data_facts(bench: BenchEnv, words: list[str]) -> dict[str, Any]:
 
 # -- scenarios ------------------------------------------------------------------------------------------------
 
-def scenarios(shape: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+def scenarios(shape: Any, order_numbers: list[str]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     """name: (kind, parameter sets rotated per request)."""
+    numbers = order_numbers or ["123456"]
     agents = list(range(2, shape.agents + 2))
     teams = list(range(1, shape.teams + 1))
     tags = ["delivery", "refund", "billing", "vip", "wholesale", "callback"]
@@ -263,9 +272,11 @@ def scenarios(shape: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
         "msg_search_two_words": ("search", [{"q": w} for w in ("возврат денег", "order refund",
                                                                  "курьер завтра")]),
         "msg_search_prefix": ("search", [{"q": w} for w in ("достав", "refu", "подтвер")]),
+        "msg_search_order_no": ("search", [{"q": n} for n in numbers]),
         "conv_search_common": ("list", [{"q": w} for w in ("заказ", "order", "доставки", "деньги")]),
         "conv_search_rare": ("list", [{"q": w} for w in ("гарантия", "warranty", "юрлицо", "invoice")]),
         "conv_search_open": ("list", [{"q": w, "status": "open"} for w in ("заказ", "курьер", "refund")]),
+        "conv_search_order_no": ("list", [{"q": n} for n in numbers]),
     }
 
 
@@ -278,10 +289,10 @@ def path_for(kind: str, params: dict[str, Any]) -> str:
     return f"{base}?{urlencode(params, doseq=True)}" if params else base
 
 
-def measure(base_url: str, token: str, shape: Any, n: int, seconds: float) -> dict[str, Any]:
+def measure(base_url: str, token: str, shape: Any, numbers: list[str], n: int, seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
-        for name, (kind, param_sets) in scenarios(shape).items():
+        for name, (kind, param_sets) in scenarios(shape, numbers).items():
             paths = [path_for(kind, p) for p in param_sets]
             for p in paths[:3]:  # warm-up
                 client.get(p)
@@ -314,7 +325,7 @@ def measure(base_url: str, token: str, shape: Any, n: int, seconds: float) -> di
 
 # -- plans ----------------------------------------------------------------------------------------------------
 
-def explain(bench: BenchEnv, token: str, shape: Any, path: Path) -> None:
+def explain(bench: BenchEnv, token: str, shape: Any, numbers: list[str], path: Path) -> None:
     """Each scenario once in-process: every SQL statement with its time and plan."""
     bench.apply_to_this_process()
     from fastapi.testclient import TestClient
@@ -336,7 +347,7 @@ def explain(bench: BenchEnv, token: str, shape: Any, path: Path) -> None:
 
     client = TestClient(create_app())
     lines = [f"# plans, {bench.db}, {time.strftime('%Y-%m-%d %H:%M')}\n"]
-    for name, (kind, param_sets) in scenarios(shape).items():
+    for name, (kind, param_sets) in scenarios(shape, numbers).items():
         url = path_for(kind, param_sets[0])
         client.get(url, headers={"Authorization": f"Bearer {token}"})  # warm
         captured.clear()
@@ -389,10 +400,10 @@ def main() -> None:
         log(f"  {results['data']}")
         base = bench.start_server()
         log(f"server up at {base}; measuring")
-        results["latency"] = measure(base, token, shape, args.requests, args.seconds)
+        results["latency"] = measure(base, token, shape, results["data"]["order_numbers"], args.requests, args.seconds)
         bench.stop_server()
         if args.explain:
-            explain(bench, token, shape, args.explain)
+            explain(bench, token, shape, results["data"]["order_numbers"], args.explain)
     finally:
         bench.close()
     results["config"] = {"server": "otklik serve (uvicorn, 1 process)", "client": "httpx, one request at a time",

@@ -1,0 +1,128 @@
+"""The demo workspace (`otklik demo`): a realistic shop loaded once; seeding again only hands out a new token."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+
+from otklik.accounts import service as accounts
+from otklik.accounts.models import Team, User, Workspace
+from otklik.conversations.models import Conversation, ConversationTag, Message, OutboxItem
+from otklik.customers.models import Customer, Identity
+from otklik.demo import CATEGORIES, SLUG, seed_demo
+from otklik.knowledge.models import Article
+from otklik.platform.db import session_scope, utcnow
+
+CHANNELS = {"email", "telegram", "vk", "whatsapp", "widget", "phone", "max", "api"}
+
+
+def _snapshot() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+        assert ws is not None
+        in_ws = Conversation.workspace_id == ws.id
+        multichannel = session.scalars(
+            select(Conversation.customer_id).where(in_ws).group_by(Conversation.customer_id)
+            .having(func.count(func.distinct(Conversation.channel)) >= 2)).all()
+        return {
+            "workspace_id": ws.id,
+            "users": session.scalar(select(func.count()).select_from(User).where(User.workspace_id == ws.id)),
+            "teams": session.scalar(select(func.count()).select_from(Team).where(Team.workspace_id == ws.id)),
+            "customers": session.scalar(select(func.count()).select_from(Customer)
+                                        .where(Customer.workspace_id == ws.id)),
+            "identities": sorted(session.execute(select(Identity.kind, Identity.external_id)
+                                                 .where(Identity.workspace_id == ws.id)).tuples()),
+            "conversations": session.scalar(select(func.count()).select_from(Conversation).where(in_ws)),
+            "messages": session.scalar(select(func.count()).select_from(Message)
+                                       .where(Message.workspace_id == ws.id)),
+            "articles": session.execute(select(Article.language, func.count()).where(Article.workspace_id == ws.id)
+                                        .group_by(Article.language)).tuples().all(),
+            "statuses": set(session.scalars(select(Conversation.status).where(in_ws).distinct())),
+            "channels": set(session.scalars(select(Conversation.channel).where(in_ws).distinct())),
+            "categories": set(session.scalars(select(Conversation.category).where(in_ws).distinct())),
+            "priorities": {p.value for p in session.scalars(select(Conversation.priority).where(in_ws).distinct())},
+            "tagged": session.scalar(select(func.count(func.distinct(ConversationTag.conversation_id)))
+                                     .where(ConversationTag.workspace_id == ws.id)),
+            "message_counts": set(session.scalars(select(Conversation.message_count).where(in_ws).distinct())),
+            "multichannel_customers": len(multichannel),
+            "outbox": set(session.scalars(select(OutboxItem.status).where(OutboxItem.workspace_id == ws.id)
+                                          .distinct())),
+            "delivery": set(session.scalars(select(Message.delivery_status)
+                                            .where(Message.workspace_id == ws.id).distinct())),
+            "oldest": session.scalar(select(func.min(Conversation.created_at)).where(in_ws)),
+            "newest_message": session.scalar(select(func.max(Message.created_at))
+                                              .where(Message.workspace_id == ws.id)),
+        }
+
+
+def _signs_in(login: dict[str, str]) -> bool:
+    with session_scope() as session:
+        _, _, user = accounts.login(session, workspace_slug=login["workspace"], email=login["email"],
+                                    password=login["password"], ttl_hours=1)
+        return user.role == "admin"
+
+
+def _token_works(raw: str) -> bool:
+    with session_scope(write=False) as session:
+        return accounts.resolve_api_token(session, raw) is not None
+
+
+def test_demo_loads_a_realistic_shop_once():
+    first = seed_demo()
+    assert first["workspace"] == SLUG
+    assert len(first["password"]) >= 10
+    data = _snapshot()
+
+    assert data["users"] == 7 and data["teams"] == 3
+    assert 45 <= data["customers"] <= 55
+    assert data["conversations"] >= 190
+    assert data["statuses"] == {"new", "open", "pending", "solved", "closed"}
+    assert data["channels"] == CHANNELS
+    assert data["categories"] <= set(CATEGORIES) and len(data["categories"]) >= 15
+    assert {"urgent", "normal"} <= data["priorities"]
+    assert data["tagged"] >= data["conversations"] * 0.9
+    assert min(data["message_counts"]) >= 2 and max(data["message_counts"]) <= 6
+    assert data["multichannel_customers"] >= 3
+    assert dict(data["articles"])["ru"] >= 10 and dict(data["articles"])["en"] >= 2
+    # a history of about two months, nothing from the future, and no failed deliveries to look at
+    assert data["oldest"] > utcnow() - dt.timedelta(days=62)
+    assert data["newest_message"] <= utcnow()
+    assert data["outbox"] == {"sent"}
+    assert data["delivery"] <= {"received", "sent", "read", "not_sent"}
+    assert _signs_in(first) and _token_works(first["token"])
+
+    second = seed_demo()
+    assert _snapshot() == data  # nothing duplicated
+    assert second["password"] == first["password"] and second["email"] == first["email"]
+    assert second["token"] != first["token"]
+    assert _token_works(second["token"]) and not _token_works(first["token"])
+    assert _signs_in(second)
+
+
+def test_demo_restores_the_admin_password():
+    login = seed_demo()
+    with session_scope() as session:
+        ws = accounts.get_workspace_by_slug(session, SLUG)
+        assert ws is not None
+        admin = session.scalar(select(User).where(User.workspace_id == ws.id, User.email == login["email"]))
+        assert admin is not None
+        accounts.update_user(session, accounts.Actor.system(ws.id), admin.id, password="someone-changed-it",
+                             is_active=False)
+    assert seed_demo()["password"] == login["password"]
+    assert _signs_in(login)
+
+
+def test_demo_reset_rebuilds_the_same_shop():
+    old = seed_demo()
+    before = _snapshot()
+    new = seed_demo(reset=True)
+    after = _snapshot()
+    assert not _token_works(old["token"]) and _token_works(new["token"])
+    assert _signs_in(new)
+    # the same people and channels (the random seed is fixed); the history is rebuilt, not appended to
+    assert after["identities"] == before["identities"]
+    assert after["customers"] == before["customers"]
+    assert abs(after["conversations"] - before["conversations"]) <= 2
+    assert after["statuses"] == before["statuses"]
