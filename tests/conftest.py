@@ -6,13 +6,16 @@ Jobs run inline (Huey immediate mode) unless a test starts real processes.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="otklik-test-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 DATABASE_URL = os.environ.get("OTKLIK_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
 os.environ["OTKLIK_DATABASE_URL"] = DATABASE_URL
 os.environ["OTKLIK_QUEUE"] = "memory"
