@@ -34,7 +34,7 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
     ws_url = base_url.replace("http://", "ws://") + "/api/v1/ws"
     run_id = uuid.uuid4().hex[:8]
     received: dict[str, list[float]] = {}
-    markers = {f"fanout-{run_id}-{r}" for r in range(args.rounds)}
+    markers = {f"fanout-{run_id}-{r}" for r in range(-1, args.rounds)}  # round -1: warm-up, not counted
     all_in: dict[str, asyncio.Event] = {m: asyncio.Event() for m in markers}
     connect_errors: list[str] = []
     sockets = []
@@ -86,14 +86,15 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
         await http.post("/api/v1/inbound", json={"identity_kind": "email", "identity": "fanout@example.com",
                                                  "text": "hello", "message_id": f"{run_id}-first"})
         await asyncio.sleep(1)
-        for r in range(args.rounds):
+        for r in range(-1, args.rounds):
             marker = f"fanout-{run_id}-{r}"
             received[marker] = []
             t_post = time.perf_counter()
             resp = await http.post("/api/v1/inbound", json={
                 "identity_kind": "email", "identity": "fanout@example.com", "text": marker,
                 "message_id": f"{run_id}-{r}"})
-            post_latencies.append(time.perf_counter() - t_post)
+            if r >= 0:
+                post_latencies.append(time.perf_counter() - t_post)
             if resp.status_code >= 400:
                 raise SystemExit(f"post failed: HTTP {resp.status_code} {resp.text[:300]}")
             try:
@@ -101,6 +102,10 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
             except TimeoutError:
                 pass
             lat = sorted(t - t_post for t in received[marker])
+            if r < 0:
+                log(f"  warm-up round: {len(lat)} delivered, last {lat[-1] * 1000 if lat else None:.1f} ms")
+                await asyncio.sleep(args.pause)
+                continue
             missing += len(sockets) - len(lat)
             all_latencies += lat
             rounds.append({"delivered": len(lat), "p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,

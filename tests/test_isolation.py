@@ -49,6 +49,7 @@ BODIES = {
     ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "x"},
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PUT", "/api/v1/teams/{team_id}/members"): {"member_ids": []},
+    ("PATCH", "/api/v1/articles/{article_id}"): {"published": False},
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from otklik.accounts.deps import DB, CurrentActor
@@ -22,6 +22,15 @@ class ArticleIn(Strict):
     category: str | None = Field(default=None, max_length=64)
     tags: list[str] = Field(default_factory=list, max_length=20)
     published: bool = True
+
+
+class ArticleUpdate(Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    body: str | None = Field(default=None, min_length=1, max_length=200_000)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    category: str | None = Field(default=None, max_length=64)
+    tags: list[str] | None = Field(default=None, max_length=20)
+    published: bool | None = None
 
 
 class ArticleOut(BaseModel):
@@ -51,3 +60,14 @@ def create_article(body: ArticleIn, actor: CurrentActor, db: DB) -> ArticleOut:
 @router.get("/articles/{article_id}", response_model=ArticleOut)
 def get_article(article_id: int, actor: CurrentActor, db: DB) -> ArticleOut:
     return ArticleOut.model_validate(service.get_article(db, actor, article_id))
+
+
+@router.patch("/articles/{article_id}", response_model=ArticleOut)
+def update_article(article_id: int, body: ArticleUpdate, actor: CurrentActor, db: DB) -> ArticleOut:
+    return ArticleOut.model_validate(service.update_article(db, actor, article_id, body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/articles/{article_id}", status_code=204)
+def delete_article(article_id: int, actor: CurrentActor, db: DB) -> Response:
+    service.delete_article(db, actor, article_id)
+    return Response(status_code=204)
