@@ -11,6 +11,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,7 +83,23 @@ def machine_note() -> dict[str, Any]:
     except OSError:
         load = None
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "load_1m_at_start": load}
+            "load_1m_at_start": load, "git_head": _git_head(), "src_sha1": src_fingerprint()}
+
+
+def _git_head() -> str | None:
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return res.stdout.strip() or None
+
+
+def src_fingerprint() -> str:
+    """The code measured: src/ is edited while benchmarks run, so each result names the exact tree."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 class BenchEnv:
@@ -114,6 +131,8 @@ class BenchEnv:
             self.env.pop("OTKLIK_REDIS_URL", None)
         self.server: subprocess.Popen[bytes] | None = None
         self.base_url = ""
+        # SIGTERM unwinds like an exception, so `finally: close()` stops the server subprocess too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     def apply_to_this_process(self) -> None:
         """For in-process use (TestClient, direct loads): must run before otklik is imported."""
@@ -140,12 +159,14 @@ class BenchEnv:
             raise SystemExit(f"no token in create-user output:\n{out}")
         return m[1]
 
-    def start_server(self, *, workers: int = 1, port: int | None = None) -> str:
+    def start_server(self, *, workers: int = 1, port: int | None = None, patched: bool = False) -> str:
+        """`otklik serve`; patched=True runs bench/_patched_serve.py (an experiment) with the same arguments."""
         port = port or free_port()
+        cmd = [sys.executable, str(ROOT / "bench" / "_patched_serve.py")] if patched else [OTKLIK, "serve"]
         self.base_url = f"http://127.0.0.1:{port}"
         self.server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
         self.server = subprocess.Popen(
-            [OTKLIK, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [*cmd, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env=self.env, cwd=self.tmp, stdout=self.server_log, stderr=subprocess.STDOUT)
         import httpx
 

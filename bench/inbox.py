@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchEnv, log, machine_note, summarize  # noqa: E402
+from _common import BenchEnv, log, machine_note, summarize
 
 LISTING_GOAL_MS, SEARCH_GOAL_MS = 50, 100
 

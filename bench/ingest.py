@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchEnv, log, machine_note, summarize  # noqa: E402
+from _common import BenchEnv, log, machine_note, summarize
 
 TEXTS = [
     "Здравствуйте! Где мой заказ {n}? Оплатил три дня назад, статус не меняется.",
@@ -93,7 +93,13 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--batch-concurrency", type=int, default=None, help="for the batch phase (default: --concurrency)")
+    ap.add_argument("--sorted-batches", action="store_true",
+                    help="send each batch sorted by identity (tests the deadlock fix: one lock order for all)")
+    ap.add_argument("--skip-single", action="store_true", help="only create the customers, then the batch phase")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn processes for otklik serve")
+    ap.add_argument("--sqlite-writer-lock", action="store_true",
+                    help="EXPERIMENT: serve through bench/_patched_serve.py (writers queue on an in-process lock)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (database, server log)")
     args = ap.parse_args()
 
@@ -105,7 +111,7 @@ def main() -> None:
         log(f"migrating a fresh {args.db} database in {bench.tmp}")
         bench.migrate()
         token = bench.create_admin_token()
-        base = bench.start_server(workers=args.workers)
+        base = bench.start_server(workers=args.workers, patched=args.sqlite_writer_lock)
         log(f"server up at {base}")
 
         # Warm-up (not measured): imports, connection pools, prepared paths.
@@ -132,6 +138,8 @@ def main() -> None:
         results["new"]["new_conversations"] = new_conversations
         log(f"  {results['new']}")
 
+        if args.skip_single:
+            args.followups = 0
         log(f"followup: {args.followups} messages to existing customers")
 
         async def send_followup(client: httpx.AsyncClient, i: int) -> httpx.Response:
@@ -144,23 +152,29 @@ def main() -> None:
         results["followup"]["new_conversations"] = new_conversations
         log(f"  {results['followup']}")
 
-        n_single = results["new"]["requests"] + results["followup"]["requests"]
-        wall_single = results["new"]["wall_s"] + results["followup"]["wall_s"]
-        results["single_all"] = {"requests": n_single, "messages_per_s": round(n_single / wall_single, 1)}
+        if args.followups:
+            n_single = results["new"]["requests"] + results["followup"]["requests"]
+            wall_single = results["new"]["wall_s"] + results["followup"]["wall_s"]
+            results["single_all"] = {"requests": n_single, "messages_per_s": round(n_single / wall_single, 1)}
 
         log(f"batch: {args.batches} x {args.batch_size} messages via /inbound/batch")
 
         async def send_batch(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await client.post("/api/v1/inbound/batch", json={"messages": [
-                inbound_body(rng, rng.randrange(args.customers), run, f"b{i}-{j}") for j in range(args.batch_size)]})
+            messages = [inbound_body(rng, rng.randrange(args.customers), run, f"b{i}-{j}")
+                        for j in range(args.batch_size)]
+            if args.sorted_batches:
+                messages.sort(key=lambda m: m["identity"])
+            return await client.post("/api/v1/inbound/batch", json={"messages": messages})
 
-        results["batch"] = asyncio.run(run_load(base, token, send_batch, args.batches, args.concurrency,
+        batch_conc = args.batch_concurrency or args.concurrency
+        results["batch"] = asyncio.run(run_load(base, token, send_batch, args.batches, batch_conc,
                                                 items_per_request=args.batch_size))
-        results["batch"]["batch_size"] = args.batch_size
+        results["batch"].update(batch_size=args.batch_size, concurrency=batch_conc, sorted=args.sorted_batches)
         log(f"  {results['batch']}")
     finally:
         bench.close()
-    results["config"] = {"server": f"otklik serve (uvicorn, {args.workers} process)", "client":
+    results["config"] = {"server": f"otklik serve (uvicorn, {args.workers} process)"
+                         + (", EXPERIMENT: in-process writer lock" if args.sqlite_writer_lock else ""), "client":
                          f"httpx async, concurrency {args.concurrency}", "access_log": "off (warning level)"}
     print(json.dumps(results, ensure_ascii=False))
 

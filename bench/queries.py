@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchEnv, log, machine_note  # noqa: E402
+from _common import BenchEnv, log, machine_note
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

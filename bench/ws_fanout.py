@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -27,7 +28,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchEnv, log, machine_note, percentile, raise_nofile, summarize  # noqa: E402
+from _common import BenchEnv, log, machine_note, percentile, raise_nofile, summarize
 
 
 async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +50,7 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
                 if first.get("type") != "ready":
                     raise RuntimeError(f"not ready: {first}")
             sockets.append(ws)
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             connect_errors.append(f"{type(exc).__name__}: {exc}")
             return
         try:
@@ -65,7 +66,7 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
                     received[marker].append(now)
                     if len(received[marker]) >= len(sockets):
                         all_in[marker].set()
-        except Exception:  # noqa: BLE001, S110 - a closed socket ends the client
+        except Exception:
             pass
 
     t0 = time.perf_counter()
@@ -97,10 +98,8 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
                 post_latencies.append(time.perf_counter() - t_post)
             if resp.status_code >= 400:
                 raise SystemExit(f"post failed: HTTP {resp.status_code} {resp.text[:300]}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_in[marker].wait(), args.round_timeout)
-            except TimeoutError:
-                pass
             lat = sorted(t - t_post for t in received[marker])
             if r < 0:
                 log(f"  warm-up round: {len(lat)} delivered, last {lat[-1] * 1000 if lat else None:.1f} ms")

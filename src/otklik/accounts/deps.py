@@ -12,9 +12,8 @@ from otklik.accounts import service
 from otklik.accounts.models import Role
 from otklik.accounts.security import same
 from otklik.accounts.service import Actor
-from otklik.platform.db import new_session
+from otklik.platform.db import session_scope
 from otklik.platform.errors import Forbidden, Unauthorized
-from otklik.platform.events import flush_after_commit
 
 SESSION_COOKIE = "otklik_session"
 CSRF_HEADER = "x-csrf-token"
@@ -22,16 +21,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def _db(request: Request) -> Iterator[Session]:
-    session = new_session(write=request.method not in SAFE_METHODS)
-    try:
+    with session_scope(write=request.method not in SAFE_METHODS) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    flush_after_commit(session)
 
 
 DB = Annotated[Session, Depends(_db, scope="function")]
@@ -69,6 +60,15 @@ def _current_actor(request: Request, db: DB) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(_current_actor)]
+
+
+def _actor_only(request: Request) -> Actor:
+    with session_scope(write=False) as db:
+        return authenticate(request, db)
+
+
+# For endpoints that run their own (retried) transactions: authentication reads in a session of its own.
+ActorOnly = Annotated[Actor, Depends(_actor_only)]
 
 
 def require(role: Role):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from otklik.accounts.deps import DB, CurrentActor
+from otklik.accounts.deps import DB, ActorOnly, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.service import Actor
 from otklik.conversations import attachments as attachment_store
@@ -31,7 +31,8 @@ from otklik.conversations.schemas import (
     ReplyIn,
 )
 from otklik.platform.api import Page
-from otklik.platform.errors import NotFound
+from otklik.platform.db import run_transaction
+from otklik.platform.errors import DomainError, NotFound
 
 router = APIRouter()
 
@@ -172,29 +173,31 @@ def _receive(db: Session, actor: Actor, body: InboundIn) -> InboundOut:
 
 @router.post("/inbound", response_model=InboundOut, status_code=201, tags=["inbound"],
              responses={200: {"model": InboundOut, "description": "A retry of a message already stored"}})
-def inbound(body: InboundIn, actor: CurrentActor, db: DB, response: Response) -> InboundOut:
+def inbound(body: InboundIn, actor: ActorOnly, response: Response) -> InboundOut:
     """A customer message through the API channel. Idempotent on `message_id`: a retry answers 200."""
-    result = _receive(db, actor, body)
+    result = run_transaction(lambda db: _receive(db, actor, body))
     if result.duplicate:
         response.status_code = 200
     return result
 
 
 @router.post("/inbound/batch", response_model=list[InboundOut], status_code=201, tags=["inbound"])
-def inbound_batch(body: InboundBatchIn, actor: CurrentActor, db: DB) -> list[InboundOut]:
+def inbound_batch(body: InboundBatchIn, actor: ActorOnly) -> list[InboundOut]:
     """Up to 500 customer messages in one transaction: all are stored, or none (the error names the index)."""
-    from otklik.platform.errors import DomainError
 
-    results = []
-    for i, item in enumerate(body.messages):
-        try:
-            results.append(_receive(db, actor, item))
-        except DomainError as exc:
-            exc.fields = [{"field": f"messages.{i}.{f['field']}", "message": f["message"]} for f in exc.fields] \
-                or [{"field": f"messages.{i}", "message": exc.message}]
-            exc.message = f"messages.{i}: {exc.message}"
-            raise
-    return results
+    def work(db: Session) -> list[InboundOut]:
+        results = []
+        for i, item in enumerate(body.messages):
+            try:
+                results.append(_receive(db, actor, item))
+            except DomainError as exc:
+                exc.fields = [{"field": f"messages.{i}.{f['field']}", "message": f["message"]}
+                              for f in exc.fields] or [{"field": f"messages.{i}", "message": exc.message}]
+                exc.message = f"messages.{i}: {exc.message}"
+                raise
+        return results
+
+    return run_transaction(work)
 
 
 @router.get("/messages/search", response_model=Page[MessageOut], tags=["messages"])
