@@ -41,7 +41,7 @@ from otklik.platform.errors import Conflict, NotFound, field_error
 from otklik.platform.events import Event, after_commit, discard_after_commit
 from otklik.platform.html import html_to_text, sanitize_html, text_to_html
 from otklik.platform.pagination import decode_cursor, encode_cursor
-from otklik.platform.search import match_clause
+from otklik.platform.search import match_clause, newest_matches
 from otklik.platform.text import search_terms
 
 MAX_BODY_CHARS = 100_000
@@ -227,16 +227,15 @@ def attachments_of(session: Session, message_ids: Sequence[int]) -> dict[int, li
 
 def search_messages(session: Session, actor: Actor, q: str, *, cursor: str | None = None, limit: int = 20,
                     include_internal: bool = True) -> tuple[list[Message], str | None]:
-    clause = match_clause(session, "messages", Message.id, q)
-    if clause is None:
-        raise field_error("q", "has no searchable words")
-    stmt = select(Message).where(Message.workspace_id == actor.workspace_id, clause)
+    """Messages matching every word of `q` (morphology-aware), newest first."""
+    base = select(Message).where(Message.workspace_id == actor.workspace_id)
     if not include_internal:
-        stmt = stmt.where(Message.is_internal.is_(False))
-    if cursor:
-        _, last_id = decode_cursor(cursor)
-        stmt = stmt.where(Message.id < last_id)
-    rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+        base = base.where(Message.is_internal.is_(False))
+    before_id = decode_cursor(cursor)[1] if cursor else None
+    stmt = newest_matches(session, base, "messages", Message.id, q, before_id=before_id)
+    if stmt is None:
+        raise field_error("q", "has no searchable words")
+    rows = list(session.scalars(stmt.limit(limit + 1)))
     next_cursor = encode_cursor(None, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, literal_column, text
+from sqlalchemy import ColumnElement, Select, literal_column, text
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
 from otklik.platform.text import query_terms
@@ -39,3 +41,30 @@ def match_clause(session: Session, table: str, id_column: Any, query: str, *, pr
         parts[-1] += ":*"
     vector: ColumnElement[Any] = literal_column(f"{table}.search_vector")
     return vector.op("@@")(text("to_tsquery('simple', :fts_q)").bindparams(fts_q=" & ".join(parts)))
+
+
+def newest_matches(session: Session, stmt: Select[Any], table: str, id_column: Any, query: str, *,
+                   before_id: int | None = None, prefix_last: bool = True) -> Select[Any] | None:
+    """`stmt` restricted to rows matching `query`, newest (highest id) first.
+
+    On SQLite the FTS index drives the query in descending rowid order, so a LIMIT stops after the first
+    matches instead of materialising every match of a common word (hundreds of thousands of rows).
+    """
+    terms = query_terms(query)
+    if not terms:
+        return None
+    if session.get_bind().dialect.name != "sqlite":
+        clause = match_clause(session, table, id_column, query, prefix_last=prefix_last)
+        assert clause is not None
+        if before_id is not None:
+            stmt = stmt.where(id_column < before_id)
+        return stmt.where(clause).order_by(id_column.desc())
+    name = _FTS_TABLES[table]
+    fts = sa_table(name, sa_column("rowid"), sa_column(name))
+    parts = [f'"{t}"' for t in terms]
+    if prefix_last:
+        parts[-1] += "*"
+    stmt = stmt.join(fts, fts.c.rowid == id_column).where(fts.c[name].op("MATCH")(" ".join(parts)))
+    if before_id is not None:
+        stmt = stmt.where(fts.c.rowid < before_id)
+    return stmt.order_by(fts.c.rowid.desc())
