@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,11 @@ class Event:
     type: str
     workspace_id: int
     data: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def wire(self) -> str:
+        """The frame sent to WebSocket clients, encoded once however many clients receive it."""
+        return json.dumps({"type": self.type, "data": self.data}, ensure_ascii=False, default=str)
 
     def to_json(self) -> str:
         return json.dumps({"type": self.type, "workspace_id": self.workspace_id, "data": self.data},
@@ -52,6 +58,11 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1  # a stalled client must not hold up everyone else
+
+
+def _offer_all(subs: list[Subscription], event: Event) -> None:
+    for sub in subs:
+        sub.offer(event)
 
 
 class EventBus:
@@ -83,11 +94,17 @@ class EventBus:
     def _dispatch_local(self, event: Event) -> None:
         with self._lock:
             subs = list(self._subs.get(event.workspace_id, ()))
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for sub in subs:
+            by_loop.setdefault(sub.loop, []).append(sub)
+        event.wire  # noqa: B018 - encode once, here, not once per client
+        for loop, loop_subs in by_loop.items():
+            # one wake-up per event loop, not one per client
             try:
-                sub.loop.call_soon_threadsafe(sub.offer, event)
-            except RuntimeError:  # loop closed: the socket is gone
-                self.unsubscribe(sub)
+                loop.call_soon_threadsafe(_offer_all, loop_subs, event)
+            except RuntimeError:  # loop closed: its sockets are gone
+                for sub in loop_subs:
+                    self.unsubscribe(sub)
 
     def _run_handlers(self, event: Event) -> None:
         for handler in self._handlers.get(event.type, []):

@@ -88,8 +88,7 @@ async def stream(ws: WebSocket) -> None:
                 getter.cancel()
                 break
             event = getter.result()
-            await ws.send_text(json.dumps({"type": event.type, "data": event.data}, ensure_ascii=False,
-                                          default=str))
+            await ws.send_text(event.wire)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
