@@ -327,11 +327,12 @@ def revoke_api_token(session: Session, actor: Actor, token_id: int) -> None:
 def resolve_api_token(session: Session, raw: str) -> tuple[ApiToken, User] | None:
     if not raw.startswith(API_TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(raw)))
-    if token is None or token.revoked_at is not None:
+    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                          .where(ApiToken.token_hash == token_digest(raw))).first()
+    if row is None:
         return None
-    user = session.get(User, token.user_id)
-    if user is None or not user.is_active:
+    token, user = row
+    if token.revoked_at is not None or not user.is_active:
         return None
     return token, user
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -377,6 +378,14 @@ def _find_duplicate(session: Session, workspace_id: int, channel: str, channel_m
                                                 Message.channel_message_id == channel_message_id))
 
 
+def _race_guard(session: Session) -> AbstractContextManager[object]:
+    """A savepoint where concurrent transactions can race on a unique key (PostgreSQL). SQLite runs one
+    write transaction at a time (BEGIN IMMEDIATE), so no race is possible and the savepoint is skipped."""
+    if session.get_bind().dialect.name == "sqlite":
+        return nullcontext()
+    return session.begin_nested()
+
+
 def receive(session: Session, workspace_id: int, inbound: InboundMessage) -> Received:
     """Store one inbound customer message: resolve the customer, find or open the conversation, de-duplicate.
 
@@ -395,7 +404,7 @@ def receive(session: Session, workspace_id: int, inbound: InboundMessage) -> Rec
         return Received(conv, existing, duplicate=True, new_conversation=False)
 
     try:
-        with session.begin_nested():
+        with _race_guard(session):
             customer, _ = customers.resolve_or_create(
                 session, workspace_id, kind=inbound.identity_kind, external_id=inbound.identity_value,
                 name=inbound.customer_name, verified=inbound.identity_verified, language=inbound.language)
@@ -427,7 +436,7 @@ def receive(session: Session, workspace_id: int, inbound: InboundMessage) -> Rec
         new_conversation = True
     before_status = conversation.status
     try:
-        with session.begin_nested():
+        with _race_guard(session):
             message = _add_message(session, conversation, direction=Direction.inbound, author=AuthorKind.customer,
                                    author_user_id=None, text=text, html=html, channel=inbound.channel,
                                    channel_message_id=inbound.channel_message_id,
