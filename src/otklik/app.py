@@ -26,6 +26,7 @@ from otklik.conversations.api import router as conversations_router
 from otklik.customers.api import router as customers_router
 from otklik.knowledge.api import router as knowledge_router
 from otklik.platform.config import get_settings
+from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
@@ -130,9 +131,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "out_of_range", "a number in the request is outside the range the database can "
                                            "store (ids are 64-bit integers)")
 
+    @app.exception_handler(RetryTransaction)
     @app.exception_handler(OperationalError)
-    async def busy_error(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database busy: %s", exc.orig.__class__.__name__)
+    async def busy_error(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database busy: %s", type(getattr(exc, "orig", exc)).__name__)
         return _error(503, "busy", "the database is busy; retry shortly", headers={"Retry-After": "1"})
 
 

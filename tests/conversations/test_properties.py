@@ -136,3 +136,47 @@ def test_conversation_merges_keep_every_message(sizes):
         assert texts == {f"m{i}-{j}" for i, size in enumerate(sizes) for j in range(size)}
         conv = s.get(Conversation, target)
         assert conv.message_count == sum(sizes) + len(sizes) - 1  # plus one system note per merge
+
+
+MESSAGES = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["email", "telegram"]),
+                              st.one_of(st.none(), st.integers(0, 5))), min_size=1, max_size=15)
+
+
+def _inbound(person, channel, vendor_id):
+    kind, value = ("email", f"p{person}@example.com") if channel == "email" else ("telegram", str(7000 + person))
+    return service.InboundMessage(channel=channel, identity_kind=kind, identity_value=value,
+                                  text=f"от {person}", channel_message_id=None if vendor_id is None else f"v{vendor_id}")
+
+
+def _setup(prestate):
+    """A workspace where person 0's email conversation is solved and person 1's is closed."""
+    ws = make_workspace("batch")
+    actor = ws.actor("agent")
+    for person, status in prestate:
+        with session_scope() as s:
+            r = service.receive(s, ws.id, _inbound(person, "email", None))
+            service.update_conversation(s, actor, r.conversation.id, {"status": status})
+    return ws
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=MESSAGES)
+def test_a_batch_is_the_same_as_one_message_at_a_time(messages):
+    prestate = [(0, "solved"), (1, "closed")]
+    one_by_one, batched = _setup(prestate), _setup(prestate)
+    singles = []
+    for m in messages:
+        with session_scope() as s:
+            r = service.receive(s, one_by_one.id, _inbound(*m))
+            singles.append((r.conversation.number, r.duplicate, r.new_conversation, r.message.body_text))
+    with session_scope() as s:
+        results = service.receive_many(s, batched.id, [_inbound(*m) for m in messages])
+        together = [(r.conversation.number, r.duplicate, r.new_conversation, r.message.body_text) for r in results]
+    assert together == singles
+
+    def final(ws):
+        with session_scope(write=False) as s:
+            return sorted((c.number, c.status, c.message_count, c.previous_conversation_id is not None)
+                          for c in s.scalars(select(Conversation).where(Conversation.workspace_id == ws.id)))
+
+    assert final(batched) == final(one_by_one)

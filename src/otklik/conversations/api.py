@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from otklik.accounts.deps import DB, ActorOnly, CurrentActor
 from otklik.accounts.models import Role
-from otklik.accounts.service import Actor
 from otklik.conversations import attachments as attachment_store
 from otklik.conversations import outbox, service
 from otklik.conversations.models import Conversation, Message, Priority, Status
@@ -32,7 +31,7 @@ from otklik.conversations.schemas import (
 )
 from otklik.platform.api import Page
 from otklik.platform.db import run_transaction
-from otklik.platform.errors import DomainError, NotFound
+from otklik.platform.errors import NotFound
 
 router = APIRouter()
 
@@ -160,12 +159,15 @@ def reply(conversation_id: int, body: ReplyIn, actor: CurrentActor, db: DB) -> M
     return messages_out(db, [message])[0]
 
 
-def _receive(db: Session, actor: Actor, body: InboundIn) -> InboundOut:
-    result = service.receive(db, actor.workspace_id, service.InboundMessage(
+def _inbound_message(body: InboundIn) -> service.InboundMessage:
+    return service.InboundMessage(
         channel="api", identity_kind=body.identity_kind.value, identity_value=body.identity,
         customer_name=body.customer_name, text=body.text, html=body.html, subject=body.subject,
         channel_message_id=body.message_id, conversation_id=body.conversation_id,
-        attachment_ids=tuple(body.attachment_ids), language=body.language, meta=body.meta))
+        attachment_ids=tuple(body.attachment_ids), language=body.language, meta=body.meta)
+
+
+def _inbound_out(result: service.Received) -> InboundOut:
     return InboundOut(conversation_id=result.conversation.id, conversation_number=result.conversation.number,
                       message_id=result.message.id, customer_id=result.conversation.customer_id,
                       duplicate=result.duplicate, new_conversation=result.new_conversation)
@@ -175,7 +177,8 @@ def _receive(db: Session, actor: Actor, body: InboundIn) -> InboundOut:
              responses={200: {"model": InboundOut, "description": "A retry of a message already stored"}})
 def inbound(body: InboundIn, actor: ActorOnly, response: Response) -> InboundOut:
     """A customer message through the API channel. Idempotent on `message_id`: a retry answers 200."""
-    result = run_transaction(lambda db: _receive(db, actor, body))
+    result = run_transaction(lambda db: _inbound_out(service.receive(db, actor.workspace_id,
+                                                                     _inbound_message(body))))
     if result.duplicate:
         response.status_code = 200
     return result
@@ -185,17 +188,10 @@ def inbound(body: InboundIn, actor: ActorOnly, response: Response) -> InboundOut
 def inbound_batch(body: InboundBatchIn, actor: ActorOnly) -> list[InboundOut]:
     """Up to 500 customer messages in one transaction: all are stored, or none (the error names the index)."""
 
+    messages = [_inbound_message(m) for m in body.messages]
+
     def work(db: Session) -> list[InboundOut]:
-        results = []
-        for i, item in enumerate(body.messages):
-            try:
-                results.append(_receive(db, actor, item))
-            except DomainError as exc:
-                exc.fields = [{"field": f"messages.{i}.{f['field']}", "message": f["message"]}
-                              for f in exc.fields] or [{"field": f"messages.{i}", "message": exc.message}]
-                exc.message = f"messages.{i}: {exc.message}"
-                raise
-        return results
+        return [_inbound_out(r) for r in service.receive_many(db, actor.workspace_id, messages)]
 
     return run_transaction(work)
 

@@ -36,10 +36,11 @@ from otklik.conversations.models import (
     Status,
 )
 from otklik.customers import service as customers
-from otklik.customers.models import Customer
-from otklik.platform.db import affected, utcnow
-from otklik.platform.errors import Conflict, NotFound, field_error
-from otklik.platform.events import Event, after_commit, discard_after_commit
+from otklik.customers.identities import normalise_identity
+from otklik.customers.models import Customer, Identity
+from otklik.platform.db import RetryTransaction, affected, utcnow
+from otklik.platform.errors import Conflict, DomainError, NotFound, field_error
+from otklik.platform.events import Event, after_commit
 from otklik.platform.html import html_to_text, sanitize_html, text_to_html
 from otklik.platform.pagination import decode_cursor, encode_cursor
 from otklik.platform.search import match_clause, newest_matches
@@ -300,7 +301,10 @@ def _add_message(session: Session, conversation: Conversation, *, direction: Dir
                  author_user_id: int | None, text: str, html: str, is_internal: bool = False,
                  channel: str | None = None, channel_message_id: str | None = None,
                  delivery_status: DeliveryStatus, attachment_ids: Sequence[int] = (),
-                 meta: dict[str, Any] | None = None, created_at: dt.datetime | None = None) -> Message:
+                 meta: dict[str, Any] | None = None, created_at: dt.datetime | None = None,
+                 flush: bool = True) -> Message:
+    """Add a message to a conversation. With `flush=False` (batches) the INSERT waits for the caller's
+    flush, and the caller announces the message once it has an id."""
     now = created_at or utcnow()
     message = Message(
         workspace_id=conversation.workspace_id, conversation_id=conversation.id,
@@ -310,15 +314,17 @@ def _add_message(session: Session, conversation: Conversation, *, direction: Dir
         search_terms=search_terms(text), created_at=now,
     )
     session.add(message)
-    session.flush()
-    _claim_attachments(session, conversation.workspace_id, message, attachment_ids)
+    if flush or attachment_ids:
+        session.flush()
+        _claim_attachments(session, conversation.workspace_id, message, attachment_ids)
     conversation.message_count = (conversation.message_count or 0) + 1
     if not is_internal:
         conversation.last_message_at = max(conversation.last_message_at or now, now)
         conversation.last_message_preview = " ".join(text.split())[:200]
     conversation.updated_at = utcnow()
     conversation.version = (conversation.version or 0) + 1
-    _announce(session, "message.created", conversation.workspace_id, message_event_data(message))
+    if flush:
+        _announce(session, "message.created", conversation.workspace_id, message_event_data(message))
     return message
 
 
@@ -370,12 +376,24 @@ class Received:
     new_conversation: bool
 
 
-def _find_duplicate(session: Session, workspace_id: int, channel: str, channel_message_id: str | None
-                    ) -> Message | None:
-    if not channel_message_id:
-        return None
-    return session.scalar(select(Message).where(Message.workspace_id == workspace_id, Message.channel == channel,
-                                                Message.channel_message_id == channel_message_id))
+@dataclass
+class _Prepared:
+    inbound: InboundMessage
+    text: str
+    html: str
+    kind: str
+    identity: str
+
+
+def _prepare(inbound: InboundMessage) -> _Prepared:
+    _check_channel(inbound.channel)
+    text, html = _body(inbound.text, inbound.html)
+    if not text.strip() and not inbound.attachment_ids:
+        raise field_error("text", "a message needs text or an attachment")
+    if inbound.channel_message_id is not None and len(inbound.channel_message_id) > 200:
+        raise field_error("channel_message_id", "at most 200 characters")
+    kind, value = normalise_identity(inbound.identity_kind, inbound.identity_value, field="identity")
+    return _Prepared(inbound, text, html, kind.value, value)
 
 
 def _race_guard(session: Session) -> AbstractContextManager[object]:
@@ -386,86 +404,154 @@ def _race_guard(session: Session) -> AbstractContextManager[object]:
     return session.begin_nested()
 
 
+def _stored_duplicates(session: Session, workspace_id: int, items: Sequence[_Prepared]) -> dict[tuple[str, str], Message]:
+    ids = list({p.inbound.channel_message_id for p in items if p.inbound.channel_message_id})
+    if not ids:
+        return {}
+    found = session.scalars(select(Message).where(Message.workspace_id == workspace_id,
+                                                  Message.channel_message_id.in_(ids)))
+    return {(m.channel, m.channel_message_id): m for m in found if m.channel_message_id}
+
+
+def _customers_for(session: Session, workspace_id: int, items: Sequence[_Prepared]) -> dict[tuple[str, str], Customer]:
+    """The customer behind each identity (one query for the batch), created on first contact."""
+    values = list({p.identity for p in items})
+    rows = session.execute(select(Identity.kind, Identity.external_id, Customer)
+                           .join(Customer, Customer.id == Identity.customer_id)
+                           .where(Identity.workspace_id == workspace_id, Identity.external_id.in_(values)))
+    result: dict[tuple[str, str], Customer] = {}
+    for kind, value, customer in rows:
+        while customer.merged_into_id is not None:  # a tombstone left by a merge
+            target = session.get(Customer, customer.merged_into_id)
+            if target is None:
+                break
+            customer = target
+        result[(kind, value)] = customer
+    for p in items:
+        key = (p.kind, p.identity)
+        if key in result:
+            continue
+        try:
+            with _race_guard(session):
+                result[key], _ = customers.resolve_or_create(
+                    session, workspace_id, kind=p.kind, external_id=p.identity, name=p.inbound.customer_name,
+                    verified=p.inbound.identity_verified, language=p.inbound.language)
+        except IntegrityError:  # the same new person wrote twice at once: the other transaction created them
+            result[key], _ = customers.resolve_or_create(session, workspace_id, kind=p.kind, external_id=p.identity)
+    return result
+
+
+def _latest_conversations(session: Session, workspace_id: int, customer_ids: Sequence[int]
+                          ) -> dict[tuple[int, str], Conversation]:
+    """Per (customer, channel): the newest conversation not merged away, row-locked in id order."""
+    rows = session.scalars(select(Conversation).where(
+        Conversation.workspace_id == workspace_id, Conversation.customer_id.in_(list(set(customer_ids))),
+        Conversation.merged_into_id.is_(None)).order_by(Conversation.id).with_for_update())
+    return {(c.customer_id, c.channel): c for c in rows}
+
+
 def receive(session: Session, workspace_id: int, inbound: InboundMessage) -> Received:
     """Store one inbound customer message: resolve the customer, find or open the conversation, de-duplicate.
 
     Idempotent on (channel, channel_message_id): a vendor's retry returns the stored message, unchanged.
     """
-    _check_channel(inbound.channel)
-    text, html = _body(inbound.text, inbound.html)
-    if not text.strip() and not inbound.attachment_ids:
-        raise field_error("text", "a message needs text or an attachment")
-    if inbound.channel_message_id is not None and len(inbound.channel_message_id) > 200:
-        raise field_error("channel_message_id", "at most 200 characters")
-    existing = _find_duplicate(session, workspace_id, inbound.channel, inbound.channel_message_id)
-    if existing is not None:
-        conv = session.get(Conversation, existing.conversation_id)
-        assert conv is not None
-        return Received(conv, existing, duplicate=True, new_conversation=False)
+    return receive_many(session, workspace_id, [inbound])[0]
 
-    try:
-        with _race_guard(session):
-            customer, _ = customers.resolve_or_create(
-                session, workspace_id, kind=inbound.identity_kind, external_id=inbound.identity_value,
-                name=inbound.customer_name, verified=inbound.identity_verified, language=inbound.language)
-    except IntegrityError:  # the same new person wrote twice at once: the other transaction created them
-        customer, _ = customers.resolve_or_create(session, workspace_id, kind=inbound.identity_kind,
-                                                  external_id=inbound.identity_value)
 
-    conversation = None
-    if inbound.conversation_id is not None:
-        conversation = session.scalar(select(Conversation).where(
-            Conversation.id == inbound.conversation_id, Conversation.workspace_id == workspace_id,
-            Conversation.customer_id == customer.id).with_for_update())
-    if conversation is None:
-        conversation = session.scalar(
-            select(Conversation).where(Conversation.workspace_id == workspace_id,
-                                       Conversation.customer_id == customer.id,
-                                       Conversation.channel == inbound.channel,
-                                       Conversation.merged_into_id.is_(None))
-            .order_by(Conversation.id.desc()).limit(1).with_for_update())
-    while conversation is not None and conversation.merged_into_id is not None:
-        conversation = session.get(Conversation, conversation.merged_into_id)
-    new_conversation = False
-    if conversation is None or conversation.status == Status.closed.value:
-        previous_id = conversation.id if conversation is not None else None
-        conversation = _new_conversation(session, workspace_id, customer_id=customer.id, channel=inbound.channel,
-                                         subject=inbound.subject or " ".join(text.split())[:80],
-                                         language=inbound.language or customer.language, previous_id=previous_id,
-                                         created_at=inbound.sent_at)
-        new_conversation = True
-    before_status = conversation.status
+def receive_many(session: Session, workspace_id: int, inbounds: Sequence[InboundMessage]) -> list[Received]:
+    """`receive` for many messages in one transaction, in order, with a handful of queries for the batch.
+
+    A validation error names the message's index (`messages.3.text`) when there is more than one.
+    """
+    prepared = []
+    for i, inbound in enumerate(inbounds):
+        try:
+            prepared.append(_prepare(inbound))
+        except DomainError as exc:
+            if len(inbounds) > 1:
+                exc.fields = [{"field": f"messages.{i}.{f['field']}", "message": f["message"]}
+                              for f in exc.fields] or [{"field": f"messages.{i}", "message": exc.message}]
+                exc.message = f"messages.{i}: {exc.message}"
+            raise
+    seen = _stored_duplicates(session, workspace_id, prepared)
+    if all(p.inbound.channel_message_id and (p.inbound.channel, p.inbound.channel_message_id) in seen
+           for p in prepared):  # a pure retry: answer without touching anything else
+        return [_duplicate(session, seen[(p.inbound.channel, p.inbound.channel_message_id or "")])
+                for p in prepared]
+    people = _customers_for(session, workspace_id, [p for p in prepared if
+                                                    (p.inbound.channel, p.inbound.channel_message_id) not in seen])
+    latest = _latest_conversations(session, workspace_id, [c.id for c in people.values()])
+    system = Actor.system(workspace_id, kind="customer")
+    results: list[Received] = []
     try:
-        with _race_guard(session):
+        for p in prepared:
+            inbound = p.inbound
+            dup_key = (inbound.channel, inbound.channel_message_id or "")
+            if inbound.channel_message_id and dup_key in seen:
+                results.append(_duplicate(session, seen[dup_key]))
+                continue
+            customer = people[(p.kind, p.identity)]
+            conversation = None
+            if inbound.conversation_id is not None:
+                conversation = session.scalar(select(Conversation).where(
+                    Conversation.id == inbound.conversation_id, Conversation.workspace_id == workspace_id,
+                    Conversation.customer_id == customer.id).with_for_update())
+            if conversation is None:
+                conversation = latest.get((customer.id, inbound.channel))
+            while conversation is not None and conversation.merged_into_id is not None:
+                conversation = session.get(Conversation, conversation.merged_into_id)
+            new_conversation = False
+            if conversation is None or conversation.status == Status.closed.value:
+                conversation = _new_conversation(
+                    session, workspace_id, customer_id=customer.id, channel=inbound.channel,
+                    subject=inbound.subject or " ".join(p.text.split())[:80],
+                    language=inbound.language or customer.language,
+                    previous_id=conversation.id if conversation is not None else None, created_at=inbound.sent_at)
+                latest[(customer.id, inbound.channel)] = conversation
+                new_conversation = True
+            before_status = conversation.status
             message = _add_message(session, conversation, direction=Direction.inbound, author=AuthorKind.customer,
-                                   author_user_id=None, text=text, html=html, channel=inbound.channel,
+                                   author_user_id=None, text=p.text, html=p.html, channel=inbound.channel,
                                    channel_message_id=inbound.channel_message_id,
                                    delivery_status=DeliveryStatus.received, attachment_ids=inbound.attachment_ids,
-                                   meta=inbound.meta, created_at=inbound.sent_at)
-    except IntegrityError:  # a concurrent retry of the same vendor message won the race: keep nothing of ours
-        session.rollback()
-        discard_after_commit(session)
-        dup = _find_duplicate(session, workspace_id, inbound.channel, inbound.channel_message_id)
-        if dup is None:
-            raise
-        conv = session.get(Conversation, dup.conversation_id)
-        assert conv is not None
-        return Received(conv, dup, duplicate=True, new_conversation=False)
-    conversation.last_customer_message_at = message.created_at
-    conversation.status = status_after_customer_message(Status(conversation.status)).value
-    if conversation.status != Status.solved.value:
-        conversation.solved_at = None if before_status == Status.solved.value else conversation.solved_at
-    system = Actor.system(workspace_id, kind="customer")
-    if new_conversation:
-        record_audit(session, system, entity_type="conversation", entity_id=conversation.id, action="created",
-                     after={"channel": conversation.channel, "previous_conversation_id": conversation.previous_conversation_id})
-        _announce(session, "conversation.created", workspace_id, conversation_event_data(conversation))
-    elif before_status != conversation.status:
-        record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
-                     action="status_changed", before={"status": before_status},
-                     after={"status": conversation.status}, note="customer wrote again")
-        _announce(session, "conversation.updated", workspace_id, conversation_event_data(conversation))
-    return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
+                                   meta=inbound.meta, created_at=inbound.sent_at, flush=False)
+            if inbound.channel_message_id:
+                seen[dup_key] = message
+            conversation.last_customer_message_at = message.created_at
+            conversation.status = status_after_customer_message(Status(before_status)).value
+            if before_status == Status.solved.value and conversation.status != Status.solved.value:
+                conversation.solved_at = None
+            if new_conversation:
+                record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
+                             action="created", after={"channel": conversation.channel,
+                                                      "previous_conversation_id": conversation.previous_conversation_id})
+            elif before_status != conversation.status:
+                record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
+                             action="status_changed", before={"status": before_status},
+                             after={"status": conversation.status}, note="customer wrote again")
+            results.append(Received(conversation, message, duplicate=False, new_conversation=new_conversation))
+        session.flush()  # every message of the batch in one multi-row INSERT
+    except IntegrityError:
+        # A concurrent transaction stored one of these vendor messages first (PostgreSQL): start over, and
+        # the retry will find it as a duplicate.
+        raise RetryTransaction("a concurrent delivery of the same message won the race") from None
+    announced: set[int] = set()
+    for result in results:
+        if result.duplicate:
+            continue
+        _announce(session, "message.created", workspace_id, message_event_data(result.message))
+        conv = result.conversation
+        if conv.id not in announced:
+            announced.add(conv.id)
+            _announce(session, "conversation.created" if result.new_conversation else "conversation.updated",
+                      workspace_id, conversation_event_data(conv))
+    return results
+
+
+def _duplicate(session: Session, message: Message) -> Received:
+    conversation = session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    return Received(conversation, message, duplicate=True, new_conversation=False)
 
 
 def create_conversation(session: Session, actor: Actor, *, customer_id: int, channel: str, subject: str = "",

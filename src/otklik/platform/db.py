@@ -167,6 +167,10 @@ def is_transient(exc: BaseException) -> bool:
     return "database is locked" in str(orig)
 
 
+class RetryTransaction(Exception):
+    """Raised inside a unit of work to have `run_transaction` start it again from scratch."""
+
+
 T = TypeVar("T")
 
 
@@ -176,8 +180,8 @@ def run_transaction(work: Callable[[Session], T], *, attempts: int = 4) -> T:
         try:
             with session_scope() as session:
                 return work(session)
-        except (OperationalError, DBAPIError) as exc:
-            if attempt == attempts or not is_transient(exc):
+        except (OperationalError, DBAPIError, RetryTransaction) as exc:
+            if attempt == attempts or not (isinstance(exc, RetryTransaction) or is_transient(exc)):
                 raise
             time.sleep(0.01 * attempt * attempt)
     raise AssertionError("unreachable")
