@@ -46,3 +46,22 @@ def test_query_with_operators_is_treated_as_words(client, ws):
     for q in ['"', "NEAR(", "заказ OR", "a:b*", "'; drop table messages; --"]:
         r = client.get("/api/v1/messages/search", params={"q": q}, headers=ws.agent)
         assert r.status_code in (200, 422), (q, r.text)
+
+
+def test_common_word_plan_finds_the_same_conversations(client, ws, monkeypatch):
+    """The walk-in-order plan used for very common words must match exactly what the index finds."""
+    from otklik.conversations import service
+
+    a = inbound(client, ws, text="Где мой заказ и доставка?")
+    inbound(client, ws, identity="b@example.com", text="Заказал пылесос")
+    inbound(client, ws, identity="c@example.com", text="Оплата картой")
+    queries = ["заказа", "заказ доставки", "достав", "пылесос", "оплат карт"]
+
+    def ids(q):
+        items = client.get("/api/v1/conversations", params={"q": q}, headers=ws.agent).json()["items"]
+        return [c["id"] for c in items]
+
+    by_index = {q: ids(q) for q in queries}
+    monkeypatch.setattr(service, "is_common", lambda *args, **kwargs: True)
+    assert {q: ids(q) for q in queries} == by_index
+    assert by_index["заказ доставки"] == [a["conversation_id"]]

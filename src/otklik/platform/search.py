@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, literal_column, text
+from sqlalchemy import ColumnElement, Select, and_, literal, literal_column, text
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
@@ -68,3 +68,27 @@ def newest_matches(session: Session, stmt: Select[Any], table: str, id_column: A
     if before_id is not None:
         stmt = stmt.where(fts.c.rowid < before_id)
     return stmt.order_by(fts.c.rowid.desc())
+
+
+def is_common(session: Session, table: str, query: str, *, cap: int = 5000) -> bool:
+    """Whether `query` matches more than `cap` rows (SQLite only; counting stops at the cap)."""
+    terms = query_terms(query)
+    if not terms or session.get_bind().dialect.name != "sqlite":
+        return False
+    name = _FTS_TABLES[table]
+    parts = [f'"{t}"' for t in terms]
+    parts[-1] += "*"
+    count = session.scalar(text(f"SELECT count(*) FROM (SELECT 1 FROM {name} WHERE {name} MATCH :q "  # noqa: S608
+                                "LIMIT :cap)").bindparams(q=" ".join(parts), cap=cap + 1))
+    return bool(count and count > cap)
+
+
+def contains_terms(search_terms_column: Any, query: str) -> ColumnElement[bool] | None:
+    """The same match as the FTS index (every stem, the last one as a prefix), as LIKE over the stored
+    terms: cheap per row, for walking rows in sort order when a word is too common for the index to help."""
+    terms = query_terms(query)
+    if not terms:
+        return None
+    padded = literal(" ") + search_terms_column + literal(" ")
+    patterns = [f"% {t} %" for t in terms[:-1]] + [f"% {terms[-1]}%"]
+    return and_(*(padded.like(p) for p in patterns))
