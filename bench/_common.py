@@ -83,12 +83,17 @@ def machine_note() -> dict[str, Any]:
     except OSError:
         load = None
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "load_1m_at_start": load, "git_head": _git_head(), "src_sha1": src_fingerprint()}
+            "load_1m_at_start": load, "git_head": _git_head(), "src_dirty": _src_dirty(), "src_sha1": src_fingerprint()}
 
 
 def _git_head() -> str | None:
     res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return res.stdout.strip() or None
+
+
+def _src_dirty() -> bool:
+    res = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
+    return bool(res.stdout.strip())
 
 
 def src_fingerprint() -> str:
@@ -159,14 +164,12 @@ class BenchEnv:
             raise SystemExit(f"no token in create-user output:\n{out}")
         return m[1]
 
-    def start_server(self, *, workers: int = 1, port: int | None = None, patched: bool = False) -> str:
-        """`otklik serve`; patched=True runs bench/_patched_serve.py (an experiment) with the same arguments."""
+    def start_server(self, *, workers: int = 1, port: int | None = None) -> str:
         port = port or free_port()
-        cmd = [sys.executable, str(ROOT / "bench" / "_patched_serve.py")] if patched else [OTKLIK, "serve"]
         self.base_url = f"http://127.0.0.1:{port}"
         self.server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
         self.server = subprocess.Popen(
-            [*cmd, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            [OTKLIK, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env=self.env, cwd=self.tmp, stdout=self.server_log, stderr=subprocess.STDOUT)
         import httpx
 

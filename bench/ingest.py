@@ -98,8 +98,6 @@ def main() -> None:
                     help="send each batch sorted by identity (tests the deadlock fix: one lock order for all)")
     ap.add_argument("--skip-single", action="store_true", help="only create the customers, then the batch phase")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn processes for otklik serve")
-    ap.add_argument("--sqlite-writer-lock", action="store_true",
-                    help="EXPERIMENT: serve through bench/_patched_serve.py (writers queue on an in-process lock)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (database, server log)")
     args = ap.parse_args()
 
@@ -111,7 +109,7 @@ def main() -> None:
         log(f"migrating a fresh {args.db} database in {bench.tmp}")
         bench.migrate()
         token = bench.create_admin_token()
-        base = bench.start_server(workers=args.workers, patched=args.sqlite_writer_lock)
+        base = bench.start_server(workers=args.workers)
         log(f"server up at {base}")
 
         # Warm-up (not measured): imports, connection pools, prepared paths.
@@ -173,8 +171,7 @@ def main() -> None:
         log(f"  {results['batch']}")
     finally:
         bench.close()
-    results["config"] = {"server": f"otklik serve (uvicorn, {args.workers} process)"
-                         + (", EXPERIMENT: in-process writer lock" if args.sqlite_writer_lock else ""), "client":
+    results["config"] = {"server": f"otklik serve (uvicorn, {args.workers} process)", "client":
                          f"httpx async, concurrency {args.concurrency}", "access_log": "off (warning level)"}
     print(json.dumps(results, ensure_ascii=False))
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every figure in BENCHMARKS.md, one after the other (never two at once: 2 cores), ~35 minutes.
 #   bash bench/run_all.sh            results in bench/results/*.json, progress in bench/results/*.log
+#   SKIP_PEER=1 bash bench/run_all.sh   the same without the ~7 min django-helpdesk runs
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -12,9 +13,11 @@ step() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 for db in sqlite postgres; do
   step "ingest $db";  $PY bench/ingest.py --db $db > $R/ingest-$db.json 2> $R/ingest-$db.log
 done
-for db in sqlite postgres; do
-  step "peer $db";    bash bench/run_peer.sh $db 2> $R/peer-$db.log
-done
+if [ -z "${SKIP_PEER:-}" ]; then  # SKIP_PEER=1: keep bench/results/peer-*.json from an earlier run
+  for db in sqlite postgres; do
+    step "peer $db";    bash bench/run_peer.sh $db 2> $R/peer-$db.log
+  done
+fi
 step "inbox sqlite";  $PY bench/inbox.py --db sqlite --keep --explain $R/plans-sqlite.txt \
                         > $R/inbox-sqlite.json 2> $R/inbox-sqlite.log
 kept=$(grep -o '/tmp/otklik-bench-sqlite-[A-Za-z0-9_]*' $R/inbox-sqlite.log | head -1)

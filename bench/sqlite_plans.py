@@ -2,10 +2,12 @@
 
 Run on a database that `bench/inbox.py --db sqlite --keep` loaded (its path is in the log):
     .venv/bin/python bench/sqlite_plans.py /tmp/otklik-bench-sqlite-XXXX/otklik.db
-Read-only: it opens the file with mode=ro, so no ANALYZE statistics are added (the product never adds any).
+Read-only (mode=ro, so no ANALYZE statistics are added; the product never adds any), except --try-index,
+which creates the index proposed for priority sorting, times the statement, and drops it again.
 Each statement: best of --repeat runs (warm cache), rows returned, and EXPLAIN QUERY PLAN. "current" is the
 statement the product sends today (captured from the app, columns trimmed to the ones that matter for the
-plan); "proposed" is the change suggested in BENCHMARKS.md, which must return the same ids.
+plan) at commit b071d1e; "proposed" is the change suggested in BENCHMARKS.md, which must return the same
+ids. (Message search has since been changed in src/ to the proposed form, commit a095599.)
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("db")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--try-index", action="store_true",
+                    help="also create the index proposed for priority sorting (writes to the database), time, drop")
     args = ap.parse_args()
     db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     db.execute("PRAGMA cache_size=-65536")
@@ -101,13 +105,35 @@ def main() -> None:
                 timed(db, walk, (1, *sp, *like_params(words), 26), args.repeat)}
         cases[name]["proposed step 1: capped match count"]["value"] = db.execute(probe, (q,)).fetchone()[0]
 
+    # 3b. The walk's worst case: a query the capped count calls common (FTS counts all workspaces) that no
+    # conversation of this workspace contains, so every conversation is visited.
+    like = "(' ' || messages.search_terms || ' ') LIKE ?"
+    walk = (f"SELECT {CONV_COLS} FROM conversations WHERE conversations.workspace_id = ? AND "
+            f"conversations.merged_into_id IS NULL AND EXISTS (SELECT 1 FROM messages WHERE "
+            f"messages.conversation_id = conversations.id AND {like}) "
+            "ORDER BY conversations.last_message_at DESC, conversations.id DESC LIMIT ?")
+    cases["list_conversations[walk, worst case: no conversation matches]"] = {
+        "proposed step 2 walk": timed(db, walk, (1, "% zzzqqq%", 26), 1)}
+
     # 4. GET /conversations?priority=urgent&sort=priority
     cur = (f"SELECT {CONV_COLS} FROM conversations WHERE conversations.workspace_id = ? AND "
            "conversations.merged_into_id IS NULL AND conversations.priority IN (?) "
            "ORDER BY conversations.priority DESC, conversations.id DESC LIMIT ? OFFSET ?")
     cases["urgent_by_priority"] = {"current": timed(db, cur, (1, 3, 26, 0), args.repeat)}
+    if args.try_index:  # writes to the (throwaway) database: the index proposed for this request
+        rw = sqlite3.connect(args.db)
+        t0 = time.perf_counter()
+        rw.execute("CREATE INDEX ix_conv_ws_prio ON conversations (workspace_id, priority, id)")
+        built = time.perf_counter() - t0
+        case = cases["urgent_by_priority"]
+        case[f"proposed: index (workspace_id, priority, id), built in {built:.2f} s"] = timed(
+            rw, cur, (1, 3, 26, 0), args.repeat)
+        rw.execute("DROP INDEX ix_conv_ws_prio")
+        rw.close()
 
     for case in cases.values():
+        if "current" not in case:
+            continue
         ids = case["current"]["ids"]
         for k, v in case.items():
             if k.startswith("proposed") and "count" not in k:

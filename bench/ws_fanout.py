@@ -94,8 +94,9 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
             resp = await http.post("/api/v1/inbound", json={
                 "identity_kind": "email", "identity": "fanout@example.com", "text": marker,
                 "message_id": f"{run_id}-{r}"})
+            post_s = time.perf_counter() - t_post
             if r >= 0:
-                post_latencies.append(time.perf_counter() - t_post)
+                post_latencies.append(post_s)
             if resp.status_code >= 400:
                 raise SystemExit(f"post failed: HTTP {resp.status_code} {resp.text[:300]}")
             with contextlib.suppress(TimeoutError):
@@ -109,7 +110,8 @@ async def run(base_url: str, token: str, args: argparse.Namespace) -> dict[str, 
             all_latencies += lat
             rounds.append({"delivered": len(lat), "p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
                            "p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
-                           "last_ms": round(lat[-1] * 1000, 1) if lat else None})
+                           "last_ms": round(lat[-1] * 1000, 1) if lat else None,
+                           "post_response_ms": round(post_s * 1000, 1)})
             log(f"  round {r + 1}: {rounds[-1]}")
             await asyncio.sleep(args.pause)
 
