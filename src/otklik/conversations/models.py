@@ -91,6 +91,7 @@ class Conversation(Base):
         Index("ix_conv_ws_status_last", "workspace_id", "status", "last_message_at", "id"),
         Index("ix_conv_ws_status_waiting", "workspace_id", "status", "last_customer_message_at", "id"),
         Index("ix_conv_ws_status_prio", "workspace_id", "status", "priority", "id"),
+        Index("ix_conv_ws_prio", "workspace_id", "priority", "id"),
         Index("ix_conv_ws_assignee_status", "workspace_id", "assignee_id", "status", "last_message_at", "id"),
         Index("ix_conv_ws_team_status", "workspace_id", "team_id", "status", "last_message_at", "id"),
         Index("ix_conv_ws_customer", "workspace_id", "customer_id", "id"),

@@ -185,7 +185,7 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
         clause = match_clause(session, "messages", Message.id, filters.q)
         if clause is None:
             raise field_error("q", "has no searchable words")
-        if is_common(session, "messages", filters.q):
+        if is_common(session, "messages", filters.q, workspace_id=actor.workspace_id):
             # Thousands of matches: walk conversations in the requested order and test each one's
             # messages, instead of collecting every match first (SQLite; PostgreSQL's GIN plan is fine).
             like = contains_terms(Message.search_terms, filters.q)

@@ -70,16 +70,20 @@ def newest_matches(session: Session, stmt: Select[Any], table: str, id_column: A
     return stmt.order_by(fts.c.rowid.desc())
 
 
-def is_common(session: Session, table: str, query: str, *, cap: int = 5000) -> bool:
-    """Whether `query` matches more than `cap` rows (SQLite only; counting stops at the cap)."""
+def is_common(session: Session, table: str, query: str, *, workspace_id: int, cap: int = 5000) -> bool:
+    """Whether `query` matches more than `cap` rows of the workspace (SQLite only; counting stops at the cap).
+
+    Counted within the workspace: a word common elsewhere but rare here must not pick the walk plan."""
     terms = query_terms(query)
     if not terms or session.get_bind().dialect.name != "sqlite":
         return False
-    name = _FTS_TABLES[table]
+    name = _FTS_TABLES[table]  # fixed names, never user input
     parts = [f'"{t}"' for t in terms]
     parts[-1] += "*"
-    count = session.scalar(text(f"SELECT count(*) FROM (SELECT 1 FROM {name} WHERE {name} MATCH :q "  # noqa: S608
-                                "LIMIT :cap)").bindparams(q=" ".join(parts), cap=cap + 1))
+    count = session.scalar(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM {name} JOIN {table} ON {table}.id = {name}.rowid "  # noqa: S608
+        f"WHERE {name} MATCH :q AND {table}.workspace_id = :ws LIMIT :cap)"
+    ).bindparams(q=" ".join(parts), ws=workspace_id, cap=cap + 1))
     return bool(count and count > cap)
 
 

@@ -75,24 +75,23 @@ async def stream(ws: WebSocket) -> None:
     async def reader() -> None:
         while True:
             raw = await ws.receive_text()
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, AttributeError):
                 if json.loads(raw).get("type") == "ping":
                     await ws.send_json({"type": "pong"})
 
-    reader_task = asyncio.create_task(reader())
-    try:
-        while not reader_task.done():
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait({getter, reader_task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            event = getter.result()
+    async def writer() -> None:
+        while True:
+            event = await sub.queue.get()
             await ws.send_text(event.wire)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+
+    # Two long-lived tasks per socket: an event costs one queue hand-off, no task creation per event.
+    tasks = {asyncio.create_task(reader()), asyncio.create_task(writer())}
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         bus.unsubscribe(sub)
-        reader_task.cancel()
-        with contextlib.suppress(BaseException):
-            await reader_task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
