@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -802,20 +802,6 @@ def customer_names(session: Session, customer_ids: Sequence[int]) -> dict[int, s
         return {}
     return {cid: name for cid, name in session.execute(
         select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))}
-
-
-def customer_summaries(session: Session, actor: Actor, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Per customer: how many conversations, how many not solved yet, last contact (one query)."""
-    result: dict[int, dict[str, Any]] = {}
-    if not customer_ids:
-        return result
-    rows = session.execute(
-        select(Conversation.customer_id, func.count(), func.max(Conversation.last_message_at))
-        .where(Conversation.workspace_id == actor.workspace_id, Conversation.customer_id.in_(customer_ids))
-        .group_by(Conversation.customer_id))
-    for cid, count, last in rows:
-        result[cid] = {"conversations": count, "last_contact_at": last}
-    return result
 
 
 __all__ = ["Customer", "InboundMessage", "Received", "create_conversation", "get_conversation", "receive",
