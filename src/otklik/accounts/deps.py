@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from otklik.accounts import service
-from otklik.accounts.models import Role
 from otklik.accounts.security import same
 from otklik.accounts.service import Actor
 from otklik.platform.db import session_scope
@@ -70,10 +69,3 @@ def _actor_only(request: Request) -> Actor:
 # For endpoints that run their own (retried) transactions: authentication reads in a session of its own.
 ActorOnly = Annotated[Actor, Depends(_actor_only)]
 
-
-def require(role: Role):
-    def checker(actor: CurrentActor) -> Actor:
-        actor.require(role)
-        return actor
-
-    return Depends(checker)

@@ -32,6 +32,7 @@ from otklik.conversations.schemas import (
 from otklik.platform.api import Page
 from otklik.platform.db import run_transaction
 from otklik.platform.errors import NotFound
+from otklik.platform.pagination import decode_cursor
 
 router = APIRouter()
 
@@ -143,8 +144,6 @@ def list_messages(conversation_id: int, actor: CurrentActor, db: DB,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Page[MessageOut]:
     after_id = None
     if cursor:
-        from otklik.platform.pagination import decode_cursor
-
         _, after_id = decode_cursor(cursor)
     rows, next_cursor = service.list_messages(db, actor, conversation_id, after_id=after_id, limit=limit)
     return Page(items=messages_out(db, rows), next_cursor=next_cursor)

@@ -185,12 +185,3 @@ def run_transaction(work: Callable[[Session], T], *, attempts: int = 4) -> T:
                 raise
             time.sleep(0.01 * attempt * attempt)
     raise AssertionError("unreachable")
-
-
-def reset_caches() -> None:
-    """For tests and the CLI: forget engines so a changed OTKLIK_DATABASE_URL takes effect."""
-    get_settings.cache_clear()
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-    get_engine.cache_clear()
-    _factories.cache_clear()
