@@ -35,6 +35,16 @@ def foreign(client, ws, other_ws):
         "token_id": token["id"], "article_id": article["id"], "attachment_id": att["id"],
         "identity_id": cust["identities"][0]["id"], "user_id": other_ws.agent_id, "outbox_id": outbox[0]["id"],
         "number": number, "message_id": reply["id"],
+        "account_id": client.post("/api/v1/channels/accounts", json={  # a channel account (issue 4, D1)
+            "kind": "max", "config": {"api_base_url": "http://127.0.0.1:9"},
+            "secrets": {"bot_token": "b-workspace-token-0123456789"}}, headers=other_ws.admin).json()["id"],
+        "template_id": client.post("/api/v1/templates", json={"name": "B", "body": "b"},
+                                   headers=other_ws.admin).json()["id"],
+        "task_id": client.post("/api/v1/tasks", json={"customer_id": cust["id"], "title": "B"},
+                               headers=other_ws.admin).json()["id"],
+        "other_id": cust["id"],  # a duplicate suggestion's other customer
+        "faq_id": client.post("/api/v1/faq", json={"question": "B?", "answer": "b"},
+                              headers=other_ws.admin).json()["id"],
     }
 
 
@@ -50,6 +60,14 @@ BODIES = {
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PUT", "/api/v1/teams/{team_id}/members"): {"member_ids": []},
     ("PATCH", "/api/v1/articles/{article_id}"): {"published": False},
+    ("PATCH", "/api/v1/faq/{faq_id}"): {"published": False},
+    ("PATCH", "/api/v1/templates/{template_id}"): {"body": "x"},
+    ("POST", "/api/v1/templates/{template_id}/render"): {"variables": {}},
+    ("PATCH", "/api/v1/tasks/{task_id}"): {"title": "x"},
+    ("POST", "/api/v1/whatsapp/conversations/{conversation_id}/template"): {"name": "order_update"},
+    ("POST", "/api/v1/customers/{customer_id}/suggestions/{other_id}/dismiss"): {"reason": "x"},
+    ("PATCH", "/api/v1/channels/accounts/{account_id}"): {"name": "x"},
+    ("POST", "/api/v1/channels/accounts/{account_id}/connect"): {"base_url": "https://a.example.ru"},
 }
 
 
@@ -89,7 +107,8 @@ def test_lists_and_search_never_show_other_workspaces(client, ws, other_ws):
                         ("/api/v1/messages/search", {"q": "секретный"}), ("/api/v1/customers", {"q": "secret"}),
                         ("/api/v1/conversations", {"q": "секретный"}),
                         ("/api/v1/audit", {"entity_type": "customer"}), ("/api/v1/audit", {"entity_type": "conversation"}),
-                        ("/api/v1/outbox", {}), ("/api/v1/articles", {})]:
+                        ("/api/v1/outbox", {}), ("/api/v1/articles", {}), ("/api/v1/faq", {}),
+                        ("/api/v1/knowledge/search", {"q": "секретный"})]:
         r = client.get(url, params=params, headers=ws.admin)
         assert r.status_code == 200, r.text
         items = r.json()["items"] if isinstance(r.json(), dict) else r.json()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,20 +19,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otklik import __version__
 from otklik.accounts.api import router as accounts_router
+from otklik.accounts.password_reset_api import router as password_reset_router
+from otklik.accounts.workspace_profile import router as workspace_profile_router
+from otklik.assistant import jobs as assistant_jobs
+from otklik.assistant.api import router as assistant_router
 from otklik.channels.registry import load_channels
 from otklik.conversations import jobs as conversation_jobs
 from otklik.conversations.api import router as conversations_router
+from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
+from otklik.customers.tasks_api import router as tasks_router
 from otklik.knowledge.api import router as knowledge_router
-from otklik.platform.config import get_settings
+from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
 from otklik.web.realtime import router as realtime_router
+from otklik.web.ui import install as install_ui
+from otklik.web.widget.api import WidgetCORS
+from otklik.web.widget.api import router as widget_router
+from otklik.web.widget.pages import public as widget_public_pages
+from otklik.web.widget.pages import router as widget_pages
 
 log = logging.getLogger(__name__)
-UPLOAD_PATHS = ("/api/v1/attachments",)
+UPLOAD_PATHS = ("/api/v1/attachments", "/api/v1/widget/attachments")
 
 
 def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
@@ -141,33 +151,37 @@ def install_error_handlers(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    if settings.secret_key.get_secret_value() == DEV_SECRET_KEY:
+        log.warning("OTKLIK_SECRET_KEY is not set: channel secrets are encrypted with the development key; "
+                    "set a long random OTKLIK_SECRET_KEY before connecting real channels")
     bus = get_bus()
+    assistant_jobs.install()
     await bus.start()
-    consumer = sweeper = None
+    consumer = sweeper = assistant_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
+        assistant_sweeper = Periodic(assistant_jobs.sweep_pending, 60.0).start()
+    from otklik.channels.registry import start_background
+
+    channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
+    from otklik.channels.email.smtp_in import start_if_configured
+
+    smtpd = start_if_configured()  # the email channel's inbound SMTP endpoint, with OTKLIK_SMTPD_ENABLED=true
     try:
         yield
     finally:
+        if smtpd is not None:
+            smtpd.stop()
+        for loop in channel_loops:
+            loop.stop()  # type: ignore[attr-defined]
         if sweeper:
             sweeper.stop()
+        if assistant_sweeper:
+            assistant_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
-
-
-LANDING = """<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>Otklik</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#1d2330}}
-code{{background:#f1f3f7;padding:.1rem .3rem;border-radius:4px}}a{{color:#2952cc}}</style></head><body>
-<h1>Отклик / Otklik {version}</h1>
-<p>Сервер работает. The server is running.</p>
-<ul><li><a href="/api/docs">REST API documentation</a> (OpenAPI: <a href="/api/v1/openapi.json">
-/api/v1/openapi.json</a>)</li><li>WebSocket events: <code>/api/v1/ws</code></li>
-<li>Health: <a href="/healthz">/healthz</a></li></ul>
-<p>The agent workspace pages are not built yet; everything is available through the API.</p>
-</body></html>"""
 
 
 def create_app() -> FastAPI:
@@ -176,10 +190,20 @@ def create_app() -> FastAPI:
                   description="Omnichannel customer support. Authenticate with `Authorization: Bearer <token>` "
                               "(create one at POST /api/v1/api-tokens) or a session cookie + `X-CSRF-Token`.")
     install_error_handlers(app)
-    for router in (accounts_router, customers_router, conversations_router, knowledge_router,
+    assistant_jobs.install()  # the AI operator reacts to every inbound customer message
+    for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
+                   password_reset_router, workspace_profile_router, templates_router, tasks_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)
+    from otklik.channels.webforms.plugin import public_router as web_forms  # POST /forms/<token>
+    from otklik.customers.suggestions_api import router as suggestions_router
+
+    app.include_router(web_forms)
+    app.include_router(suggestions_router, prefix="/api/v1")  # probable duplicate customers
+    app.include_router(widget_router, prefix="/api/v1")  # the chat widget: visitors' API, socket, settings
+    app.include_router(widget_pages)
+    app.include_router(widget_public_pages)
 
     app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
@@ -195,9 +219,8 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def landing() -> str:
-        return LANDING.format(version=html.escape(__version__))
+    install_ui(app)  # the agent workspace pages, `/` and /static
 
+    app.add_middleware(WidgetCORS)
     app.add_middleware(BodyLimit)
     return app

@@ -1,4 +1,4 @@
-"""The `otklik` command: demo, serve, worker, migrate, create-user."""
+"""The `otklik` command: demo, serve, worker, migrate, create-user, kb."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from otklik.app import load_channels
+    from otklik.assistant import jobs as assistant_jobs
     from otklik.conversations import jobs
     from otklik.platform.config import get_settings
     from otklik.platform.jobs import Periodic, run_consumer
@@ -46,8 +47,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     load_channels()
     settings = get_settings()
     Periodic(jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
+    Periodic(assistant_jobs.sweep_pending, 60.0).start()  # customer messages a crash left undecided
+    from otklik.channels.registry import start_background
+
+    start_background()  # channel pollers (Telegram long polling) and the sweep of unfinished inbound events
     print(f"otklik worker: queue={settings.queue_backend}, {args.workers} threads", flush=True)
     run_consumer(workers=args.workers)
+    return 0
+
+
+def cmd_smtpd(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from otklik.channels.email.smtp_in import SmtpdSettings, make_controller
+    from otklik.channels.registry import load_channels
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_channels()
+    settings = SmtpdSettings()
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "max_bytes": args.max_bytes}.items()
+                 if v is not None}
+    controller = make_controller(settings, **overrides)
+    controller.start()
+    print(f"otklik smtpd: inbound mail on {controller.hostname}:{controller.port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
     return 0
 
 
@@ -93,6 +121,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from otklik.knowledge import transfer
+
+    if args.kb_command == "import":
+        path = Path(args.file)
+        result = transfer.import_for_workspace(args.workspace, path.name, path.read_bytes())
+        print(f"knowledge base of {args.workspace}: {result.created} created, {result.updated} updated, "
+              f"{result.unchanged} unchanged")
+        return 0
+    data = transfer.export_for_workspace(args.workspace, args.format)
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+    else:
+        Path(args.output).write_bytes(data)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from otklik.assistant.evaluation import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otklik", description="Otklik: omnichannel customer support.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, help="worker threads")
     p.set_defaults(func=cmd_worker)
 
+    p = sub.add_parser("smtpd", help="run the inbound SMTP endpoint for the email channel (forwarding addresses)")
+    p.add_argument("--host", default=None, help="listen address (default OTKLIK_SMTPD_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default OTKLIK_SMTPD_PORT or 2525)")
+    p.add_argument("--max-bytes", type=int, default=None, help="largest mail accepted (default 25 MiB)")
+    p.set_defaults(func=cmd_smtpd)
+
+    p = sub.add_parser("eval", help="measure the assistant on JSONL data sets (intents, kb, sentiment, abuse)")
+    from otklik.assistant.evaluation import add_arguments as add_eval_arguments
+
+    add_eval_arguments(p.add_subparsers(dest="eval_command", required=True))
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_migrate)
@@ -127,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default=None, help="(or OTKLIK_NEW_PASSWORD, or asked interactively)")
     p.add_argument("--token", action="store_true", help="also create an API token for the user")
     p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser("kb", help="knowledge base: import or export articles (JSONL, Markdown)")
+    kb = p.add_subparsers(dest="kb_command", required=True)
+    k = kb.add_parser("import", help="import a .jsonl, .md or .zip of Markdown files (by id: update or create)")
+    k.add_argument("file")
+    k.add_argument("--workspace", required=True, help="workspace slug")
+    k.set_defaults(func=cmd_kb)
+    k = kb.add_parser("export", help="export every article as JSONL or a zip of Markdown files")
+    k.add_argument("--workspace", required=True, help="workspace slug")
+    k.add_argument("--format", choices=["jsonl", "markdown"], default="jsonl")
+    k.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
+    k.set_defaults(func=cmd_kb)
     return parser
 
 

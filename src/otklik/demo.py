@@ -29,11 +29,9 @@ from otklik.conversations.models import (
     Conversation,
     DeliveryStatus,
     Message,
-    OutboxItem,
-    OutboxStatus,
 )
 from otklik.customers import service as customers
-from otklik.knowledge import service as knowledge
+from otklik.knowledge import transfer as knowledge_transfer
 from otklik.platform.db import session_scope, utcnow
 from otklik.platform.events import discard_after_commit
 
@@ -789,192 +787,7 @@ CUSTOMER_GREETINGS = ["", "", "", "Здравствуйте! ", "Добрый д
 
 # -- knowledge base -----------------------------------------------------------------------------------
 
-ARTICLES: list[tuple[str, str, str, list[str], str]] = [  # (language, category, title, tags, body)
-    ("ru", "Доставка", "Сроки и стоимость доставки", ["доставка", "стоимость", "сроки"], """\
-Доставляем по Москве, Московской области и в 1 200 городов России.
-
-**Москва в пределах МКАД**
-- Курьер, товары до 30 кг: 390 ₽, бесплатно при заказе от 5 000 ₽. Доставка на следующий день.
-- Крупная бытовая техника: 990 ₽, бесплатно при заказе от 30 000 ₽. Доставка в течение 1–3 дней.
-- Интервалы: 9:00–13:00, 13:00–17:00, 17:00–21:00. Курьер звонит за 30–60 минут.
-
-**Московская область** — от 590 ₽, 1–3 дня.
-
-**Другие города** — в пункты выдачи (от 199 ₽, бесплатно от 3 000 ₽) или курьером (от 490 ₽), 2–7 дней.
-Точную стоимость и дату корзина покажет после ввода адреса.
-
-**Подъём на этаж** крупной техники: с грузовым лифтом — 500 ₽ за весь подъём, без лифта — 200 ₽ за этаж.
-
-Если заказ опоздал больше чем на сутки от обещанной даты, стоимость доставки возвращаем."""),
-    ("ru", "Доставка", "Как отследить заказ: статусы и трек-номер", ["статус заказа", "трек-номер"], """\
-Статус заказа виден в личном кабинете в разделе «Мои заказы» и приходит в СМС/на почту.
-
-- **Принят** — заказ оформлен и оплачен (или выбрана оплата при получении).
-- **Собирается** — товар комплектуют на складе, обычно до 1 рабочего дня. Если товар едет с удалённого
-  склада, сборка может занять 2–3 дня.
-- **Передан в доставку** — появляется трек-номер, по нему можно следить на сайте перевозчика.
-- **В пункте выдачи / У курьера** — заказ ждёт вас. В пункте выдачи он хранится 7 дней, срок можно один раз
-  продлить ещё на 3 дня.
-- **Получен** — заказ у вас. Через 14 дней начисляются бонусные баллы.
-
-Трек-номер не отслеживается первые 12–24 часа после передачи в доставку — это нормально."""),
-    ("ru", "Возврат и обмен", "Возврат товара надлежащего качества при покупке онлайн (7 дней)",
-     ["возврат", "закон о защите прав потребителей"], """\
-По ст. 26.1 Закона «О защите прав потребителей» товар, купленный дистанционно (на сайте, в приложении, по
-телефону), можно вернуть:
-- до получения — в любой момент;
-- после получения — в течение **7 дней**. Если информация о порядке и сроках возврата не была передана вам в
-  письменной форме при доставке, срок — 3 месяца.
-
-Условия: сохранены товарный вид (упаковка, ярлыки, пломбы), потребительские свойства и документ о покупке
-(если его нет — можно сослаться на другие доказательства, например электронный чек). Нельзя вернуть товар,
-изготовленный по индивидуальному заказу.
-
-Как вернуть: оформите возврат в личном кабинете или напишите в поддержку. Сдать товар можно бесплатно в
-пункте выдачи или отдать курьеру (обратная доставка — 390 ₽, удерживается из суммы возврата).
-
-Деньги возвращаем в течение 10 дней со дня получения требования, тем же способом, каким была оплата."""),
-    ("ru", "Возврат и обмен", "Обмен и возврат покупок из шоурума (14 дней)", ["обмен", "шоурум"], """\
-Покупки, сделанные непосредственно в шоуруме, подчиняются ст. 25 Закона «О защите прав потребителей»:
-непродовольственный товар надлежащего качества можно обменять на аналогичный в течение **14 дней**, не считая
-дня покупки, если он не был в употреблении и сохранены товарный вид, ярлыки и чек.
-
-Если подходящего товара для обмена нет, можно вернуть деньги.
-
-Обмену и возврату не подлежат товары из перечня, утверждённого Постановлением Правительства РФ № 2463, —
-в том числе технически сложные товары бытового назначения с гарантийным сроком (электробытовые машины и
-приборы), бытовая химия, мебельные гарнитуры и посуда из полимерных материалов, контактирующая с пищей.
-
-Этот перечень не действует для покупок онлайн — для них см. статью «Возврат товара надлежащего качества при
-покупке онлайн (7 дней)»."""),
-    ("ru", "Возврат и обмен", "Товар с недостатком (брак): замена или возврат денег",
-     ["брак", "возврат", "закон о защите прав потребителей"], """\
-Если в товаре обнаружился недостаток, по ст. 18 Закона «О защите прав потребителей» вы можете потребовать:
-замену, уценку, бесплатный ремонт или возврат денег.
-
-- **Обычные товары** (чайник, блендер, посуда) — любое из требований в течение гарантийного срока.
-- **Технически сложные товары** (стиральные и посудомоечные машины, холодильники, кофемашины и др. из
-  перечня Постановления № 924) — возврат или замена в течение **15 дней** с момента передачи. Позже — если
-  недостаток существенный, нарушен срок ремонта или товар в сумме больше 30 дней в году находился в ремонте.
-
-Как мы действуем:
-1. Попросим фото/видео и номер заказа, при необходимости — передать товар на проверку качества.
-2. Проверка качества — до 10 дней (для замены — до 20 дней), доставку в обе стороны оплачиваем мы.
-3. Деньги возвращаем в течение 10 дней с момента требования, замену — в течение 7 дней.
-
-Если вы не согласны с результатами проверки, вправе провести независимую экспертизу."""),
-    ("ru", "Гарантия и сервис", "Гарантийный ремонт", ["гарантия", "ремонт", "сервисный центр"], """\
-Гарантийный срок указан в карточке товара и в гарантийном талоне; на крупную бытовую технику он обычно
-составляет 1–3 года.
-
-Как отдать технику в ремонт:
-1. Напишите нам номер заказа, модель и серийный номер, опишите неисправность.
-2. Мы оформим заявку в авторизованном сервисном центре («Сервис-Плюс», «ТехноРемонт», «Мастер Сервис»).
-3. Крупную технику ремонтируют на дому (выезд мастера бесплатный), мелкую — курьер заберёт бесплатно.
-
-Сроки: по ст. 20 Закона «О защите прав потребителей» ремонт должен занять не больше **45 дней**. Гарантийный
-срок продлевается на время ремонта. Если срок нарушен, вы вправе потребовать замену или возврат денег.
-
-Гарантия не распространяется на повреждения из-за нарушения правил эксплуатации, скачков напряжения, накипи
-и механических воздействий."""),
-    ("ru", "Оплата", "Способы оплаты", ["оплата", "СБП", "рассрочка"], """\
-- Банковской картой на сайте: Мир, Visa, Mastercard, UnionPay.
-- По СБП — через приложение вашего банка, без комиссии.
-- Частями: «Долями» (4 платежа по 25%) и рассрочка от банков-партнёров на 6–24 месяца.
-- При получении: картой или наличными курьеру, в пунктах выдачи — картой.
-- Юрлицам и ИП — по счёту (см. статью «Покупки для юрлиц и ИП»).
-
-**Двойное списание.** Если оплата прошла дважды, второй платёж обычно лишь блокирует сумму (холдирование);
-блокировка снимается автоматически за 1–3 рабочих дня, в редких случаях до 30 дней — это зависит от банка.
-
-**Возврат денег** — на ту же карту или счёт, с которых была оплата. Мы отправляем деньги в течение 10 дней,
-банк зачисляет их в течение 3–10 рабочих дней."""),
-    ("ru", "Гарантия и сервис", "Установка и подключение техники", ["установка", "подключение", "мастер"], """\
-Подключение выполняют мастера партнёрской службы «ТехМастер». Заказать можно при оформлении или позже в
-поддержке.
-
-| Услуга | Стоимость |
-|---|---|
-| Подключение стиральной или посудомоечной машины к готовым коммуникациям | 2 490 ₽ |
-| Встраиваемая техника (посудомоечная машина, духовой шкаф) | 3 990 ₽ |
-| Подключение варочной панели | 1 990 ₽ |
-| Монтаж сплит-системы (стандартный, до 3 м трассы) | 9 900 ₽ |
-| Установка УЗО и розетки с заземлением | 1 800 ₽ |
-
-Мастер приезжает в выбранный интервал и звонит за час. Если мастер опоздал больше чем на час или не
-приехал — подключение будет бесплатным.
-
-Важно: стиральные и посудомоечные машины подключаются только к розетке с заземлением."""),
-    ("ru", "Бонусы", "Программа лояльности «Домосфера Клуб»", ["бонусы", "промокод", "лояльность"], """\
-Бонусные баллы начисляются за каждую покупку: 1 балл = 1 ₽.
-
-| Уровень | Покупки за 12 месяцев | Кешбэк баллами |
-|---|---|---|
-| Серебряный | до 50 000 ₽ | 3% |
-| Золотой | от 50 000 ₽ | 5% |
-| Платиновый | от 150 000 ₽ | 7% и бесплатная доставка |
-
-- Баллы начисляются через 14 дней после получения заказа.
-- Баллами можно оплатить до 30% заказа.
-- Баллы действуют 365 дней; за 14 дней до сгорания присылаем напоминание.
-- Промокоды не суммируются с акционными ценами и между собой; минимальная сумма заказа указана в условиях
-  промокода."""),
-    ("ru", "Юрлицам", "Покупки для юрлиц и ИП: счёт и закрывающие документы",
-     ["юрлицо", "ИП", "УПД", "ЭДО"], """\
-1. При оформлении заказа выберите «Юридическое лицо / ИП» и укажите ИНН — реквизиты подставятся
-   автоматически.
-2. Счёт придёт на почту. Он действителен 3 банковских дня, цены указаны с НДС.
-3. После оплаты заказ передаётся в сборку; доставка — по общим тарифам.
-
-**Закрывающие документы**: универсальный передаточный документ (УПД) отправляем через ЭДО (Диадок, СБИС,
-Контур) в день отгрузки. Бумажные оригиналы — Почтой России с трек-номером, по запросу.
-
-Если УПД не пришёл, проверьте, указан ли в карточке организации идентификатор участника ЭДО, и напишите
-нам номер счёта и ИНН."""),
-    ("ru", "Заказы", "Отмена и изменение заказа", ["отмена заказа", "изменение заказа"], """\
-Пока заказ не передан в доставку, его можно отменить или изменить в личном кабинете либо через поддержку:
-поменять адрес, дату и интервал доставки, добавить или убрать товары.
-
-После передачи в доставку отменить заказ можно отказом при получении — по закону вы вправе отказаться от
-товара, купленного онлайн, в любой момент до его передачи.
-
-Деньги за отменённый заказ возвращаются на карту в течение 3–5 рабочих дней (срок зависит от банка)."""),
-    ("ru", "Уход за техникой", "Очистка от накипи: кофемашины, чайники, стиральные машины",
-     ["уход", "накипь", "консультация"], """\
-Накипь — главный враг техники, и её последствия не покрываются гарантией.
-
-- **Кофемашины**: запускайте программу декальцинации, когда машина попросит (обычно раз в 1–2 месяца).
-  Используйте средство производителя; уксус и лимонная кислота могут повредить уплотнители.
-- **Чайники**: раз в месяц — средство для удаления накипи или раствор лимонной кислоты (1 ст. л. на 1 л воды),
-  вскипятить и слить.
-- **Стиральные и посудомоечные машины**: раз в 3 месяца — холостой цикл на максимальной температуре со
-  специальным средством. Для посудомоечной машины обязательно используйте соль.
-
-При жёсткой воде (больше 7 °Ж) очищайте технику вдвое чаще."""),
-    ("en", "Delivery", "Delivery in Moscow and across Russia", ["delivery", "english"], """\
-- **Moscow (inside MKAD)**: courier 390 RUB, free on orders over 5,000 RUB; large appliances 990 RUB, free
-  over 30,000 RUB. Time slots: 9–13, 13–17, 17–21; the courier calls 30–60 minutes ahead.
-- **Moscow region**: from 590 RUB, 1–3 days.
-- **Other cities**: pick-up points (from 199 RUB) or courier (from 490 RUB), 2–7 days.
-- **Carrying upstairs**: 500 RUB with a service lift, otherwise 200 RUB per floor.
-
-Our support team answers in English in chat and by email."""),
-    ("en", "Returns", "Returns and refunds", ["returns", "refund", "english"], """\
-Under Russian consumer law (art. 26.1) you can return an item bought online within **7 days** of delivery if
-it is unused and in its original packaging. Items bought in our showroom can be exchanged within **14 days**
-(art. 25), except for the goods on the government's non-exchangeable list, such as household appliances with
-a warranty.
-
-Defective items can be returned or replaced within the warranty period; for technically complex appliances
-(washing machines, fridges, dishwashers, coffee machines) a refund or replacement is available within
-15 days of delivery, later only for serious defects.
-
-Refunds are sent within 10 days to the card you paid with."""),
-    ("en", "Service", "Warranty repair", ["warranty", "repair", "english"], """\
-Send us your order number, the model and its serial number. We book the repair with an authorised service
-centre: large appliances are repaired at your home, small ones are collected by courier, free of charge.
-By law a warranty repair may take at most 45 days, and the warranty is extended by the time spent in repair."""),
-]
+# The articles live in src/otklik/knowledge/data/store_kb_ru.jsonl (imported by seed_demo below).
 
 
 # -- the stories: one person over several channels -----------------------------------------------------
@@ -1580,9 +1393,29 @@ def _seed(session: Session, now: dt.datetime) -> User:
     for plan in plans:
         sequence = _play(session, workspace.id, plan, users, actors, teams, now, rng, sequence)
 
-    for language, category, title, tags, body in ARTICLES:
-        knowledge.create_article(session, actors["marina"], title=title, body=body, language=language,
-                                 category=category, tags=tags)
+    # The store's knowledge base: src/otklik/knowledge/data/store_kb_ru.jsonl (also what `otklik eval` asks).
+    knowledge_transfer.import_rows(session, actors["marina"], knowledge_transfer.store_kb_rows())
+    # The AI operator answers new customer messages from that knowledge base (Settings → AI assistant).
+    from otklik.assistant.service import update_settings
+
+    update_settings(session, accounts.Actor.system(workspace.id), {"enabled": True})
+    # Reply templates agents insert by typing "/" (Settings → Reply templates).
+    from otklik.conversations import templates as reply_templates
+
+    for name, shortcut, body in (
+        ("Приветствие", "hello", "Здравствуйте, {{customer.first_name}}! Меня зовут {{agent.first_name}}, "
+                                 "я помогу с вашим вопросом."),
+        ("Где заказ", "where", "{{customer.first_name}}, заказ {{order_number}} уже передан в доставку. "
+                               "Привезём {{delivery_date}}."),
+        # the store's own rule, as its knowledge base states it (art. 26.1 of the consumer-protection law)
+        ("Возврат", "refund", "Товар, купленный на сайте, можно вернуть в течение 7 дней после получения, не "
+                              "считая дня получения, если сохранены товарный вид и документ о покупке "
+                              "(ст. 26.1 Закона «О защите прав потребителей»). Оформить возврат: «Мои заказы» → "
+                              "заказ {{order_number}}."),
+        ("Спасибо", "thanks", "Спасибо, что написали в «{{workspace.name}}»! Хорошего дня."),
+    ):
+        reply_templates.create_template(session, actors["marina"], name=name, shortcut=shortcut, body=body,
+                                        language="ru")
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
@@ -1620,7 +1453,7 @@ def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User
             assert conversation is not None
             author = turn.author or plan.assignee or "irina"
             message = conversations.reply(session, actors[author], conversation.id, text=turn.text,
-                                          is_internal=turn.who == "n")
+                                          is_internal=turn.who == "n", history=True)
             message.created_at = turn.at
     assert conversation is not None
     if plan.status != "new":
@@ -1649,19 +1482,11 @@ def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User
 
 
 def _mark_delivered(session: Session, workspace_id: int) -> None:
-    """No channel is configured in the demo, so every reply would end as a failed delivery: record them as
-    sent (chats as read) at the time they were written, so the inbox shows a normal history."""
-    sent_at = select(Message.created_at).where(Message.id == OutboxItem.message_id).scalar_subquery()
-    session.execute(
-        update(OutboxItem).where(OutboxItem.workspace_id == workspace_id)
-        .values(status=OutboxStatus.sent.value, attempts=1, sent_at=sent_at, created_at=sent_at,
-                next_attempt_at=sent_at, locked_until=None, last_error=None)
-        .execution_options(synchronize_session=False))
-    queued = (Message.workspace_id == workspace_id) & (Message.delivery_status == DeliveryStatus.queued.value)
-    session.execute(update(Message).where(queued, Message.channel.in_(MESSENGERS))
+    """The demo's replies are history (`reply(history=True)`: sent, no outbox row); the chats among them were
+    read by the customer, so the inbox shows a normal history."""
+    sent = (Message.workspace_id == workspace_id) & (Message.delivery_status == DeliveryStatus.sent.value)
+    session.execute(update(Message).where(sent, Message.channel.in_(MESSENGERS))
                     .values(delivery_status=DeliveryStatus.read.value).execution_options(synchronize_session=False))
-    session.execute(update(Message).where(queued)
-                    .values(delivery_status=DeliveryStatus.sent.value).execution_options(synchronize_session=False))
 
 
 def _ensure_admin(session: Session, workspace: Workspace) -> User:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -123,6 +124,9 @@ class Conversation(Base):
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     solved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The assistant's signals (conversations/signals.py): shown in red in the inbox, filterable.
+    sentiment: Mapped[str | None] = mapped_column(String(8))  # negative / neutral / positive
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ConversationTag(Base):

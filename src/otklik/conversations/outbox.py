@@ -72,6 +72,12 @@ def register_sender(channel: str, factory: Callable[[int], Sender | None]) -> No
     _senders[channel] = factory
 
 
+def get_sender(channel: str, workspace_id: int) -> Sender | None:
+    """The configured sender of another channel (a web form's replies go out through the email channel)."""
+    factory = _senders.get(channel)
+    return factory(workspace_id) if factory else None
+
+
 def enqueue_after_commit(session: Session, outbox_id: int) -> None:
     from otklik.conversations import jobs
 

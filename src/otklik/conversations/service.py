@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from otklik.accounts.models import Role, Team, User
 from otklik.accounts.service import Actor, next_conversation_number, record_audit
 from otklik.conversations.models import (
+    PRIORITY_RANK,
     Attachment,
     AuthorKind,
     Conversation,
@@ -119,6 +120,13 @@ class ConversationFilters:
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
     q: str | None = None
+    # the agent inbox's filters (issue 3)
+    team_ids: list[int] | None = None  # "my team": any of these teams (an empty list matches nothing)
+    category: str | None = None
+    language: str | None = None
+    sentiment: str | None = None
+    flagged: bool = False  # urgent or negative (the assistant's signals)
+    ids: list[int] | None = None  # e.g. the conversations that mention me
 
 
 SORTS = {
@@ -160,14 +168,31 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
     column = SORTS[sort]
     stmt = select(Conversation).where(
         Conversation.workspace_id == actor.workspace_id, Conversation.merged_into_id.is_(None))
-    if filters.status:
-        stmt = stmt.where(Conversation.status.in_([s.value for s in filters.status]))
+    statuses = list(dict.fromkeys(s.value for s in filters.status))
+    # Several statuses in an index-ordered sort (the inbox's new+open+pending by waiting time): one query
+    # per status walks its (workspace, status, sort column) index in order and stops at the page size;
+    # a single IN would collect and sort every matching row first (bench/inbox_page.py).
+    split = len(statuses) > 1 and sort in ("waiting", "last_message_at", "priority")
+    if statuses and not split:
+        stmt = stmt.where(Conversation.status.in_(statuses))
     if filters.unassigned:
         stmt = stmt.where(Conversation.assignee_id.is_(None))
     elif filters.assignee_id is not None:
         stmt = stmt.where(Conversation.assignee_id == filters.assignee_id)
     if filters.team_id is not None:
         stmt = stmt.where(Conversation.team_id == filters.team_id)
+    if filters.team_ids is not None:
+        stmt = stmt.where(Conversation.team_id.in_(filters.team_ids))
+    if filters.ids is not None:
+        stmt = stmt.where(Conversation.id.in_(filters.ids))
+    if filters.category:
+        stmt = stmt.where(Conversation.category == filters.category)
+    if filters.language:
+        stmt = stmt.where(Conversation.language == filters.language)
+    if filters.sentiment:
+        stmt = stmt.where(Conversation.sentiment == filters.sentiment)
+    if filters.flagged:
+        stmt = stmt.where(or_(Conversation.urgent.is_(True), Conversation.sentiment == "negative"))
     if filters.channel:
         stmt = stmt.where(Conversation.channel == filters.channel)
     if filters.priority:
@@ -202,7 +227,15 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
         else:
             stmt = stmt.where(or_(column > value, and_(column == value, Conversation.id > last_id)))
     order = (column.desc(), Conversation.id.desc()) if descending else (column.asc(), Conversation.id.asc())
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    if split:
+        rows = [c for status in statuses for c in session.scalars(
+            stmt.where(Conversation.status == status).order_by(*order).limit(limit + 1))]
+        attr = {"waiting": "last_customer_message_at"}.get(sort, sort)
+        rows.sort(key=lambda c: (PRIORITY_RANK[c.priority] if sort == "priority" else getattr(c, attr), c.id),
+                  reverse=descending)
+        rows = rows[:limit + 1]
+    else:
+        rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -587,8 +620,13 @@ def create_conversation(session: Session, actor: Actor, *, customer_id: int, cha
 
 def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | None = None,
           html: str | None = None, is_internal: bool = False, attachment_ids: Sequence[int] = (),
-          author: AuthorKind = AuthorKind.agent, channel: str | None = None) -> Message:
-    """An agent's or the assistant's reply (or internal note). Public replies get an outbox row, same commit."""
+          author: AuthorKind = AuthorKind.agent, channel: str | None = None,
+          meta: dict[str, Any] | None = None, history: bool = False) -> Message:
+    """An agent's or the assistant's reply (or internal note). Public replies get an outbox row, same commit.
+
+    A channel's reply check (`reply_checks`, e.g. WhatsApp's 24-hour window) may refuse a public reply (409);
+    `meta` carries channel specifics such as an approved WhatsApp template. `history=True` records a reply that
+    was already sent elsewhere (an import, the demo's past): no channel check, no outbox row, status sent."""
     conversation = get_conversation(session, actor, conversation_id, for_update=True)
     if conversation.merged_into_id is not None:
         raise Conflict(f"conversation {conversation_id} was merged into {conversation.merged_into_id}",
@@ -600,11 +638,15 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
         raise field_error("text", "a reply needs text or an attachment")
     if channel is not None:
         _check_channel(channel)
+    if not is_internal and not history:
+        from otklik.conversations import reply_checks
+
+        reply_checks.ensure_can_reply(session, conversation, channel=channel, meta=meta)
+    status = DeliveryStatus.not_sent if is_internal else DeliveryStatus.sent if history else DeliveryStatus.queued
     message = _add_message(
         session, conversation, direction=Direction.outbound, author=author, author_user_id=actor.user_id,
-        text=plain, html=clean_html, is_internal=is_internal, channel=channel,
-        delivery_status=DeliveryStatus.not_sent if is_internal else DeliveryStatus.queued,
-        attachment_ids=attachment_ids)
+        text=plain, html=clean_html, is_internal=is_internal, channel=channel, delivery_status=status,
+        attachment_ids=attachment_ids, meta=meta)
     if not is_internal:
         if conversation.first_response_at is None:
             conversation.first_response_at = message.created_at
@@ -615,6 +657,10 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
             record_audit(session, actor, entity_type="conversation", entity_id=conversation.id,
                          action="assigned", before={"assignee_id": None}, after={"assignee_id": actor.user_id},
                          note="assigned on first reply")
+        if history:
+            if before != conversation.status:
+                _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(conversation))
+            return message
         item = OutboxItem(workspace_id=actor.workspace_id, message_id=message.id, channel=message.channel,
                           status=OutboxStatus.pending.value, idempotency_key=uuid.uuid4().hex,
                           next_attempt_at=utcnow())

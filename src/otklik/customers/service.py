@@ -242,21 +242,33 @@ def resolve_or_create(session: Session, workspace_id: int, *, kind: str, externa
                       verified: bool = False, language: str | None = None) -> tuple[Customer, bool]:
     """The customer behind a channel identity, created on first contact. Follows merge tombstones."""
     kind_enum, value = normalise_identity(kind, external_id)
-    customer = session.scalar(
-        select(Customer).join(Identity, Identity.customer_id == Customer.id)
-        .where(Identity.workspace_id == workspace_id, Identity.kind == kind_enum.value,
-               Identity.external_id == value))
+    customer = _holder(session, workspace_id, kind_enum.value, value)
     if customer is not None:
-        while customer.merged_into_id is not None:
-            nxt = session.get(Customer, customer.merged_into_id)
-            if nxt is None:
-                break
-            customer = nxt
         return customer, False
     actor = Actor.system(workspace_id, kind="customer")
-    customer = create_customer(session, actor, name=name, language=language,
-                               identities=[IdentityInput(kind_enum.value, value, verified=verified)])
+    try:
+        customer = create_customer(session, actor, name=name, language=language,
+                                   identities=[IdentityInput(kind_enum.value, value, verified=verified)])
+    except Conflict as exc:
+        # Another transaction created this person between our lookup and our check (PostgreSQL, READ
+        # COMMITTED): the identity now has a holder, and that customer is the answer.
+        holder = _holder(session, workspace_id, kind_enum.value, value) if exc.code == "duplicate" else None
+        if holder is None:
+            raise
+        return holder, False
     return customer, True
+
+
+def _holder(session: Session, workspace_id: int, kind: str, value: str) -> Customer | None:
+    customer = session.scalar(
+        select(Customer).join(Identity, Identity.customer_id == Customer.id)
+        .where(Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.external_id == value))
+    while customer is not None and customer.merged_into_id is not None:
+        nxt = session.get(Customer, customer.merged_into_id)
+        if nxt is None:
+            break
+        customer = nxt
+    return customer
 
 
 __all__ = [

@@ -29,7 +29,15 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 def all_models() -> None:
     """Import every table so `Base.metadata` is complete (for autogenerate and tests)."""
     import otklik.accounts.models
+    import otklik.accounts.password_reset
+    import otklik.assistant.models
+    import otklik.channels.email.models
     import otklik.channels.models
+    import otklik.conversations.inbox
     import otklik.conversations.models
+    import otklik.conversations.templates
     import otklik.customers.models
-    import otklik.knowledge.models  # noqa: F401
+    import otklik.customers.suggestions
+    import otklik.customers.tasks
+    import otklik.knowledge.models
+    import otklik.web.widget.models  # noqa: F401

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_SECRET_KEY = "dev-only-change-me"  # noqa: S105 - public on purpose; start-up warns to set OTKLIK_SECRET_KEY
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OTKLIK_", env_file=".env", extra="ignore")
@@ -22,7 +24,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: SecretStr = Field(default=SecretStr("dev-only-change-me"))
+    secret_key: SecretStr = Field(default=SecretStr(DEV_SECRET_KEY))
     session_ttl_hours: int = 12
     cookie_secure: bool = False
     max_request_bytes: int = 1_048_576
@@ -36,6 +38,25 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 8
     outbox_lease_seconds: int = 60
     outbox_sweep_seconds: float = 15.0
+    # Outgoing mail of the platform itself (password resets). Unset host: email is not set up, and an admin
+    # hands out one-time reset links from the users settings page instead.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_from: str = "otklik@localhost"
+    smtp_timeout_seconds: float = 15.0
+    # The address people open (https://support.example.com): links in emails use it, never the request's Host
+    # header (a forged Host would otherwise send someone's reset link to the forger's site).
+    public_url: str | None = None
+    # Optional LLM for the assistant (issue 5): any OpenAI-compatible chat API (vLLM, Ollama, a YandexGPT or
+    # GigaChat gateway). Unset base URL: answers come from the knowledge base without generated text.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "default"
+    llm_timeout: float = 20.0
 
     @property
     def is_sqlite(self) -> bool:

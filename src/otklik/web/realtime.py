@@ -2,6 +2,11 @@
 
 Browsers authenticate with their session cookie (and a same-origin check against cross-site WebSocket
 hijacking); API clients send `{"type": "auth", "token": "otk_..."}` as their first frame.
+
+Presence: a client sends `{"type": "presence", "conversation_id": N, "state": "viewing" | "typing" | "left"}`;
+everyone in the workspace gets `{"type": "presence", "data": {conversation_id, user_id, name, state, ttl}}`
+through the same bus (so it crosses web processes on Redis). Nothing is stored: a client forgets a peer
+whose presence was not repeated within `ttl` seconds; clients repeat "viewing" every PRESENCE_REPEAT seconds.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -16,12 +23,16 @@ from starlette.concurrency import run_in_threadpool
 
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import SESSION_COOKIE
+from otklik.accounts.models import User
 from otklik.accounts.service import Actor
 from otklik.platform.db import session_scope
-from otklik.platform.events import get_bus
+from otklik.platform.events import Event, get_bus
 
 router = APIRouter()
 AUTH_TIMEOUT = 10.0
+PRESENCE_STATES = {"viewing": 12, "typing": 4, "left": 0}  # state -> seconds it holds unless repeated
+PRESENCE_REPEAT = 5
+PRESENCE_PER_SECOND = 5  # a client sending more is ignored, not disconnected
 
 
 def _actor_from_cookie(raw: str) -> Actor | None:
@@ -34,6 +45,25 @@ def _actor_from_token(raw: str) -> Actor | None:
     with session_scope(write=False) as session:
         found = accounts.resolve_api_token(session, raw)
         return accounts.actor_for(found[1]) if found else None
+
+
+def _user_name(user_id: int | None) -> str:
+    if user_id is None:
+        return ""
+    with session_scope(write=False) as session:
+        user = session.get(User, user_id)
+        return user.name if user else ""
+
+
+def _presence_event(actor: Actor, name: str, frame: dict[str, Any]) -> Event | None:
+    """A presence frame from a client, checked; None when it is malformed."""
+    conversation_id, state = frame.get("conversation_id"), frame.get("state")
+    if (not isinstance(conversation_id, int) or isinstance(conversation_id, bool) or not 0 < conversation_id < 2**63
+            or state not in PRESENCE_STATES or actor.user_id is None):
+        return None
+    return Event("presence", actor.workspace_id, {
+        "conversation_id": conversation_id, "user_id": actor.user_id, "name": name, "state": state,
+        "ttl": PRESENCE_STATES[state], "hello": frame.get("hello") is True})
 
 
 def _same_origin(ws: WebSocket) -> bool:
@@ -72,12 +102,27 @@ async def stream(ws: WebSocket) -> None:
     sub = bus.subscribe(actor.workspace_id)
     await ws.send_json({"type": "ready", "workspace_id": actor.workspace_id, "user_id": actor.user_id})
 
+    name = await run_in_threadpool(_user_name, actor.user_id)
+    window_start, sent_in_window = time.monotonic(), 0
+
     async def reader() -> None:
+        nonlocal window_start, sent_in_window
         while True:
             raw = await ws.receive_text()
             with contextlib.suppress(ValueError, AttributeError):
-                if json.loads(raw).get("type") == "ping":
+                frame = json.loads(raw[:2000])
+                kind = frame.get("type")
+                if kind == "ping":
                     await ws.send_json({"type": "pong"})
+                elif kind == "presence":
+                    event = _presence_event(actor, name, frame)
+                    now = time.monotonic()
+                    if now - window_start >= 1:
+                        window_start, sent_in_window = now, 0
+                    sent_in_window += event is not None
+                    if event is not None and sent_in_window <= PRESENCE_PER_SECOND:
+                        # Redis publishing is a blocking call: keep it off the event loop.
+                        await run_in_threadpool(bus.publish, event)
 
     async def writer() -> None:
         while True:

@@ -1,5 +1,7 @@
 """Outbound half of the API channel: replies are POSTed to the integrator's webhook URL.
 
+The signing secret is stored encrypted (`secrets.encrypt_secrets({"secret": ...})`) and shown only once.
+
 Each request is signed (`X-Otklik-Signature: sha256=<HMAC of the body>`) and carries an `Idempotency-Key`
 that stays the same across retries, so a receiver that honours it applies a reply exactly once.
 """
@@ -21,6 +23,7 @@ from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.service import record_audit
 from otklik.channels.models import ChannelAccount
+from otklik.channels.secrets import decrypt_secrets, encrypt_secrets
 from otklik.conversations.outbox import DeliveryError, OutboundMessage, register_sender
 from otklik.platform.db import session_scope
 
@@ -72,9 +75,10 @@ def sender_for(workspace_id: int) -> ApiChannelSender | None:
         account = session.scalar(select(ChannelAccount).where(
             ChannelAccount.workspace_id == workspace_id, ChannelAccount.kind == KIND,
             ChannelAccount.enabled.is_(True)).order_by(ChannelAccount.id).limit(1))
-        if account is None or not account.config.get("webhook_url") or not account.secret:
+        secret = decrypt_secrets(account.secret).get("secret") if account is not None else None
+        if account is None or not account.config.get("webhook_url") or not secret:
             return None
-        return ApiChannelSender(account.config["webhook_url"], account.secret)
+        return ApiChannelSender(account.config["webhook_url"], secret)
 
 
 def register() -> None:
@@ -101,11 +105,11 @@ def configure(body: ApiChannelConfig, actor: CurrentActor, db: DB) -> ApiChannel
     if account is None:
         new_secret = secrets.token_urlsafe(32)
         account = ChannelAccount(workspace_id=actor.workspace_id, kind=KIND, name="default", config={},
-                                 secret=new_secret)
+                                 secret=encrypt_secrets({"secret": new_secret}), state={})
         db.add(account)
-    elif body.rotate_secret or not account.secret:
+    elif body.rotate_secret or not decrypt_secrets(account.secret).get("secret"):
         new_secret = secrets.token_urlsafe(32)
-        account.secret = new_secret
+        account.secret = encrypt_secrets({"secret": new_secret})
     account.config = {**account.config, "webhook_url": str(body.webhook_url)}
     account.enabled = True
     db.flush()

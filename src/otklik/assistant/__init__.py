@@ -1,0 +1,1 @@
+"""The AI operator: language, understanding, retrieval, decision, hand-off, agent assist."""

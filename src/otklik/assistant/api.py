@@ -1,0 +1,100 @@
+"""HTTP surface of the assistant: workspace settings, its decisions in a conversation, agent assist."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from otklik.accounts.deps import DB, CurrentActor
+from otklik.accounts.schemas import Strict
+from otklik.assistant import assist, service
+
+router = APIRouter(tags=["assistant"])
+
+
+class WorkingHours(Strict):
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)
+    start: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(default="18:00", pattern=r"^\d{2}:\d{2}$")
+
+
+class SettingsIn(Strict):
+    enabled: bool | None = None
+    channels: list[str] | None = Field(default=None, max_length=20)
+    answer_threshold: float | None = Field(default=None, ge=0, le=1)
+    negativity_threshold: float | None = Field(default=None, ge=0, le=1)
+    urgency_threshold: float | None = Field(default=None, ge=0, le=1)
+    tone: str | None = Field(default=None, pattern=r"^(formal|friendly)$")
+    greeting: str | None = Field(default=None, max_length=1000)
+    working_hours: WorkingHours | None = None
+    out_of_hours_message: str | None = Field(default=None, max_length=1000)
+    handoff_team_id: int | None = Field(default=None, ge=1)
+
+
+class SettingsOut(BaseModel):
+    enabled: bool
+    channels: list[str]
+    answer_threshold: float
+    negativity_threshold: float
+    urgency_threshold: float
+    tone: str
+    greeting: str
+    working_hours: dict[str, Any]
+    out_of_hours_message: str
+    handoff_team_id: int | None
+
+
+class DecisionOut(BaseModel):
+    id: int
+    message_id: int
+    action: str
+    reason: str
+    article_id: str | None
+    confidence: float
+    reply_message_id: int | None
+    details: dict[str, Any]
+    created_at: dt.datetime
+
+
+class SummaryOut(BaseModel):
+    summary: str
+
+
+class Suggestion(BaseModel):
+    source: str  # kb | team
+    title: str
+    text: str
+    score: float
+    article_id: str | None = None
+
+
+@router.get("/assistant/settings", response_model=SettingsOut)
+def get_settings(db: DB, actor: CurrentActor) -> dict[str, Any]:
+    return service.settings_dict(service.get_settings_row(db, actor.workspace_id))
+
+
+@router.patch("/assistant/settings", response_model=SettingsOut)
+def patch_settings(body: SettingsIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if "working_hours" in changes and changes["working_hours"] is None:
+        changes["working_hours"] = {}
+    return service.settings_dict(service.update_settings(db, actor, changes))
+
+
+@router.get("/conversations/{conversation_id}/assistant/decisions", response_model=list[DecisionOut])
+def list_decisions(conversation_id: int, db: DB, actor: CurrentActor) -> list[Any]:
+    return list(service.decisions_for(db, actor, conversation_id))
+
+
+@router.get("/conversations/{conversation_id}/assistant/summary", response_model=SummaryOut)
+def get_summary(conversation_id: int, db: DB, actor: CurrentActor) -> dict[str, str]:
+    return {"summary": service.conversation_summary(db, actor, conversation_id)}
+
+
+@router.get("/conversations/{conversation_id}/assistant/suggestions", response_model=list[Suggestion])
+def get_suggestions(conversation_id: int, db: DB, actor: CurrentActor,
+                    q: str | None = Query(default=None, max_length=2000)) -> list[dict[str, Any]]:
+    return [s.as_dict() for s in assist.suggestions(db, actor, conversation_id, q=q)]

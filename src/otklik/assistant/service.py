@@ -1,0 +1,428 @@
+"""The assistant in the product: for each inbound customer message, after commit, decide and act.
+
+`message.created` (inbound, from a customer) -> a Huey job `assistant_process(message_id)` -> `process_message`.
+The job is idempotent: one `assistant_decisions` row per message (unique), written in the same transaction as
+the assistant's reply, hand-off and signals; a periodic sweep re-enqueues customer messages that a crashed
+worker left without a decision, so nothing is skipped after a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from otklik.accounts.models import Team, Workspace
+from otklik.accounts.service import Actor, record_audit
+from otklik.assistant.embeddings import get_embedder
+from otklik.assistant.models import AssistantDecision, AssistantSettings
+from otklik.assistant.pipeline import Assistant, Decision, Settings, summary
+from otklik.assistant.retrieval import KbDoc, KbIndex
+from otklik.assistant.understanding import get_understander
+from otklik.conversations import service as conversations
+from otklik.conversations.models import AuthorKind, Conversation, Direction, Message, Status
+from otklik.knowledge.models import Article, FaqEntry
+from otklik.platform.db import utcnow
+from otklik.platform.errors import DomainError, Forbidden, field_error
+
+log = logging.getLogger(__name__)
+TONES = ("formal", "friendly")
+DEFAULT_OUT_OF_HOURS = {
+    "ru": "Сейчас операторы не на связи. Мы ответим {when}. Ваше сообщение сохранено — писать ещё раз не нужно.",
+    "en": "Our team is away right now. We will answer {when}. Your message is saved — no need to write again.",
+}
+HANDOFF_ACK = {
+    "ru": "Передаю ваш вопрос специалисту — он ответит в этом чате. Всё, что вы написали, он увидит.",
+    "en": "I'm passing your question to a specialist, who will answer in this chat and will see everything you wrote.",
+}
+
+
+# -- the pipeline, shared by the process ------------------------------------------------------------------
+
+_lock = threading.Lock()
+_assistant: Assistant | None = None
+_indexes: dict[int, tuple[tuple[Any, ...], KbIndex]] = {}
+
+
+def get_assistant() -> Assistant:
+    global _assistant
+    with _lock:
+        if _assistant is None:
+            embedder = get_embedder()
+            _assistant = Assistant(embedder, get_understander(embedder))
+        return _assistant
+
+
+def _fingerprint(session: Session, workspace_id: int) -> tuple[Any, ...]:
+    a = session.execute(select(func.count(Article.id), func.max(Article.updated_at)).where(
+        Article.workspace_id == workspace_id, Article.published.is_(True))).one()
+    f = session.execute(select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at)).where(
+        FaqEntry.workspace_id == workspace_id, FaqEntry.published.is_(True))).one()
+    return (a[0], str(a[1]), f[0], str(f[1]))
+
+
+def kb_docs(session: Session, workspace_id: int) -> list[KbDoc]:
+    """The workspace's published articles and FAQ entries as retrieval documents."""
+    docs = []
+    for art in session.scalars(select(Article).where(Article.workspace_id == workspace_id,
+                                                     Article.published.is_(True)).order_by(Article.id)):
+        group = f"a{art.translation_of_id}" if art.translation_of_id else None
+        docs.append(KbDoc(id=f"a{art.id}", title=art.title, body=art.body, language=art.language or "ru",
+                          questions=list(art.questions or []), category=art.category, group=group))
+    for faq in session.scalars(select(FaqEntry).where(FaqEntry.workspace_id == workspace_id,
+                                                      FaqEntry.published.is_(True)).order_by(FaqEntry.id)):
+        docs.append(KbDoc(id=f"faq{faq.id}", title=faq.question, body=faq.answer, language=faq.language or "ru",
+                          questions=list(faq.variants or []), category=faq.category))
+    return docs
+
+
+def kb_index(session: Session, workspace_id: int) -> KbIndex:
+    """The workspace's index, cached per process and rebuilt when an article or FAQ entry changes (count or
+    last update differ), so every web process and worker sees an edit on its next message."""
+    fp = _fingerprint(session, workspace_id)
+    with _lock:
+        cached = _indexes.get(workspace_id)
+    if cached is not None and cached[0] == fp:
+        return cached[1]
+    index = KbIndex(kb_docs(session, workspace_id), get_assistant().embedder)
+    with _lock:
+        _indexes[workspace_id] = (fp, index)
+    return index
+
+
+def clear_cache() -> None:
+    with _lock:
+        _indexes.clear()
+
+
+# -- settings ------------------------------------------------------------------------------------------
+
+def get_settings_row(session: Session, workspace_id: int) -> AssistantSettings:
+    row = session.get(AssistantSettings, workspace_id)
+    if row is None:
+        row = AssistantSettings(workspace_id=workspace_id, enabled=False, channels=[], answer_threshold=Settings.answer_threshold,
+                                negativity_threshold=0.95, urgency_threshold=0.95, tone="formal", greeting="",
+                                working_hours={}, out_of_hours_message="", handoff_team_id=None)
+    return row
+
+
+def settings_dict(row: AssistantSettings) -> dict[str, Any]:
+    return {"enabled": row.enabled, "channels": list(row.channels or []), "answer_threshold": row.answer_threshold,
+            "negativity_threshold": row.negativity_threshold, "urgency_threshold": row.urgency_threshold,
+            "tone": row.tone, "greeting": row.greeting, "working_hours": dict(row.working_hours or {}),
+            "out_of_hours_message": row.out_of_hours_message, "handoff_team_id": row.handoff_team_id}
+
+
+def _check_hours(value: Any) -> dict[str, Any]:
+    if value in (None, {}):
+        return {}
+    if not isinstance(value, dict) or set(value) - {"days", "start", "end"}:
+        raise field_error("working_hours", 'an object {"days": [0-6], "start": "HH:MM", "end": "HH:MM"}')
+    days = value.get("days", [0, 1, 2, 3, 4])
+    if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
+        raise field_error("working_hours.days", "weekday numbers 0 (Monday) to 6 (Sunday)")
+    out: dict[str, Any] = {"days": sorted(set(days))}
+    for key in ("start", "end"):
+        raw = value.get(key, "09:00" if key == "start" else "18:00")
+        try:
+            parsed = dt.time.fromisoformat(str(raw))
+        except ValueError:
+            raise field_error(f"working_hours.{key}", "a time HH:MM") from None
+        out[key] = parsed.strftime("%H:%M")
+    if out["start"] >= out["end"]:
+        raise field_error("working_hours.end", "must be after start")
+    return out
+
+
+def update_settings(session: Session, actor: Actor, changes: dict[str, Any]) -> AssistantSettings:
+    from otklik.accounts.models import Role
+
+    actor.require(Role.supervisor)
+    row = get_settings_row(session, actor.workspace_id)
+    before = settings_dict(row)
+    for key, value in changes.items():
+        if key == "enabled":
+            row.enabled = bool(value)
+        elif key == "channels":
+            if not isinstance(value, list) or not all(isinstance(c, str) and c in conversations.CHANNELS for c in value):
+                raise field_error("channels", f"a list of channel names: {', '.join(conversations.CHANNELS)}")
+            row.channels = sorted(set(value))
+        elif key in {"answer_threshold", "negativity_threshold", "urgency_threshold"}:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= float(value) <= 1:
+                raise field_error(key, "a number from 0 to 1")
+            setattr(row, key, float(value))
+        elif key == "tone":
+            if value not in TONES:
+                raise field_error("tone", f"one of: {', '.join(TONES)}")
+            row.tone = value
+        elif key in {"greeting", "out_of_hours_message"}:
+            if not isinstance(value, str) or len(value) > 1000:
+                raise field_error(key, "text of at most 1000 characters")
+            setattr(row, key, value.strip())
+        elif key == "working_hours":
+            row.working_hours = _check_hours(value)
+        elif key == "handoff_team_id":
+            if value is not None:
+                team = session.get(Team, value) if isinstance(value, int) and not isinstance(value, bool) else None
+                if team is None or team.workspace_id != actor.workspace_id:
+                    raise field_error("handoff_team_id", f"team {value} not found")
+            row.handoff_team_id = value
+        else:
+            raise field_error(key, "unknown setting")
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    record_audit(session, actor, entity_type="assistant_settings", entity_id=actor.workspace_id, action="updated",
+                 before=before, after=settings_dict(row))
+    return row
+
+
+def pipeline_settings(row: AssistantSettings) -> Settings:
+    return Settings(answer_threshold=row.answer_threshold, negativity_threshold=row.negativity_threshold,
+                    urgency_threshold=row.urgency_threshold, tone=row.tone, greeting=row.greeting)
+
+
+# -- working hours -------------------------------------------------------------------------------------
+
+def next_opening(hours: dict[str, Any], tz: str, now: dt.datetime | None = None) -> dt.datetime | None:
+    """None while the team is on shift (or no hours are set); else when the next shift starts (local time)."""
+    if not hours:
+        return None
+    try:
+        zone = zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    local = (now or utcnow()).astimezone(zone)
+    start = dt.time.fromisoformat(hours["start"])
+    end = dt.time.fromisoformat(hours["end"])
+    days = set(hours.get("days", []))
+    if local.weekday() in days and start <= local.time() < end:
+        return None
+    for ahead in range(0, 8):
+        day = (local + dt.timedelta(days=ahead)).date()
+        if day.weekday() not in days:
+            continue
+        opening = dt.datetime.combine(day, start, tzinfo=zone)
+        if opening > local:
+            return opening
+    return None
+
+
+def _when(opening: dt.datetime, language: str, now: dt.datetime) -> str:
+    local_now = now.astimezone(opening.tzinfo)
+    hhmm = opening.strftime("%H:%M")
+    if opening.date() == local_now.date():
+        return f"today at {hhmm}" if language == "en" else f"сегодня в {hhmm}"
+    if opening.date() == local_now.date() + dt.timedelta(days=1):
+        return f"tomorrow at {hhmm}" if language == "en" else f"завтра в {hhmm}"
+    return opening.strftime("%d.%m at %H:%M") if language == "en" else opening.strftime("%d.%m в %H:%M")
+
+
+# -- the decision for one message -------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    status: str  # decided | duplicate | skipped
+    decision: AssistantDecision | None = None
+
+
+def _consecutive_failures(session: Session, conversation_id: int) -> int:
+    rows = session.scalars(select(AssistantDecision.failed).where(
+        AssistantDecision.conversation_id == conversation_id).order_by(AssistantDecision.id.desc()).limit(5))
+    n = 0
+    for failed in rows:
+        if not failed:
+            break
+        n += 1
+    return n
+
+
+def _agent_took_over(session: Session, conversation: Conversation) -> bool:
+    if conversation.assignee_id is not None:
+        return True
+    handed = session.scalar(select(AssistantDecision.id).where(
+        AssistantDecision.conversation_id == conversation.id, AssistantDecision.action == "handoff").limit(1))
+    if handed is not None:
+        return True
+    agent_reply = session.scalar(select(Message.id).where(
+        Message.conversation_id == conversation.id, Message.author_kind == AuthorKind.agent.value,
+        Message.is_internal.is_(False)).limit(1))
+    return agent_reply is not None
+
+
+def process_message(session: Session, message_id: int, *, now: dt.datetime | None = None) -> Outcome:
+    message = session.get(Message, message_id)
+    if (message is None or message.direction != Direction.inbound.value
+            or message.author_kind != AuthorKind.customer.value or message.is_internal):
+        return Outcome("skipped")
+    if session.scalar(select(AssistantDecision.id).where(AssistantDecision.message_id == message_id)) is not None:
+        return Outcome("duplicate")
+    conversation = session.get(Conversation, message.conversation_id)
+    if conversation is None or conversation.merged_into_id is not None or conversation.status == Status.closed.value:
+        return Outcome("skipped")
+    ws_id = message.workspace_id
+    row = session.get(AssistantSettings, ws_id)
+    if row is None:  # the assistant was never set up in this workspace: stay out of the way entirely
+        return Outcome("skipped")
+    assistant = get_assistant()
+    actor = Actor.system(ws_id, kind="assistant")
+    quiet = (not row.enabled or (row.channels and conversation.channel not in row.channels)
+             or _agent_took_over(session, conversation))
+    index = None if quiet else kb_index(session, ws_id)
+    decision = assistant.decide(message.body_text or "", index, pipeline_settings(row),
+                                previous_failures=_consecutive_failures(session, conversation.id))
+    u = decision.understanding
+    _set_signals(session, conversation, u.sentiment, u.urgent)
+    details: dict[str, Any] = decision.as_dict()
+    record = AssistantDecision(workspace_id=ws_id, conversation_id=conversation.id, message_id=message.id,
+                               action=decision.action, reason=decision.reason, article_id=decision.article_id,
+                               confidence=decision.confidence, failed=decision.failed, details=details)
+    if quiet:
+        record.action, record.reason, record.failed = "silent", "off" if not row.enabled else "agent_owns", False
+        if conversation.category is None:
+            conversation.category = u.reason
+        return _save(session, record)
+    workspace = session.get(Workspace, ws_id)
+    tz = workspace.timezone if workspace is not None else "UTC"
+    reply_language = "en" if u.language == "en" else "ru"
+    meta = {"assistant": {"decision": decision.action, "reason": decision.reason,
+                          "confidence": round(decision.confidence, 4), "article_id": decision.article_id,
+                          "article_title": decision.article_title, "language": u.language}}
+    if decision.action in {"answer", "clarify"}:
+        text = decision.reply
+        if decision.action == "answer":
+            text = _maybe_llm(message.body_text or "", decision, index, u.language) or text
+            record.details = decision.as_dict()
+        reply = conversations.reply(session, actor, conversation.id, text=text, author=AuthorKind.assistant)
+        reply.meta = meta
+        record.reply_message_id = reply.id
+        if decision.action == "answer" and conversation.category is None:
+            conversation.category = u.reason
+        return _save(session, record)
+    # hand-off: priority, category, team, a summary for the agent, and a word to the customer
+    _hand_off(session, actor, conversation, decision, row)
+    history = _history(session, conversation.id)
+    texts = [m.body_text for m in history if m.author_kind == AuthorKind.customer.value][-3:]
+    said = [m.body_text for m in history if m.author_kind == AuthorKind.assistant.value and not m.is_internal]
+    decisions = [decision]
+    note = summary(texts, decisions, said)
+    opening = next_opening(row.working_hours or {}, tz, now)
+    if opening is not None:
+        note += f"\nВне рабочего времени: клиенту сказано, что ответим {_when(opening, 'ru', now or utcnow())}."
+    noted = conversations.reply(session, actor, conversation.id, text=note, is_internal=True,
+                                author=AuthorKind.assistant)
+    noted.meta = {**meta, "assistant": {**meta["assistant"], "summary": True}}
+    if decision.reason != "abuse":
+        if opening is not None:
+            template = row.out_of_hours_message or DEFAULT_OUT_OF_HOURS[reply_language]
+            text = template.replace("{when}", _when(opening, reply_language, now or utcnow()))
+        else:
+            text = HANDOFF_ACK[reply_language]
+        ack = conversations.reply(session, actor, conversation.id, text=text, author=AuthorKind.assistant)
+        ack.meta = meta
+        record.reply_message_id = ack.id
+    details["summary"] = note
+    return _save(session, record)
+
+
+def _maybe_llm(question: str, decision: Decision, index: KbIndex | None, language: str) -> str | None:
+    """With an LLM configured, a generated answer grounded in the retrieved articles (with citations);
+    None (keep the article's own text) when there is none, it refuses or fails."""
+    try:
+        from otklik.assistant.llm import provider_from_settings
+    except ImportError:  # pragma: no cover
+        return None
+    provider = provider_from_settings()
+    if provider is None or index is None:
+        return None
+    by_id = {d.id: d for d in index.docs}
+    refs = [(a["id"], by_id[a["id"]].title, by_id[a["id"]].body) for a in decision.alternatives if a["id"] in by_id]
+    try:
+        answer = provider.answer(question, refs[:3], language)
+    finally:
+        provider.close()
+    if answer.refused or not answer.text:
+        decision.note = (decision.note + f" LLM refused: {answer.reason}").strip()
+        return None
+    decision.note = (decision.note + f" answer generated by the LLM, citing {', '.join(map(str, answer.citations))}").strip()
+    return answer.text
+
+
+def _set_signals(session: Session, conversation: Conversation, sentiment: str, urgent: bool) -> None:
+    from otklik.conversations.signals import set_signals
+
+    set_signals(session, conversation, sentiment=sentiment, urgent=urgent)
+
+
+def _hand_off(session: Session, actor: Actor, conversation: Conversation, decision: Decision,
+              row: AssistantSettings) -> None:
+    changes: dict[str, Any] = {}
+    from otklik.conversations.models import PRIORITY_RANK, Priority
+
+    wanted = Priority(decision.priority)
+    if PRIORITY_RANK[wanted] > PRIORITY_RANK[conversation.priority]:
+        changes["priority"] = wanted.value
+    if not conversation.category:
+        changes["category"] = decision.understanding.reason
+    if row.handoff_team_id is not None and conversation.team_id is None:
+        changes["team_id"] = row.handoff_team_id
+    if conversation.status == Status.pending.value:
+        changes["status"] = Status.open.value
+    if changes:
+        try:
+            conversations.update_conversation(session, actor, conversation.id, changes)
+        except (DomainError, Forbidden):
+            log.warning("hand-off could not update conversation %s", conversation.id)
+
+
+def _history(session: Session, conversation_id: int) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                                .order_by(Message.id.desc()).limit(20)))[::-1]
+
+
+def _save(session: Session, record: AssistantDecision) -> Outcome:
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:  # another worker decided this message first: its transaction wins
+        raise
+    return Outcome("decided", record)
+
+
+def conversation_summary(session: Session, actor: Actor, conversation_id: int) -> str:
+    """The summary on demand (agent assist): the same note the hand-off writes, for any conversation."""
+    conversation = conversations.get_conversation(session, actor, conversation_id)
+    history = _history(session, conversation.id)
+    texts = [m.body_text for m in history if m.author_kind == AuthorKind.customer.value]
+    said = [m.body_text for m in history if m.author_kind == AuthorKind.assistant.value and not m.is_internal]
+    if not texts:
+        return "Клиент ещё ничего не написал."
+    assistant = get_assistant()
+    d = assistant.decide(" ".join(texts[-3:]), None, Settings())
+    return summary(texts[-3:], [d], said)
+
+
+def decisions_for(session: Session, actor: Actor, conversation_id: int) -> list[AssistantDecision]:
+    conversations.get_conversation(session, actor, conversation_id)
+    return list(session.scalars(select(AssistantDecision).where(
+        AssistantDecision.workspace_id == actor.workspace_id,
+        AssistantDecision.conversation_id == conversation_id).order_by(AssistantDecision.id)))
+
+
+def pending_message_ids(session: Session, *, since: dt.datetime, limit: int = 200) -> list[int]:
+    """Customer messages since `since` with no decision yet (a worker died mid-way): the sweep's input. Only
+    workspaces with the assistant on, and only messages that arrived after its settings last changed (turning
+    it on does not answer the backlog)."""
+    decided = select(AssistantDecision.message_id)
+    return list(session.scalars(select(Message.id).join(
+        AssistantSettings, AssistantSettings.workspace_id == Message.workspace_id).where(
+        Message.direction == Direction.inbound.value, Message.author_kind == AuthorKind.customer.value,
+        AssistantSettings.enabled.is_(True), Message.created_at >= AssistantSettings.updated_at,
+        Message.created_at >= since, Message.id.not_in(decided)).order_by(Message.id).limit(limit)))

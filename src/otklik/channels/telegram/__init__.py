@@ -1,0 +1,1 @@
+"""Telegram bot channel: webhook (secret token header) or long polling, media, contacts, inline buttons."""

@@ -1,0 +1,1 @@
+"""Web forms on the customer's own site: contact and callback forms posting to Otklik."""

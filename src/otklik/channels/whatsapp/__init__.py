@@ -1,0 +1,1 @@
+"""WhatsApp Business via the Cloud API (Meta Graph API)."""

@@ -1,0 +1,37 @@
+"""The agent workspace (server-rendered pages): sign-in, inbox, conversation view, and other owners' pages.
+
+`install(app)` mounts the static assets and includes every page module's `router` (see deps.py for how to
+add a page). Pages never write SQL: they call the domain services and render templates.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from otklik.web.ui import (
+    assist,
+    auth,
+    channels,
+    conversation,
+    customers,
+    helpcenter,
+    inbox,
+    knowledge,
+    search,
+    settings,
+)
+from otklik.web.ui.deps import STATIC_DIR
+
+# Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
+PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels)
+
+router = APIRouter(include_in_schema=False)
+for _module in PAGES:
+    router.include_router(_module.router)
+
+
+def install(app: FastAPI) -> None:
+    """Include the pages and serve /static (vendored, pinned assets: nothing from a CDN)."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,86 @@
+"""Agent assist and the assistant's settings page.
+
+- `/ui/conversations/{id}/suggestions?q=`: the fragment above the reply box (loaded by the conversation view
+  on load and whenever the agent pauses typing): suggested replies from the knowledge base and from the team's
+  past replies to similar messages, what the assistant already did in this conversation (article, confidence,
+  reason), and a button for the summary on demand;
+- `/ui/conversations/{id}/summary`: the summary fragment;
+- `/settings/assistant`: on/off per channel, thresholds, tone, greeting, working hours, out-of-hours message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Form, Query, Request
+from fastapi.responses import Response
+
+from otklik.accounts import service as accounts
+from otklik.accounts.deps import DB
+from otklik.assistant import assist, service
+from otklik.conversations.service import CHANNELS
+from otklik.platform.errors import DomainError
+from otklik.web.ui.deps import CurrentUser, SupervisorUser, redirect, render, ui_router
+
+router = ui_router()
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@router.get("/ui/conversations/{conversation_id}/suggestions")
+def suggestions(request: Request, conversation_id: int, user: CurrentUser, db: DB,
+                q: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    items = assist.suggestions(db, user.actor, conversation_id, q=q)
+    decided = service.decisions_for(db, user.actor, conversation_id)
+    return render(request, "partials/suggestions.html", conversation_id=conversation_id,
+                  kb=[s for s in items if s.source == "kb"], team=[s for s in items if s.source == "team"],
+                  decisions=decided[-3:])
+
+
+@router.get("/ui/conversations/{conversation_id}/summary")
+def summary(request: Request, conversation_id: int, user: CurrentUser, db: DB) -> Response:
+    text = service.conversation_summary(db, user.actor, conversation_id)
+    return render(request, "partials/suggestions.html", conversation_id=conversation_id, summary=text,
+                  only_summary=True)
+
+
+def _page(request: Request, user: Any, db: Any, *, error: str | None = None, saved: bool = False) -> Response:
+    row = service.get_settings_row(db, user.actor.workspace_id)
+    return render(request, "settings/assistant.html", settings=service.settings_dict(row), channels=CHANNELS,
+                  teams=accounts.list_teams(db, user.actor), days=DAYS, error=error, saved=saved,
+                  status_code=422 if error else 200)
+
+
+@router.get("/settings/assistant")
+def settings_page(request: Request, user: SupervisorUser, db: DB, saved: bool = False) -> Response:
+    return _page(request, user, db, saved=saved)
+
+
+@router.post("/settings/assistant")
+def save_settings(request: Request, user: SupervisorUser, db: DB,
+                  enabled: Annotated[bool, Form()] = False,
+                  channels: Annotated[list[str] | None, Form()] = None,
+                  answer_threshold: Annotated[float, Form(ge=0, le=1)] = 0.71,
+                  negativity_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
+                  urgency_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
+                  tone: Annotated[str, Form(max_length=16)] = "formal",
+                  greeting: Annotated[str, Form(max_length=1000)] = "",
+                  hours_enabled: Annotated[bool, Form()] = False,
+                  days: Annotated[list[int] | None, Form()] = None,
+                  start: Annotated[str, Form(max_length=5)] = "09:00",
+                  end: Annotated[str, Form(max_length=5)] = "18:00",
+                  out_of_hours_message: Annotated[str, Form(max_length=1000)] = "",
+                  handoff_team_id: Annotated[str, Form(max_length=12)] = "") -> Response:
+    changes: dict[str, Any] = {
+        "enabled": enabled, "channels": channels or [], "answer_threshold": answer_threshold,
+        "negativity_threshold": negativity_threshold, "urgency_threshold": urgency_threshold, "tone": tone,
+        "greeting": greeting, "out_of_hours_message": out_of_hours_message,
+        "working_hours": {"days": days or [], "start": start, "end": end} if hours_enabled else {},
+        "handoff_team_id": int(handoff_team_id) if handoff_team_id.isdigit() else None,
+    }
+    try:
+        service.update_settings(db, user.actor, changes)
+    except DomainError as exc:
+        db.rollback()
+        detail = "; ".join(f"{f['field']}: {f['message']}" for f in exc.fields) or exc.message
+        return _page(request, user, db, error=detail)
+    return redirect("/settings/assistant?saved=1", request)

@@ -1,0 +1,215 @@
+"""The inbox page: views (Mine / Unassigned / My team / All / Mentions), filters, saved filters, unread counts.
+
+Reads through the conversations service's keyset-paginated listing; the list and the counts are also served
+as fragments (`/ui/inbox/list`, `/ui/inbox/counts`) that app.js re-fetches when a WebSocket event arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from otklik.accounts import service as accounts
+from otklik.accounts.deps import DB
+from otklik.conversations import inbox
+from otklik.conversations import service as conversations
+from otklik.conversations.models import Priority, Status
+from otklik.conversations.service import CHANNELS, ConversationFilters
+from otklik.platform.db import utcnow
+from otklik.platform.errors import field_error
+from otklik.web.ui.deps import CurrentUser, UIUser, redirect, render, ui_router
+
+router = ui_router()
+PAGE_SIZE = 30
+STATUS_CHOICES = ("active", "new", "open", "pending", "solved", "closed", "any")
+SORT_CHOICES = {"waiting": ("waiting", False), "priority": ("priority", True), "recent": ("last_message_at", True)}
+VIEW_LABELS = (("mine", "Mine"), ("unassigned", "Unassigned"), ("team", "My team"), ("all", "All"),
+               ("mentions", "Mentions"))
+FILTER_KEYS = ("view", "status", "channel", "priority", "tag", "category", "assignee", "language", "flagged",
+               "sort")
+
+
+@dataclass
+class InboxQuery:
+    """The inbox's query string, checked: unknown values are a 422, never a 500."""
+
+    view: str = "mine"
+    status: str = "active"
+    channel: str = ""
+    priority: str = ""
+    tag: str = ""
+    category: str = ""
+    assignee: str = ""
+    language: str = ""
+    flagged: str = ""
+    sort: str = "waiting"
+    cursor: str = ""
+    _filter_query: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, params: Any) -> InboxQuery:
+        q = cls()
+        for key in (*FILTER_KEYS, "cursor"):
+            value = params.get(key)
+            if value is not None:
+                if len(value) > 200:
+                    raise field_error(key, "at most 200 characters")
+                setattr(q, key, value.strip())
+        q.view = q.view or "mine"
+        if q.view not in inbox.VIEWS:
+            raise field_error("view", f"one of: {', '.join(inbox.VIEWS)}")
+        q.status = q.status or "active"
+        if q.status not in STATUS_CHOICES:
+            raise field_error("status", f"one of: {', '.join(STATUS_CHOICES)}")
+        if q.channel and q.channel not in CHANNELS:
+            raise field_error("channel", f"one of: {', '.join(CHANNELS)}")
+        if q.priority and q.priority not in Priority.__members__:
+            raise field_error("priority", f"one of: {', '.join(Priority.__members__)}")
+        q.sort = q.sort or "waiting"
+        if q.sort not in SORT_CHOICES:
+            raise field_error("sort", f"one of: {', '.join(SORT_CHOICES)}")
+        if q.assignee and q.assignee != "none" and not (q.assignee.isdigit() and len(q.assignee) < 12):
+            raise field_error("assignee", "a user id or 'none'")
+        if q.flagged not in ("", "1"):
+            raise field_error("flagged", "'1' or empty")
+        if q.language and len(q.language) > 8:
+            raise field_error("language", "at most 8 characters")
+        return q
+
+    def filters(self) -> ConversationFilters:
+        f = ConversationFilters()
+        if self.status == "active":
+            f.status = list(inbox.ACTIVE)
+        elif self.status != "any":
+            f.status = [Status(self.status)]
+        f.channel = self.channel or None
+        f.priority = [Priority(self.priority)] if self.priority else []
+        f.tag = self.tag or None
+        f.category = self.category or None
+        f.language = self.language or None
+        f.flagged = self.flagged == "1"
+        if self.assignee == "none":
+            f.unassigned = True
+        elif self.assignee:
+            f.assignee_id = int(self.assignee)
+        return f
+
+    def params(self, **override: str) -> dict[str, str]:
+        """The non-default filters, for links (the cursor is never carried over)."""
+        values = {k: getattr(self, k) for k in FILTER_KEYS}
+        values.update(override)
+        defaults = {"view": "mine", "status": "active", "sort": "waiting"}
+        return {k: v for k, v in values.items() if v and defaults.get(k) != v}
+
+    def url(self, path: str = "/inbox", **override: str) -> str:
+        params = self.params(**override)
+        return path + ("?" + urlencode(params) if params else "")
+
+    @property
+    def filter_query(self) -> str:
+        if self._filter_query is None:
+            self._filter_query = urlencode(self.params())
+        return self._filter_query
+
+    @property
+    def has_filters(self) -> bool:
+        return any(getattr(self, k) for k in ("channel", "priority", "tag", "category", "assignee", "language",
+                                              "flagged")) or self.status != "active"
+
+
+@dataclass
+class Row:
+    conversation: Any
+    customer_name: str
+    tags: list[str]
+    unread: bool
+    wait_seconds: int | None
+    wait_state: str
+    assignee_name: str
+
+    @property
+    def alert(self) -> bool:
+        c = self.conversation
+        return bool(c.urgent) or c.sentiment == "negative" or c.priority == Priority.urgent
+
+
+def list_rows(db: Session, user: UIUser, query: InboxQuery, team_ids: list[int],
+              user_names: dict[int, str] | None = None) -> tuple[list[Row], str | None]:
+    filters = inbox.view_filters(db, user.actor, query.view, query.filters(), team_ids=team_ids)
+    sort, descending = SORT_CHOICES[query.sort]
+    items, next_cursor = conversations.list_conversations(db, user.actor, filters, sort=sort, descending=descending,
+                                                          cursor=query.cursor or None, limit=PAGE_SIZE)
+    names = conversations.customer_names(db, list({c.customer_id for c in items}))
+    tags = conversations.tags_of(db, [c.id for c in items])
+    unread = inbox.unread_ids(db, user.actor, items)
+    users = user_names if user_names is not None else (
+        {u.id: u.name for u in accounts.list_users(db, user.actor)} if items else {})
+    now = utcnow()
+    rows = []
+    for c in items:
+        waited, state = inbox.wait_state(c, now)
+        rows.append(Row(conversation=c, customer_name=names.get(c.customer_id, ""), tags=tags.get(c.id, []),
+                        unread=c.id in unread, wait_seconds=waited, wait_state=state,
+                        assignee_name=users.get(c.assignee_id, "") if c.assignee_id else ""))
+    return rows, next_cursor
+
+
+def inbox_context(request: Request, db: Session, user: UIUser, query: InboxQuery,
+                  selected_id: int | None = None) -> dict[str, Any]:
+    team_ids = inbox.team_ids_of(db, user.actor)
+    users = accounts.list_users(db, user.actor)
+    rows, next_cursor = list_rows(db, user, query, team_ids, {u.id: u.name for u in users})
+    return {
+        "query": query, "rows": rows, "next_cursor": next_cursor, "selected_id": selected_id,
+        "counts": inbox.unread_counts(db, user.actor, team_ids), "view_labels": VIEW_LABELS,
+        "saved_views": inbox.list_saved_views(db, user.actor),
+        "users": users, "channels": CHANNELS,
+        "priorities": [p.value for p in Priority], "status_choices": STATUS_CHOICES,
+        "sort_choices": list(SORT_CHOICES),
+    }
+
+
+@router.get("/inbox")
+def inbox_page(request: Request, user: CurrentUser, db: DB) -> HTMLResponse:
+    query = InboxQuery.parse(request.query_params)
+    return render(request, "inbox.html", **inbox_context(request, db, user, query))
+
+
+@router.get("/ui/inbox/list")
+def inbox_list(request: Request, user: CurrentUser, db: DB, selected: int | None = None) -> HTMLResponse:
+    """The list fragment: the next page (a cursor) or a live refresh."""
+    query = InboxQuery.parse(request.query_params)
+    team_ids = inbox.team_ids_of(db, user.actor)
+    rows, next_cursor = list_rows(db, user, query, team_ids)
+    return render(request, "partials/inbox_rows.html", query=query, rows=rows, next_cursor=next_cursor,
+                  selected_id=selected, append=bool(query.cursor))
+
+
+@router.get("/ui/inbox/counts")
+def inbox_counts(request: Request, user: CurrentUser, db: DB) -> HTMLResponse:
+    query = InboxQuery.parse(request.query_params)
+    team_ids = inbox.team_ids_of(db, user.actor)
+    return render(request, "partials/inbox_views.html", query=query, view_labels=VIEW_LABELS,
+                  counts=inbox.unread_counts(db, user.actor, team_ids),
+                  saved_views=inbox.list_saved_views(db, user.actor))
+
+
+@router.post("/ui/saved-views")
+def save_view(request: Request, user: CurrentUser, db: DB, name: Annotated[str, Form(max_length=200)],
+              query: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    from urllib.parse import parse_qsl
+
+    parsed = InboxQuery.parse(dict(parse_qsl(query, max_num_fields=20)))  # refuse a filter that cannot load
+    saved = inbox.save_view(db, user.actor, name=name, query=urlencode(parsed.params()))
+    return redirect(parsed.url() if saved.query else "/inbox", request)
+
+
+@router.post("/ui/saved-views/{view_id}/delete")
+def delete_view(request: Request, view_id: int, user: CurrentUser, db: DB) -> Response:
+    inbox.delete_saved_view(db, user.actor, view_id)
+    return redirect("/inbox", request)
