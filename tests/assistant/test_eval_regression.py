@@ -53,3 +53,51 @@ def test_metric_definitions():
     answerable = np.array([True, True, True, True])
     assert evaluation._answer_threshold(conf, correct, answerable, 0.99) == 0.8
     assert evaluation._answer_threshold(conf, correct, answerable, 0.70) == 0.6
+
+
+def test_eval_intents_without_val_calibrates_out_of_fold(capsys):
+    rc = main(["eval", "intents", "--train", str(DATA / "mini_intents_train.jsonl"),
+               "--test", str(DATA / "mini_intents_test.jsonl"), "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["val"] == "5-fold out-of-fold over train"
+    assert r["n_train"] == 20  # the final model sees all of train; the folds only choose the thresholds
+
+
+def test_folds_cover_every_index_once_and_keep_each_label_spread():
+    labels = ["a"] * 10 + ["b"] * 5 + ["oos"] * 3
+    folds = evaluation._folds(labels, 5)
+    seen = sorted(i for f in folds for i in f)
+    assert seen == list(range(len(labels)))
+    assert all(sum(1 for i in f if labels[i] == "a") == 2 for f in folds)
+
+
+def test_oos_threshold_reaches_the_hand_off_recall_with_the_fewest_in_scope_lost():
+    import numpy as np
+
+    # four in-scope (all predicted right) and two out-of-scope messages
+    conf = np.array([0.9, 0.8, 0.7, 0.35, 0.3, 0.6])
+    pred = np.array(["a", "b", "a", "b", "a", "b"], dtype=object)
+    gold = np.array(["a", "b", "a", "b", "oos", "oos"], dtype=object)
+    t = evaluation._oos_threshold(conf, pred, gold, min_recall=0.5)
+    assert 0.3 < t <= 0.35  # hands off the 0.3 oos message and nothing in scope
+    t = evaluation._oos_threshold(conf, pred, gold, min_recall=1.0)
+    assert 0.6 < t <= 0.7  # both oos handed off; costs the 0.35 in-scope message
+    assert evaluation._oos_threshold(conf, pred, np.array(["a"] * 6, dtype=object)) == float("-inf")
+
+
+def test_closeness_is_higher_near_a_known_intent():
+    import numpy as np
+
+    from otklik.assistant.textclf import HybridClassifier
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:2] * 3
+    emb = np.concatenate([centres[0] + 0.1 * rng.standard_normal((20, 8)),
+                          centres[1] + 0.1 * rng.standard_normal((20, 8))]).astype(np.float32)
+    clf = HybridClassifier(None)
+    clf._fit_density(emb, ["a"] * 20 + ["b"] * 20)
+    near = clf.closeness(centres + 0.05)
+    far = clf.closeness(np.full((1, 8), 1.5, dtype=np.float32))
+    assert near is not None and far is not None
+    assert near.min() > far.max()

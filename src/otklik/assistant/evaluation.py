@@ -95,20 +95,44 @@ def _answer_threshold(conf: np.ndarray, correct: np.ndarray, answerable: np.ndar
     return best
 
 
-def _oos_threshold(conf: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> float:
-    """Threshold under which a message is handed off as out of scope, chosen to maximise in-scope accuracy +
-    out-of-scope recall (Youden's J) on calibration data holding both; -inf when it holds no `oos`."""
+def _folds(labels: Sequence[str], k: int, seed: int = 13) -> list[np.ndarray]:
+    """Stratified k-fold: k arrays of held-out indices that together cover every index once."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for idx in by_label.values():
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            folds[(j + offset) % k].append(i)
+        offset += len(idx)
+    return [np.array(sorted(f), dtype=int) for f in folds]
+
+
+HANDOFF_RECALL = 0.90  # the share of out-of-scope messages that must go to a person (the issue's goal)
+
+
+def _oos_threshold(conf: np.ndarray, pred: np.ndarray, gold: np.ndarray, min_recall: float = HANDOFF_RECALL
+                   ) -> float:
+    """Threshold under which a message is handed off as out of scope, on calibration data holding both kinds:
+    the lowest one (so the most in-scope messages answered) that hands off at least `min_recall` of the
+    out-of-scope ones; when none does, the one maximising in-scope accuracy + oos recall (Youden's J).
+    -inf when the calibration data holds no `oos`."""
     ins = gold != OOS
     if ins.all() or not ins.any():
         return float("-inf")
     best_t, best_j = float("-inf"), -1.0
     for t in np.unique(np.quantile(conf, np.linspace(0, 0.6, 241))):
         final = np.where(conf < t, OOS, pred)
-        j = float((final[ins] == gold[ins]).mean() + (final[~ins] == OOS).mean())
+        recall = float((final[~ins] == OOS).mean())
+        if recall >= min_recall:
+            return float(t)
+        j = float((final[ins] == gold[ins]).mean()) + recall
         if j > best_j + 1e-9:
             best_t, best_j = float(t), j
     return best_t
-
 
 
 def _prepare_splits(train: str, test: str, val: str | None, progress: Callable[[str], None]) -> tuple[Any, ...]:
@@ -141,14 +165,54 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
     (tr_labels, te_texts, te_labels, inner, fit_texts, fit_labels, va_texts, va_labels, fit_emb, va_emb,
      t0) = _prepare_splits(train, test, val, progress)
     progress("training")
+    if val is None:
+        # Calibrate on out-of-fold scores of the whole training set (5 folds): every `oos` training example
+        # takes part in choosing the threshold, not only the tenth a single hold-out would keep.
+        fit_texts, fit_labels = fit_texts + va_texts, fit_labels + va_labels
+        fit_emb = np.concatenate([fit_emb, va_emb])
     clf = HybridClassifier(inner, HybridConfig()).fit(fit_texts, fit_labels, fit_emb)
     train_s = time.perf_counter() - t0
+    labels = np.array(clf.labels, dtype=object)
 
-    def decide(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def raw(texts: Sequence[str], emb: np.ndarray, model: Any = clf
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        scores = model.scores(texts, emb)
         idx = scores.argmax(axis=1)
-        return np.array(clf.labels, dtype=object)[idx], scores[np.arange(len(idx)), idx]
+        return np.array(model.labels, dtype=object)[idx], scores[np.arange(len(idx)), idx], model.closeness(emb)
 
-    va_pred, va_conf = decide(clf.scores(va_texts, va_emb))
+    if val is None:
+        va_texts, va_labels, parts = [], [], []
+        for k, held in enumerate(_folds(fit_labels, 5)):
+            progress(f"calibration fold {k + 1}/5")
+            keep = np.setdiff1d(np.arange(len(fit_texts)), held)
+            fold = HybridClassifier(inner, HybridConfig()).fit(
+                [fit_texts[i] for i in keep], [fit_labels[i] for i in keep], fit_emb[keep])
+            parts.append(raw([fit_texts[i] for i in held], fit_emb[held], fold))
+            va_texts += [fit_texts[i] for i in held]
+            va_labels += [fit_labels[i] for i in held]
+        va_pred = np.concatenate([p[0] for p in parts])
+        va_margin = np.concatenate([p[1] for p in parts])
+        closes = [p[2] for p in parts]
+        va_close = None if any(c is None for c in closes) else np.concatenate(closes)  # type: ignore[arg-type]
+    else:
+        va_pred, va_margin, va_close = raw(va_texts, va_emb)
+    # Confidence = the linear model's margin plus the embedding's closeness to the nearest in-scope class,
+    # each standardised on the calibration set: the margin says which intent, the closeness says whether any.
+    scale = [(float(va_margin.mean()), float(va_margin.std()) or 1.0)]
+    if va_close is not None:
+        scale.append((float(va_close.mean()), float(va_close.std()) or 1.0))
+
+    def confidence(margin: np.ndarray, close: np.ndarray | None) -> np.ndarray:
+        conf = (margin - scale[0][0]) / scale[0][1]
+        if close is not None and len(scale) > 1:
+            conf = conf + (close - scale[1][0]) / scale[1][1]
+        return conf
+
+    def decide(texts: Sequence[str], emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        pred, margin, close = raw(texts, inner.encode(list(texts)) if emb is None else emb)
+        return pred, confidence(margin, close)
+
+    va_conf = confidence(va_margin, va_close)
     va_gold = np.array(va_labels, dtype=object)
     oos_t = _oos_threshold(va_conf, va_pred, va_gold)
     va_answerable = va_pred != OOS
@@ -161,11 +225,11 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
     lat = []
     for text in sample:
         s = time.perf_counter()
-        decide(clf.scores([text]))
+        decide([text])
         lat.append((time.perf_counter() - s) * 1000)
     s = time.perf_counter()
     te_emb = _encode_batched(inner, te_texts)
-    te_pred, te_conf = decide(clf.scores(te_texts, te_emb))
+    te_pred, te_conf = decide(te_texts, te_emb)
     batch_s = time.perf_counter() - s
     gold = np.array(te_labels, dtype=object)
     if oos_t == float("-inf") and OOS in te_labels and OOS not in tr_labels:
@@ -176,7 +240,7 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
     ins = gold != OOS
     has_oos = bool((~ins).any()) or oos_t != float("-inf")
     out: dict[str, Any] = {
-        "command": "intents", "train": str(train), "test": str(test), "val": str(val) if val else "holdout 10% of train",
+        "command": "intents", "train": str(train), "test": str(test), "val": str(val) if val else "5-fold out-of-fold over train",
         "embedder": inner.name, "n_train": len(fit_texts), "n_test": len(te_texts), "n_labels": len(set(tr_labels)),
         "accuracy": float((final[ins] == gold[ins]).mean()) if ins.any() else None,
         "macro_f1": macro_f1(list(gold), list(final)),

@@ -72,7 +72,38 @@ class HybridClassifier:
             self._clf = LinearSVC(C=cfg.C, class_weight=cfg.class_weight)
         self._clf.fit(X, list(labels))
         self.labels = [str(c) for c in self._clf.classes_]
+        if embeddings is not None:
+            self._fit_density(np.asarray(embeddings, dtype=np.float32), list(labels))
         return self
+
+    # -- out-of-scope evidence: how far a message lies from every known intent -----------------------------
+    def _fit_density(self, emb: np.ndarray, labels: list[str], out_label: str = "oos") -> None:
+        """Class means and one shared covariance of the embeddings of in-scope examples (Lee et al. 2018's
+        Mahalanobis detector): a message far from every class mean is likely out of scope, even when the
+        linear model is sure which class it is *closest* to."""
+        y = np.array(labels, dtype=object)
+        classes = [c for c in sorted(set(labels)) if c != out_label and (y == c).sum() >= 2]
+        if not classes:
+            self._means = None
+            return
+        self._means = np.stack([emb[y == c].mean(axis=0) for c in classes]).astype(np.float32)
+        centred = np.concatenate([emb[y == c] - self._means[i] for i, c in enumerate(classes)])
+        cov = centred.T @ centred / max(1, len(centred) - 1) + 1e-3 * np.eye(emb.shape[1], dtype=np.float32)
+        self._precision = np.linalg.inv(cov).astype(np.float32)
+        self._mpm = ((self._means @ self._precision) * self._means).sum(axis=1)
+
+    _means: np.ndarray | None = None
+
+    def closeness(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """(n,) minus the smallest Mahalanobis distance to an in-scope class mean (higher = more in scope);
+        None when the classifier was fitted without embeddings."""
+        if self._means is None:
+            return None
+        x = np.asarray(embeddings, dtype=np.float32)
+        xp = x @ self._precision
+        # (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm, for every class mean m at once
+        dist = (xp * x).sum(axis=1)[:, None] - 2 * xp @ self._means.T + self._mpm[None, :]
+        return -dist.min(axis=1)
 
     def scores(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """(n, k) scores over `self.labels`: probabilities (lr) or margins (svc)."""
