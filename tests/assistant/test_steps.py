@@ -52,6 +52,13 @@ def test_legal_and_human_and_urgency_cues():
     assert lexicon.wants_human("можно поговорить с человеком?")
     assert lexicon.wants_human("I want to talk to a human")
     assert not lexicon.wants_human("как оформить возврат")
+    # words that merely contain «суд» / «иск», and praise for a person, are neither
+    assert not lexicon.legal_threat("посудомойка плохо отмывает посуду")
+    assert not lexicon.legal_threat("поиск по сайту не находит чайник")
+    assert lexicon.legal_threat("готовлю исковое заявление, увидимся в суде")
+    assert not lexicon.wants_human("где оставить отзыв? хочу похвалить консультанта")
+    assert lexicon.wants_human("дайте мне старшего менеджера")
+    assert lexicon.wants_human("хочу живого оператора")
     assert lexicon.urgency_cues("Где мой заказ???!!!") >= 2
     assert lexicon.urgency_cues("подскажите режим работы") == 0
 
