@@ -27,6 +27,8 @@ DATA = Path(__file__).parent / "data"
     ("¿Dónde está mi pedido? Hola", "es"),
     ("我的订单在哪里", "zh"),
     ("Siparişim nerede? Lütfen yardım edin", "tr"),
+    ("still no refund after 2 weeks", "en"),  # «no» alone once made this Spanish
+    ("no funciona la lavadora", "es"),
 ])
 def test_language(text, lang):
     assert detect_language(text) == lang

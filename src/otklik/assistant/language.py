@@ -17,11 +17,14 @@ _LAT = re.compile(r"[a-z]", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _FUNCTION = {
     "en": {"the", "is", "my", "i", "you", "to", "and", "of", "it", "in", "for", "what", "how", "where", "can",
-           "order", "please", "when", "do", "not", "have", "a", "with", "hello", "hi", "thanks", "why", "this"},
+           "order", "please", "when", "do", "not", "have", "a", "with", "hello", "hi", "thanks", "why", "this",
+           "no", "still", "after", "yet", "was", "been", "did", "your", "me", "we", "are", "an", "on", "at",
+           "from", "but", "if", "will", "would", "got", "get", "refund", "delivery", "return", "that", "there"},
     "de": {"der", "die", "das", "und", "ist", "ich", "nicht", "mein", "meine", "wo", "wie", "bitte", "ein",
            "eine", "mit", "für", "bestellung", "hallo", "danke", "kann", "zu", "den", "habe"},
     "es": {"el", "la", "los", "las", "y", "es", "mi", "que", "de", "por", "pedido", "dónde", "donde", "cómo",
-           "como", "hola", "gracias", "quiero", "un", "una", "con", "para", "no", "está", "esta"},
+           "como", "hola", "gracias", "quiero", "un", "una", "con", "para", "no", "está", "esta", "funciona",
+           "tengo", "puedo", "cuando", "cuándo", "llegó", "devolución", "pero", "muy", "ya", "todavía", "me"},
     "tr": {"ve", "bir", "bu", "benim", "siparişim", "nerede", "nasıl", "merhaba", "teşekkürler", "için",
            "değil", "ne", "mi", "mı", "ile", "ben", "sipariş", "lütfen", "iade", "var", "yok"},
 }
