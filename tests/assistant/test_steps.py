@@ -29,6 +29,8 @@ DATA = Path(__file__).parent / "data"
     ("Siparişim nerede? Lütfen yardım edin", "tr"),
     ("still no refund after 2 weeks", "en"),  # «no» alone once made this Spanish
     ("no funciona la lavadora", "es"),
+    ("skolko stoit dostavka v balashihu", "ru"),  # Russian in Latin letters: the Russian articles answer it
+    ("zakaz 48213 kakoi status?", "ru"),
 ])
 def test_language(text, lang):
     assert detect_language(text) == lang
@@ -61,6 +63,8 @@ def test_legal_and_human_and_urgency_cues():
     assert not lexicon.wants_human("где оставить отзыв? хочу похвалить консультанта")
     assert lexicon.wants_human("дайте мне старшего менеджера")
     assert lexicon.wants_human("хочу живого оператора")
+    assert lexicon.wants_human("оператор") and lexicon.wants_human("Человека!!")  # the whole message
+    assert not lexicon.wants_human("оператор сбербанка сказал, что платёж прошёл")
     assert lexicon.urgency_cues("Где мой заказ???!!!") >= 2
     assert lexicon.urgency_cues("подскажите режим работы") == 0
 

@@ -28,6 +28,12 @@ _FUNCTION = {
     "tr": {"ve", "bir", "bu", "benim", "siparişim", "nerede", "nasıl", "merhaba", "teşekkürler", "için",
            "değil", "ne", "mi", "mı", "ile", "ben", "sipariş", "lütfen", "iade", "var", "yok"},
 }
+# Russian typed in Latin letters («gde moi zakaz», «skolko stoit dostavka»): answered from the Russian articles.
+_TRANSLIT_RU = {"gde", "moi", "moy", "moya", "zakaz", "zakaza", "skolko", "skoka", "dostavka", "dostavku",
+                "vozvrat", "mozhno", "kak", "kakoi", "kakoy", "kakaya", "pochemu", "kogda", "privet", "zdravstvuite",
+                "zdravstvuyte", "spasibo", "ne", "net", "est", "chto", "nuzhno", "hochu", "khochu", "eto", "uzhe",
+                "dengi", "vernut", "status", "tovar", "kuryer", "kurier", "stoit", "dney", "dnei", "prishel",
+                "prishol", "pochta", "magazin", "oplata", "oplatit", "skidka", "promokod", "garantiya", "remont"}
 _TR_CHARS = re.compile(r"[ğışİ]")
 _DE_CHARS = re.compile(r"[äöüß]", re.IGNORECASE)
 _ES_CHARS = re.compile(r"[ñ¿¡áéíóú]", re.IGNORECASE)
@@ -49,6 +55,9 @@ def detect_language(text: str, default: str = "ru") -> str:
         return "ru"
     words = [w.lower() for w in _WORD.findall(text)]
     scores = {lang: sum(1 for w in words if w in vocab) for lang, vocab in _FUNCTION.items()}
+    translit = sum(1 for w in words if w in _TRANSLIT_RU and w not in _FUNCTION["en"])
+    if translit >= 2 and translit > scores["en"]:
+        return "ru"
     if _TR_CHARS.search(text):
         scores["tr"] += 2
     if _DE_CHARS.search(text):

@@ -77,8 +77,15 @@ def legal_threat(text: str) -> bool:
     return bool(_LEGAL.search(text))
 
 
+# A message that is nothing but the word: «оператор», «человека!», «live agent please».
+_HUMAN_ALONE = re.compile(
+    r"^\W*(?:позовите\s+|дайте\s+|нужен\s+|please\s+)?(?:оператор[аы]?|человек[аи]?|менеджер[аы]?|"
+    r"специалист[аы]?|сотрудник[аи]?|живого|operator|human|agent|person)(?:\s+(?:пожалуйста|please))?\W*$",
+    re.IGNORECASE)
+
+
 def wants_human(text: str) -> bool:
-    return bool(_HUMAN.search(text))
+    return bool(_HUMAN.search(text) or _HUMAN_ALONE.match(text))
 
 
 def urgency_cues(text: str) -> int:

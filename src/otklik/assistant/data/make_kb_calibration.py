@@ -97,7 +97,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--kb", required=True)
-    ap.add_argument("--questions", required=True)
+    ap.add_argument("--questions", required=True, nargs="+", help="one or more question files (never a test split)")
     ap.add_argument("--target", type=float, default=0.02)
     ap.add_argument("--C", type=float, default=0.3)
     ap.add_argument("--out", default=None)
@@ -106,7 +106,8 @@ def main() -> None:
     args = ap.parse_args()
     from otklik.assistant.pipeline import ANSWER_MODEL, FEATURES
 
-    X, ok, hard, answerable = signals_table(args.kb, args.questions)
+    tables = [signals_table(args.kb, path) for path in args.questions]
+    X, ok, hard, answerable = (np.concatenate([t[i] for t in tables]) for i in range(4))
     n = len(X)
     fit = ~hard
 
