@@ -104,7 +104,8 @@ def main() -> None:
     ap.add_argument("--pause", type=float, default=0.05)
     ap.add_argument("--wait", type=float, default=3.0, help="seconds to wait for a reply before counting a hand-off")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in open(args.questions, encoding="utf-8") if line.strip()]
+    with open(args.questions, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
     questions = [r["text"] for r in rows if r.get("expected")]
     bench = BenchEnv(args.db, redis_url=args.redis)
     results: dict[str, Any] = {"bench": "assistant_widget", "db": args.db,

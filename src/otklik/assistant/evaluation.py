@@ -172,7 +172,6 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
         fit_emb = np.concatenate([fit_emb, va_emb])
     clf = HybridClassifier(inner, HybridConfig()).fit(fit_texts, fit_labels, fit_emb)
     train_s = time.perf_counter() - t0
-    labels = np.array(clf.labels, dtype=object)
 
     def raw(texts: Sequence[str], emb: np.ndarray, model: Any = clf
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -192,8 +191,8 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
             va_labels += [fit_labels[i] for i in held]
         va_pred = np.concatenate([p[0] for p in parts])
         va_margin = np.concatenate([p[1] for p in parts])
-        closes = [p[2] for p in parts]
-        va_close = None if any(c is None for c in closes) else np.concatenate(closes)  # type: ignore[arg-type]
+        closes = [p[2] for p in parts if p[2] is not None]
+        va_close: np.ndarray | None = np.concatenate(closes) if len(closes) == len(parts) else None
     else:
         va_pred, va_margin, va_close = raw(va_texts, va_emb)
     # Confidence = the linear model's margin plus the embedding's closeness to the nearest in-scope class,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from otklik.assistant.pipeline import DEFAULT_ANSWER_THRESHOLD
 from otklik.platform.db import Base, JSONType, UTCDateTime, utcnow
 
 
@@ -17,7 +18,7 @@ class AssistantSettings(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     channels: Mapped[list[str]] = mapped_column(JSONType, default=list)  # empty: every channel
-    answer_threshold: Mapped[float] = mapped_column(Float, default=0.71)  # pipeline.Settings
+    answer_threshold: Mapped[float] = mapped_column(Float, default=DEFAULT_ANSWER_THRESHOLD)
     negativity_threshold: Mapped[float] = mapped_column(Float, default=0.95)
     urgency_threshold: Mapped[float] = mapped_column(Float, default=0.95)
     tone: Mapped[str] = mapped_column(String(16), default="formal")

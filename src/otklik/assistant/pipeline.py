@@ -34,12 +34,24 @@ HANDOFF_PRIORITY = {"abuse": "high", "legal_threat": "urgent", "urgent": "urgent
                     "not_covered": "normal", "empty": "normal", "language": "normal"}
 
 
+def _shipped_threshold() -> float:
+    """The answer threshold chosen with the shipped answer model (data/kb_answer_model.json): one source of
+    truth for every default (pipeline, settings table, settings form)."""
+    try:
+        return round(float(json.loads(ANSWER_MODEL.read_text(encoding="utf-8"))["threshold"]), 2)
+    except (OSError, KeyError, ValueError):  # a broken install still starts; the model load reports it
+        return 0.75
+
+
+DEFAULT_ANSWER_THRESHOLD = _shipped_threshold()
+
+
 @dataclass
 class Settings:
     """A workspace's assistant settings (see `assistant.models.AssistantSettings`)."""
 
     # the answer model's threshold for <= 2% wrong answers in cross-validation (data/kb_answer_model.json)
-    answer_threshold: float = 0.71
+    answer_threshold: float = DEFAULT_ANSWER_THRESHOLD
     clarify_threshold: float = 0.45
     negativity_threshold: float = 0.95
     urgency_threshold: float = 0.95

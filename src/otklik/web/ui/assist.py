@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
 from otklik.assistant import assist, service
+from otklik.assistant.pipeline import DEFAULT_ANSWER_THRESHOLD
 from otklik.conversations.service import CHANNELS
 from otklik.platform.errors import DomainError
 from otklik.web.ui.deps import CurrentUser, SupervisorUser, redirect, render, ui_router
@@ -59,7 +60,7 @@ def settings_page(request: Request, user: SupervisorUser, db: DB, saved: bool = 
 def save_settings(request: Request, user: SupervisorUser, db: DB,
                   enabled: Annotated[bool, Form()] = False,
                   channels: Annotated[list[str] | None, Form()] = None,
-                  answer_threshold: Annotated[float, Form(ge=0, le=1)] = 0.71,
+                  answer_threshold: Annotated[float, Form(ge=0, le=1)] = DEFAULT_ANSWER_THRESHOLD,
                   negativity_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
                   urgency_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
                   tone: Annotated[str, Form(max_length=16)] = "formal",
