@@ -195,29 +195,31 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
         va_close: np.ndarray | None = np.concatenate(closes) if len(closes) == len(parts) else None
     else:
         va_pred, va_margin, va_close = raw(va_texts, va_emb)
-    # Confidence = the linear model's margin plus the embedding's closeness to the nearest in-scope class,
-    # each standardised on the calibration set: the margin says which intent, the closeness says whether any.
+    # Two questions, two scores. Whether the message belongs to any intent: the margin plus the embedding's
+    # closeness to the nearest in-scope class, each standardised on the calibration set (the out-of-scope
+    # gate). Which intent, and how sure: the margin alone (the answer-precision thresholds), among the
+    # messages the gate lets through.
     scale = [(float(va_margin.mean()), float(va_margin.std()) or 1.0)]
     if va_close is not None:
         scale.append((float(va_close.mean()), float(va_close.std()) or 1.0))
 
-    def confidence(margin: np.ndarray, close: np.ndarray | None) -> np.ndarray:
+    def in_scope(margin: np.ndarray, close: np.ndarray | None) -> np.ndarray:
         conf = (margin - scale[0][0]) / scale[0][1]
         if close is not None and len(scale) > 1:
             conf = conf + (close - scale[1][0]) / scale[1][1]
         return conf
 
-    def decide(texts: Sequence[str], emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def decide(texts: Sequence[str], emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pred, margin, close = raw(texts, inner.encode(list(texts)) if emb is None else emb)
-        return pred, confidence(margin, close)
+        return pred, margin, in_scope(margin, close)
 
-    va_conf = confidence(va_margin, va_close)
+    va_gate = in_scope(va_margin, va_close)
     va_gold = np.array(va_labels, dtype=object)
-    oos_t = _oos_threshold(va_conf, va_pred, va_gold)
-    va_answerable = va_pred != OOS
+    oos_t = _oos_threshold(va_gate, va_pred, va_gold)
+    va_answerable = (va_pred != OOS) & (va_gate >= oos_t)
     va_correct = va_pred == va_gold
-    t95 = _answer_threshold(va_conf, va_correct, va_answerable, 0.95)
-    t99 = _answer_threshold(va_conf, va_correct, va_answerable, 0.99)
+    t95 = _answer_threshold(va_margin, va_correct, va_answerable, 0.95)
+    t99 = _answer_threshold(va_margin, va_correct, va_answerable, 0.99)
 
     # latency: one message at a time, the whole step (embedding + features + model), no cache
     sample = te_texts[:300]
@@ -228,14 +230,16 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
         lat.append((time.perf_counter() - s) * 1000)
     s = time.perf_counter()
     te_emb = _encode_batched(inner, te_texts)
-    te_pred, te_conf = decide(te_texts, te_emb)
+    te_pred, te_margin, te_gate = decide(te_texts, te_emb)
     batch_s = time.perf_counter() - s
     gold = np.array(te_labels, dtype=object)
     if oos_t == float("-inf") and OOS in te_labels and OOS not in tr_labels:
-        # nothing out of scope to calibrate on (BANKING77-OOS trains on in-scope only): hand off whatever the
-        # model cannot answer at 95% precision on the calibration set
+        # nothing out of scope to calibrate the gate on (BANKING77-OOS trains on in-scope only): hand off
+        # whatever the model cannot answer at 95% precision on the calibration set
+        final = np.where(te_margin < t95, OOS, te_pred)
         oos_t = t95
-    final = np.where(te_conf < oos_t, OOS, te_pred)
+    else:
+        final = np.where(te_gate < oos_t, OOS, te_pred)
     ins = gold != OOS
     has_oos = bool((~ins).any()) or oos_t != float("-inf")
     out: dict[str, Any] = {
@@ -251,7 +255,7 @@ def eval_intents(train: str, test: str, val: str | None = None, *, progress: Cal
         out["oos_precision"] = float((gold[pred_oos] == OOS).mean()) if pred_oos.any() else None
         out["oos_threshold"] = oos_t
     for name, t in (("95", t95), ("99", t99)):
-        answered = (te_conf >= t) & (te_pred != OOS)
+        answered = (final != OOS) & (te_margin >= t)
         out[f"coverage_at_{name}"] = float(answered[ins].mean()) if ins.any() else None
         out[f"answer_precision_at_{name}"] = (float((te_pred[answered] == gold[answered]).mean())
                                               if answered.any() else None)

@@ -23,12 +23,16 @@ from otklik.assistant.understanding import Understander, Understanding
 # fitted on the demo store's validation questions by data/make_kb_calibration.py (BENCHMARKS.md, section 10).
 ANSWER_MODEL = Path(__file__).parent / "data" / "kb_answer_model.json"
 FEATURES = ("score", "margin", "dense", "lexical", "dense_margin", "dense_agrees", "lexical_agrees",
-            "unknown_share", "n_terms", "same_language")
+            "unknown_share", "n_terms", "same_language", "handoff_gap")
 _NOT_HELPED = re.compile(
     r"(?:не\s+помогл|не\s+то(?![а-яё])|не\s+об\s+этом|вы\s+не\s+понял|не\s+ответил|это\s+не\s+ответ|бесполезн|"
     r"didn'?t help|not what i asked|doesn'?t help|useless)", re.IGNORECASE)
 _GIBBERISH = re.compile(r"^[\W\d_]*$")
 
+# Hand off when the message is this much closer (cosine) to a shipped must-not-answer example
+# (data/handoff_examples.jsonl) than to the best article; chosen on the val and val2 questions (0.05 cost
+# answers, 0.1 removed wrong ones only). BENCHMARKS.md, section 10.
+HANDOFF_GAP = 0.1
 HANDOFF_PRIORITY = {"abuse": "high", "legal_threat": "urgent", "urgent": "urgent", "negative": "high",
                     "human_requested": "normal", "repeated_failure": "high", "low_confidence": "normal",
                     "not_covered": "normal", "empty": "normal", "language": "normal"}
@@ -88,7 +92,7 @@ def answer_features(hits: list[Hit], signals: Signals, language: str | None) -> 
     return [top.score, top.score - (second.score if second else 0.0), top.dense, top.lexical,
             top.dense - (second.dense if second else 0.0), float(signals.dense_agrees),
             float(signals.lexical_agrees), signals.unknown_share, min(signals.n_terms, 12) / 12,
-            float(language is not None and top.doc.language == language)]
+            float(language is not None and top.doc.language == language), signals.handoff_gap]
 
 
 @lru_cache(maxsize=1)
@@ -182,6 +186,8 @@ class Assistant:
             return handoff("language", note=f"language {language}: no articles in it")
         if not hits:
             return handoff("not_covered")
+        if signals.handoff_gap > HANDOFF_GAP:
+            return handoff("not_covered", note="closer to a message that needs a person than to any article")
         if confidence >= settings.answer_threshold:
             best = hits[0]
             link = link_for(best.doc) if link_for else None

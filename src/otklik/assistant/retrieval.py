@@ -7,11 +7,14 @@ workspace) and `otklik eval kb` (a JSONL file) search with exactly the same code
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +72,9 @@ class Signals:
     lexical_agrees: bool = False
     unknown_share: float = 0.0
     n_terms: int = 0
+    # how much closer the message is to a shipped must-not-answer example (an action only an employee can do,
+    # a dispute, another shop, live stock, small talk) than to the best article's nearest unit
+    handoff_gap: float = -1.0
 
 
 class KbIndex:
@@ -186,6 +192,7 @@ class KbIndex:
             hits.append(Hit(doc, float(score[i]), float(dense[i]), float(lexical[i])))
             if len(hits) >= limit:
                 break
+        handoff = handoff_vectors(self.embedder)
         signals = Signals(n_terms=len(q_terms),
                           unknown_share=(sum(1 for t in q_terms if t not in self._idf) / len(q_terms)) if q_terms else 0.0)
         if hits:
@@ -193,7 +200,28 @@ class KbIndex:
             d, lx = self.docs[int(np.argmax(dense))], self.docs[int(np.argmax(lexical))]
             signals.dense_agrees = (d.group or d.id) == top
             signals.lexical_agrees = bool(lexical.max() > 0) and (lx.group or lx.id) == top
+            if len(handoff):
+                signals.handoff_gap = float((handoff @ qv).max()) - hits[0].dense
         return hits, signals
+
+
+HANDOFF_EXAMPLES = Path(__file__).parent / "data" / "handoff_examples.jsonl"
+_handoff_cache: dict[int, np.ndarray] = {}
+_handoff_lock = threading.Lock()
+
+
+def handoff_vectors(embedder: Embedder) -> np.ndarray:
+    """Embeddings of the shipped hand-off examples (data/handoff_examples.jsonl), once per encoder."""
+    key = id(getattr(embedder, "inner", embedder))
+    with _handoff_lock:
+        if key not in _handoff_cache:
+            texts = []
+            if HANDOFF_EXAMPLES.is_file():
+                with HANDOFF_EXAMPLES.open(encoding="utf-8") as fh:
+                    texts = [json.loads(line)["text"] for line in fh if line.strip()]
+            _handoff_cache[key] = (embedder.encode(texts) if texts
+                                   else np.zeros((0, 512), dtype=np.float32))
+        return _handoff_cache[key]
 
 
 def _paragraphs(body: str, max_chars: int = 400) -> list[str]:

@@ -2,8 +2,8 @@
 
 Sources, all written for this project (no third-party or "evaluation use only" data):
 - `written.jsonl` here: support messages written for the assistant (sentiment, urgency, abuse, reasons);
-- `bench/data/store_questions_val.jsonl`: the demo store's *validation* questions (reason, sentiment, urgent),
-  written by the knowledge-base engineer. The *test* questions are never used.
+- `bench/data/store_questions_val.jsonl` and `store_questions_val2.jsonl`: the demo store's *validation*
+  questions (reason, sentiment, urgent), written by two engineers apart. The *test* questions are never used.
 
     python src/otklik/assistant/data/make_examples.py
 
@@ -22,7 +22,8 @@ ROOT = HERE.parents[3]
 def main() -> None:
     rows = []
     seen = set()
-    for path in (HERE / "written.jsonl", ROOT / "bench" / "data" / "store_questions_val.jsonl"):
+    for path in (HERE / "written.jsonl", ROOT / "bench" / "data" / "store_questions_val.jsonl",
+                 ROOT / "bench" / "data" / "store_questions_val2.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue

@@ -29,7 +29,7 @@ def signals_table(kb: str, questions: str) -> tuple[np.ndarray, np.ndarray, np.n
     from otklik.assistant.embeddings import get_embedder
     from otklik.assistant.evaluation import load_kb, read_jsonl
     from otklik.assistant.language import detect_language
-    from otklik.assistant.pipeline import Assistant, answer_features
+    from otklik.assistant.pipeline import HANDOFF_GAP, Assistant, answer_features
     from otklik.assistant.retrieval import KbIndex
     from otklik.assistant.understanding import get_understander
 
@@ -43,7 +43,8 @@ def signals_table(kb: str, questions: str) -> tuple[np.ndarray, np.ndarray, np.n
         hits, signals = index.search_signals(text, language=language, limit=3)
         rows.append(answer_features(hits, signals, language))
         ok.append(bool(hits) and q["expected"] is not None and hits[0].doc.id == q["expected"])
-        hard.append(assistant.decide(text, None).reason in HARD)
+        # the hard rules, and the hand-off-example rule, decide these before the answer model is asked
+        hard.append(assistant.decide(text, None).reason in HARD or signals.handoff_gap > HANDOFF_GAP)
         answerable.append(q["expected"] is not None)
     return np.array(rows), np.array(ok), np.array(hard), np.array(answerable)
 
