@@ -80,6 +80,22 @@ def test_english_question_gets_the_english_article(client, shop):
     assert "390 RUB" in reply["body_text"]
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Здравствуйте!", "Чем могу помочь"),
+    ("спасибо большое", "Пожалуйста"),
+    ("thanks", "You're welcome"),
+])
+def test_a_greeting_or_thanks_gets_a_polite_word_not_a_person(client, shop, text, expected):
+    got = inbound(client, shop, text=text, identity=f"polite-{len(text)}@example.com")
+    (d,) = decisions(client, shop, got["conversation_id"])
+    assert d["action"] == "clarify" and d["reason"] == "courtesy"
+    msgs = messages(client, shop, got["conversation_id"])
+    public = [m for m in msgs if m["author_kind"] == "assistant" and not m["is_internal"]]
+    assert len(public) == 1 and expected in public[0]["body_text"]
+    assert not [m for m in msgs if m["is_internal"]]  # no hand-off note: nothing for an agent to do
+    assert conversation(client, shop, got["conversation_id"])["priority"] == "normal"
+
+
 def _handoff(client, ws, text, identity):
     got = inbound(client, ws, text=text, identity=identity)
     (d,) = decisions(client, ws, got["conversation_id"])

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-HARD = {"empty", "abuse", "legal_threat", "human_requested", "urgent", "negative", "language"}
+HARD = {"empty", "courtesy", "abuse", "legal_threat", "human_requested", "urgent", "negative", "language"}
 
 
 def signals_table(kb: str, questions: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
