@@ -209,7 +209,7 @@ def _age_customer_messages(conversation_id: int, hours: float) -> None:
                   .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)))
 
 
-def test_outside_the_24_hour_window_only_templates_go(client, ws, account, graph):
+def test_outside_the_24_hour_window_only_templates_go(app, client, ws, account, graph):
     notify(client, account, fixture("text"))
     conv = conversations_of(client, ws)[0]
     window = client.get(f"/api/v1/whatsapp/conversations/{conv['id']}/window", headers=ws.agent).json()
@@ -220,6 +220,11 @@ def test_outside_the_24_hour_window_only_templates_go(client, ws, account, graph
     r = client.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Добрый день!"}, headers=ws.agent)
     assert r.status_code == 409 and r.json()["error"]["code"] == "reply_refused"
     assert "24 hours" in r.json()["error"]["message"]
+    # the agent's (Russian) conversation page warns before anyone types, in Russian
+    from tests.web._ui import Browser
+
+    page = Browser(app, ws.agent_email).get(f"/conversations/{conv['id']}").text
+    assert 'id="reply-warning"' in page and "Окно закрыто" in page and "24 hours" not in page
     note = client.post(f"/api/v1/conversations/{conv['id']}/messages", json={"text": "Клиент молчит", "is_internal": True},
                        headers=ws.agent)
     assert note.status_code == 201  # internal notes are not messages to the customer

@@ -96,9 +96,13 @@ def window_check(session: Session, conversation: Conversation, meta: dict[str, A
     closes = window_closes_at(session, conversation)
     if closes is not None and closes > utcnow():
         return None
-    return ("WhatsApp allows free-form replies only within 24 hours of the customer's last message; "
-            "the window is closed, so only an approved template can be sent now "
-            f"(POST /api/v1/whatsapp/conversations/{conversation.id}/template).")
+    return WINDOW_CLOSED
+
+
+# One fixed sentence (no ids in it), so the agent's UI can show it in the agent's language (web/locale).
+WINDOW_CLOSED = ("WhatsApp allows free-form replies only within 24 hours of the customer's last message; the "
+                 "window is closed, so only an approved template can be sent now "
+                 "(POST /api/v1/whatsapp/conversations/{id}/template).")
 
 
 # -- inbound -------------------------------------------------------------------------------------------
