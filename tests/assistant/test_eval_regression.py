@@ -3,6 +3,7 @@ must not fall below what was measured when the thresholds were set (BENCHMARKS.m
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -14,12 +15,12 @@ DATA = Path(__file__).parent / "data"
 
 def test_eval_kb_on_the_fixed_sample():
     r = evaluation.eval_kb(DATA / "mini_kb.jsonl", DATA / "mini_questions.jsonl", progress=lambda _: None)
-    # measured: top1 1.00, resolution 0.58, wrong 0.00, hand-off recall 1.00, urgent recall 0.67. The answer
-    # model is calibrated on the variant-rich demo KB (BENCHMARKS.md, section 10): on this thin 8-article KB it
-    # hands off 5 of 12 answerable questions rather than risk a wrong answer (0.83 with the round-1 model).
+    # measured: top1 1.00, resolution 0.83, wrong 0.00, hand-off recall 1.00, urgent recall 0.67. This KB is thin
+    # (~2 question variants an article): without `pipeline.thin_kb_shift` the answer model, fitted on the
+    # variant-rich demo KB, answered only 7 of 12.
     assert r["n_questions"] == 20 and r["n_answerable"] == 12
     assert r["top1_accuracy"] >= 0.9
-    assert r["automated_resolution_rate"] >= 0.55
+    assert r["automated_resolution_rate"] >= 0.75
     assert r["wrong_answer_rate"] <= 0.1
     assert r["handoff_recall"] >= 0.85
     assert r["urgent_recall"] >= 0.6
@@ -103,3 +104,12 @@ def test_closeness_is_higher_near_a_known_intent():
     far = clf.closeness(np.full((1, 8), 1.5, dtype=np.float32))
     assert near is not None and far is not None
     assert near.min() > far.max()
+
+
+def test_thin_kb_shift_lifts_confidence_only_for_thin_kbs():
+    from otklik.assistant.pipeline import thin_kb_shift
+
+    shifts = [thin_kb_shift(r) for r in (0, 1, 3, 10, 15, 24, 26, 100)]
+    assert shifts[0] == 1.3 and shifts[1] == 0.7
+    assert all(a >= b for a, b in itertools.pairwise(shifts))  # fewer variants, bigger lift
+    assert shifts[-3:] == [0.0, 0.0, 0.0]  # the demo KB (~26 an article) is scored exactly as calibrated

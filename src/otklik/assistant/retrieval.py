@@ -75,12 +75,14 @@ class Signals:
     # how much closer the message is to a shipped must-not-answer example (an action only an employee can do,
     # a dispute, another shop, live stock, small talk) than to the best article's nearest unit
     handoff_gap: float = -1.0
+    kb_richness: float = 25.0  # question variants per article in the searched KB (the shipped KB has ~26)
 
 
 class KbIndex:
     def __init__(self, docs: Sequence[KbDoc], embedder: Embedder, *, lexical_weight: float = 1.0,
                  language_bonus: float = 0.04, expansion_weight: float = 0.5):
         self.docs = list(docs)
+        self.richness = (sum(len(d.questions) for d in self.docs) / len(self.docs)) if self.docs else 0.0
         self.embedder = embedder
         self.lexical_weight = lexical_weight
         self.language_bonus = language_bonus
@@ -194,7 +196,7 @@ class KbIndex:
             if len(hits) >= limit:
                 break
         handoff = handoff_vectors(self.embedder)
-        signals = Signals(n_terms=len(q_terms),
+        signals = Signals(n_terms=len(q_terms), kb_richness=self.richness,
                           unknown_share=(sum(1 for t in q_terms if t not in self._idf) / len(q_terms)) if q_terms else 0.0)
         if hits:
             top = hits[0].doc.group or hits[0].doc.id
