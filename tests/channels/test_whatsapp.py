@@ -49,6 +49,8 @@ class FakeGraph:
             mime, data = MEDIA[parts[1]]
             return 200, {"messaging_product": "whatsapp", "url": f"{self.stand_in.base}/files/{parts[1]}",
                          "mime_type": mime, "sha256": "x", "file_size": len(data), "id": parts[1]}, {}
+        if len(parts) == 3 and parts[2] == "media":
+            return 200, {"id": f"media-{len(self.stand_in.requests)}"}, {}
         if len(parts) == 2:
             return 404, {"error": {"message": "Unsupported get request", "code": 100}}, {}
         n = len(self.stand_in.requests)
@@ -283,3 +285,39 @@ def test_other_numbers_of_the_business_account_are_ignored(client, ws, account):
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999999999999"
     assert notify(client, account, payload).json() == {"messages": 0, "duplicates": 0, "statuses": 0}
     assert conversations_of(client, ws) == []
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+PDF = b"%PDF-1.7\n" + b"1" * 300
+
+
+def test_files_are_uploaded_then_sent_by_media_id_and_a_retry_sends_only_what_failed(client, ws, account, graph):
+    from otklik.conversations import outbox
+    from tests.channels.helpers import make_due, outbox_item
+
+    notify(client, account, fixture("text"))
+    conv = conversations_of(client, ws)[0]
+    png = client.post("/api/v1/attachments", files={"file": ("фото.png", PNG, "image/png")}, headers=ws.agent).json()
+    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
+                      headers=ws.agent).json()
+    media = f"/v21.0/{PHONE_NUMBER_ID}/media"
+    graph.stand_in.queue(media, (200, {"id": "media-photo"}, {}), (500, {"error": {"message": "try later", "code": 1}}, {}))
+    r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
+                    json={"text": "Счёт и фото во вложении", "attachment_ids": [png["id"], pdf["id"]]})
+    assert r.status_code == 201, r.text
+    item = outbox_item(r.json()["id"])
+    assert item.status == "pending" and "try later" in item.last_error  # the PDF upload failed (500): retried later
+    make_due(item.id)
+    assert outbox.deliver(item.id) == "sent"
+    uploads = graph.stand_in.calls(media)
+    assert [u["body"]["file"] for u in uploads] == [("фото.png", PNG, "image/png"), ("счёт.pdf", PDF, "application/pdf"),
+                                                   ("счёт.pdf", PDF, "application/pdf")]
+    assert uploads[0]["body"]["messaging_product"] == "whatsapp" and uploads[0]["body"]["type"] == "image/png"
+    sent = [c["body"] for c in graph.stand_in.calls(f"/v21.0/{PHONE_NUMBER_ID}/messages")]
+    # the text and the photo went once, before the failure; the retry sent only the PDF
+    assert [b["type"] for b in sent] == ["text", "image", "document"]
+    assert sent[0]["text"]["body"] == "Счёт и фото во вложении"
+    assert sent[1]["image"] == {"id": "media-photo"}
+    assert sent[2]["document"]["filename"] == "счёт.pdf" and sent[2]["document"]["id"].startswith("media-")
+    keys = [c["headers"]["Idempotency-Key"] for c in graph.stand_in.calls(f"/v21.0/{PHONE_NUMBER_ID}/messages")]
+    assert len(set(keys)) == 3

@@ -30,6 +30,8 @@ class VendorStandIn:
                 ctype = self.headers.get("content-type", "")
                 if ctype.startswith("application/json"):
                     body: dict[str, Any] = json.loads(raw)
+                elif ctype.startswith("multipart/form-data"):
+                    body = _multipart(ctype, raw)
                 else:
                     body = dict(urllib.parse.parse_qsl(raw.decode()))
                 path = urllib.parse.urlsplit(self.path).path
@@ -66,3 +68,18 @@ class VendorStandIn:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _multipart(ctype: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body as {field: text} and, for files, {field: (filename, bytes, content type)}."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"content-type: {ctype}\r\n\r\n".encode() + raw)
+    out: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        out[str(name)] = (filename, payload, part.get_content_type()) if filename else payload.decode()
+    return out

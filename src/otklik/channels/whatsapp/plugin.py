@@ -11,6 +11,9 @@ The 24-hour customer-service window: a free-form reply is allowed only within 24
 last WhatsApp message; outside it only an approved template may be sent. `reply()` refuses other replies with
 a 409 that says so, the agent UI learns it ahead of time from `reply_checks.explain()`, and
 `POST /api/v1/whatsapp/conversations/{id}/template` sends a template. Never logs tokens or secrets.
+
+Outbound: the text, then each file uploaded to `/<phone id>/media` and sent by its media id (JPEG/PNG up to
+5 MB as an image, anything else as a document up to 100 MB); each part goes once, also across retries.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, ClassVar
 
 import httpx
@@ -33,6 +38,7 @@ from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.service import Actor
 from otklik.channels.base import ChannelPlugin, add_plugin, finish_event, record_event, webhook_account
+from otklik.channels.delivery import OutgoingFile, files_of, send_parts
 from otklik.channels.inbound_kit import (
     BadSignature,
     Malformed,
@@ -450,19 +456,27 @@ def reply_window(conversation_id: int, actor: CurrentActor, db: DB) -> WindowOut
 
 # -- outbound ------------------------------------------------------------------------------------------
 
+# Cloud API media limits: images (JPEG/PNG) up to 5 MB; anything else goes as a document, up to 100 MB.
+IMAGE_TYPES = {"image/jpeg", "image/png"}
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 100 * 1024 * 1024
+
+
 class WhatsAppSender:
-    def __init__(self, config: dict[str, Any], secrets: dict[str, str]):
+    def __init__(self, account: ChannelAccount, config: dict[str, Any], secrets: dict[str, str]):
+        self.account = account
         self.config = config
         self.secrets = secrets
 
-    def _post(self, body: dict[str, Any], idempotency_key: str) -> str | None:
-        url = f"{_graph_base(self.config)}/{self.config['phone_number_id']}/messages"
-        headers = {"Authorization": f"Bearer {self.secrets.get('access_token', '')}",
-                   "Idempotency-Key": idempotency_key}
-        try:
-            response = httpx.post(url, json=body, headers=headers, timeout=TIMEOUT)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"WhatsApp unreachable: {type(exc).__name__}") from None
+    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.secrets.get('access_token', '')}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> dict[str, Any]:
+        """The JSON answer, or a `DeliveryError` saying whether a retry can help."""
         try:
             data = response.json()
         except ValueError:
@@ -478,15 +492,46 @@ class WhatsAppSender:
             text = str(error.get("message") if isinstance(error, dict) else "")[:300]
             permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 409)
             raise DeliveryError(f"WhatsApp error {code}: {text}", permanent=permanent)
-        messages = data.get("messages") if isinstance(data, dict) else None
+        return data if isinstance(data, dict) else {}
+
+    def _post(self, body: dict[str, Any], idempotency_key: str) -> str | None:
+        url = f"{_graph_base(self.config)}/{self.config['phone_number_id']}/messages"
+        try:
+            response = httpx.post(url, json=body, headers=self._headers(idempotency_key), timeout=TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"WhatsApp unreachable: {type(exc).__name__}") from None
+        messages = self._checked(response).get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[0], dict):
             return str(messages[0].get("id") or "") or None
         return None
 
+    def _upload(self, file: OutgoingFile) -> str:
+        """POST /<phone id>/media (multipart): the media id a message can then refer to."""
+        url = f"{_graph_base(self.config)}/{self.config['phone_number_id']}/media"
+        try:
+            content = file.path.read_bytes()
+        except OSError:
+            raise DeliveryError(f"the file {file.filename} is missing from storage", permanent=True) from None
+        try:
+            response = httpx.post(url, headers=self._headers(), timeout=httpx.Timeout(60.0, connect=5.0),
+                                  data={"messaging_product": "whatsapp", "type": file.content_type},
+                                  files={"file": (file.filename, content, file.content_type)})
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"WhatsApp unreachable: {type(exc).__name__}") from None
+        media_id = self._checked(response).get("id")
+        if not media_id:
+            raise DeliveryError("WhatsApp returned no media id for the uploaded file")
+        return str(media_id)
+
+    def _send_file(self, base: dict[str, Any], file: OutgoingFile, idempotency_key: str) -> str | None:
+        media_id = self._upload(file)
+        if file.content_type in IMAGE_TYPES and file.size <= MAX_IMAGE_BYTES:
+            body = {**base, "type": "image", "image": {"id": media_id}}
+        else:
+            body = {**base, "type": "document", "document": {"id": media_id, "filename": file.filename[:240]}}
+        return self._post(body, idempotency_key)
+
     def send(self, message: OutboundMessage) -> str | None:
-        if message.attachments:
-            raise DeliveryError("WhatsApp replies with files are not supported yet: send the text alone",
-                                permanent=True)
         with session_scope(write=False) as session:
             target = latest_inbound_meta(session, message.conversation_id, KIND, "whatsapp")
             stored = session.get(Message, message.message_id)
@@ -495,17 +540,30 @@ class WhatsAppSender:
                                             None)
         if not wa_id:
             raise DeliveryError("WhatsApp: the customer has no WhatsApp number", permanent=True)
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": wa_id}
+        base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": wa_id}
         if template:
-            body["type"] = "template"
-            body["template"] = {"name": template["name"], "language": {"code": template["language"]}}
+            body = {**base, "type": "template",
+                    "template": {"name": template["name"], "language": {"code": template["language"]}}}
             if template.get("parameters"):
                 body["template"]["components"] = [{"type": "body", "parameters": [
                     {"type": "text", "text": p} for p in template["parameters"]]}]
-        else:
-            body["type"] = "text"
-            body["text"] = {"preview_url": False, "body": message.text[:MAX_TEXT]}
-        return self._post(body, message.idempotency_key)
+            return self._post(body, message.idempotency_key)
+        files = files_of(message) if message.attachments else []
+        for file in files:
+            if file.size > MAX_DOCUMENT_BYTES:
+                raise DeliveryError(f"WhatsApp accepts files up to 100 MB; {file.filename} is larger",
+                                    permanent=True)
+        parts: list[Callable[[], str | None]] = []
+        if message.text.strip() or not files:
+            parts.append(partial(self._post, {**base, "type": "text",
+                                              "text": {"preview_url": False, "body": message.text[:MAX_TEXT]}},
+                                 message.idempotency_key))
+        for i, file in enumerate(files, start=1):
+            parts.append(partial(self._send_file, base, file, f"{message.idempotency_key}:{i}"))
+        if len(parts) == 1:
+            return parts[0]()
+        # text, then each file: a part that went out is not sent again when a later one fails and is retried
+        return send_parts(self.account, message, parts)
 
 
 class WhatsAppPlugin(ChannelPlugin):
@@ -528,7 +586,7 @@ class WhatsAppPlugin(ChannelPlugin):
                ) -> WhatsAppSender | None:
         if not secrets.get("access_token") or not config.get("phone_number_id"):
             return None
-        return WhatsAppSender(config, secrets)
+        return WhatsAppSender(account, config, secrets)
 
 
 PLUGIN = WhatsAppPlugin()
