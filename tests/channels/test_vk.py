@@ -33,8 +33,15 @@ class FakeVk:
         self.sent: dict[str, int] = {}
         self.stand_in = VendorStandIn(self.answer)
 
+    def upload(self, path, body):
+        if path == "/upload/photo":
+            return 200, {"server": 77, "photo": json.dumps([{"name": body["photo"][0]}]), "hash": "h1"}, {}
+        return 200, {"file": "doc-file-" + body["file"][0]}, {}
+
     def answer(self, path, body):
         method = path.rsplit("/", 1)[-1]
+        if path.startswith("/upload/"):  # VK's upload servers take the file alone, no token
+            return self.upload(path, body)
         if body.get("access_token") != "vk1.a.community-token":
             return 200, {"error": {"error_code": 5, "error_msg": "User authorization failed"}}, {}
         if method == "messages.send":
@@ -45,6 +52,14 @@ class FakeVk:
             key = "w" + body["guid"]
             self.sent.setdefault(key, 900 + len(self.sent))
             return 200, {"response": {"comment_id": self.sent[key], "parents_stack": []}}, {}
+        if method in ("photos.getMessagesUploadServer", "docs.getMessagesUploadServer"):
+            kind = "photo" if method.startswith("photos") else "doc"
+            return 200, {"response": {"upload_url": f"{self.stand_in.base}/upload/{kind}"}}, {}
+        if method == "photos.saveMessagesPhoto":
+            return 200, {"response": [{"id": 457239017, "owner_id": -GROUP_ID, "access_key": "ak1"}]}, {}
+        if method == "docs.save":
+            return 200, {"response": {"type": "doc", "doc": {"id": 6671, "owner_id": -GROUP_ID,
+                                                              "title": body["title"]}}}, {}
         if method == "groups.getById":
             return 200, {"response": {"groups": [{"id": GROUP_ID, "name": "Магазин «Уют»"}], "profiles": []}}, {}
         return 200, {"response": 1}, {}
@@ -237,3 +252,41 @@ def test_account_of_another_workspace_is_not_reachable(client, ws, other_ws, acc
     # a token is bound to one account: the other workspace sees nothing of what arrived there
     post(client, account, fixture("message_new"))
     assert client.get("/api/v1/conversations?channel=vk", headers=other_ws.agent).json()["items"] == []
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+PDF = b"%PDF-1.7\n" + b"1" * 300
+
+
+def test_files_go_up_to_vk_and_ride_on_one_messages_send(client, ws, account, vk):
+    post(client, account, fixture("message_new"))
+    conv = conversations_of(client, ws)[0]
+    png = client.post("/api/v1/attachments", files={"file": ("фото.png", PNG, "image/png")}, headers=ws.agent).json()
+    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
+                      headers=ws.agent).json()
+    r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
+                    json={"text": "Счёт и фото", "attachment_ids": [png["id"], pdf["id"]]})
+    assert r.status_code == 201, r.text
+    assert vk.stand_in.calls("/upload/photo")[0]["body"]["photo"] == ("фото.png", PNG, "image/png")
+    assert vk.stand_in.calls("/upload/doc")[0]["body"]["file"] == ("счёт.pdf", PDF, "application/pdf")
+    assert vk.stand_in.calls("/method/docs.getMessagesUploadServer")[0]["body"]["peer_id"] == "501234567"
+    saved = vk.stand_in.calls("/method/photos.saveMessagesPhoto")[0]["body"]
+    assert saved["server"] == "77" and saved["hash"] == "h1"
+    [send] = vk.stand_in.calls("/method/messages.send")
+    assert send["body"]["message"] == "Счёт и фото"
+    assert send["body"]["attachment"] == f"photo-{GROUP_ID}_457239017_ak1,doc-{GROUP_ID}_6671"
+    stored = next(m for m in messages_of(client, ws, conv["id"]) if m["id"] == r.json()["id"])
+    assert stored["delivery_status"] == "sent"
+
+
+def test_files_on_a_wall_reply_are_refused_with_the_reason(client, ws, account, vk):
+    post(client, account, fixture("wall_reply_new"))
+    conv = conversations_of(client, ws)[0]
+    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
+                      headers=ws.agent).json()
+    r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
+                    json={"text": "Ответ", "attachment_ids": [pdf["id"]]})
+    assert r.status_code == 201, r.text
+    stored = next(m for m in messages_of(client, ws, conv["id"]) if m["id"] == r.json()["id"])
+    assert stored["delivery_status"] == "failed" and "private messages" in stored["delivery_error"]
+    assert not vk.stand_in.calls("/method/wall.createComment")

@@ -8,6 +8,9 @@ tagged as a public comment, answered as a wall comment); message_reply is VK ech
 
 Outbound: messages.send with `random_id` derived from the outbox idempotency key (VK drops a repeat with the
 same random_id, so a retried delivery is never shown twice), or wall.createComment with `guid` for comments.
+Files in a private reply: photos (JPEG/PNG/GIF) through photos.getMessagesUploadServer → the upload server →
+photos.saveMessagesPhoto, anything else through docs.getMessagesUploadServer → docs.save; the one
+messages.send carries them all (up to 10). A reply on the wall with files is refused with an explanation.
 VK errors 6/9/29 (rate limits) and 10 are retried with back-off; 901/902 (the person does not accept
 messages) and 5/15/27 (token/permission) are permanent. Never logs the token or the secret.
 """
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from otklik.channels.base import ChannelPlugin, add_plugin, record_event, webhook_account
+from otklik.channels.delivery import OutgoingFile, files_of
 from otklik.channels.inbound_kit import (
     Malformed,
     as_int,
@@ -251,6 +255,11 @@ def random_id(idempotency_key: str) -> int:
     return int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
+PHOTO_TYPES = {"image/jpeg", "image/png", "image/gif"}
+MAX_PHOTO_BYTES = 50 * 1024 * 1024
+MAX_ATTACHMENTS = 10
+
+
 def call_api(config: dict[str, Any], secrets: dict[str, str], method: str, params: dict[str, Any]) -> Any:
     token = secrets.get("access_token")
     if not token:
@@ -293,15 +302,54 @@ class VkSender:
         self.config = config
         self.secrets = secrets
 
+    def _upload(self, upload_url: str, field: str, file: OutgoingFile) -> dict[str, Any]:
+        """POST the file to the upload server VK named (multipart), returning its JSON answer."""
+        try:
+            content = file.path.read_bytes()
+        except OSError:
+            raise DeliveryError(f"the file {file.filename} is missing from storage", permanent=True) from None
+        try:
+            response = httpx.post(upload_url, files={field: (file.filename, content, file.content_type)},
+                                  timeout=httpx.Timeout(60.0, connect=5.0))
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"VK upload server unreachable: {type(exc).__name__}") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400 or not isinstance(data, dict) or data.get("error"):
+            raise DeliveryError(f"VK upload of {file.filename} failed (HTTP {response.status_code})",
+                                permanent=400 <= response.status_code < 500 and response.status_code != 429)
+        return data
+
+    def _attachment(self, peer_id: int, file: OutgoingFile) -> str:
+        """Upload one file for a message and return its `attachment` string (photo… or doc…)."""
+        if file.content_type in PHOTO_TYPES and file.size <= MAX_PHOTO_BYTES:
+            server = call_api(self.config, self.secrets, "photos.getMessagesUploadServer", {"peer_id": peer_id})
+            up = self._upload(str(server["upload_url"]), "photo", file)
+            saved = call_api(self.config, self.secrets, "photos.saveMessagesPhoto", {
+                "photo": up.get("photo", ""), "server": up.get("server", ""), "hash": up.get("hash", "")})
+            photo = saved[0] if isinstance(saved, list) and saved else {}
+            ref = f"photo{photo.get('owner_id')}_{photo.get('id')}"
+            return ref + (f"_{photo['access_key']}" if photo.get("access_key") else "")
+        server = call_api(self.config, self.secrets, "docs.getMessagesUploadServer", {"type": "doc", "peer_id": peer_id})
+        up = self._upload(str(server["upload_url"]), "file", file)
+        saved = call_api(self.config, self.secrets, "docs.save", {"file": up.get("file", ""), "title": file.filename})
+        doc = saved.get("doc", {}) if isinstance(saved, dict) else {}
+        return f"doc{doc.get('owner_id')}_{doc.get('id')}"
+
     def send(self, message: OutboundMessage) -> str | None:
-        if message.attachments:
-            raise DeliveryError("VK replies with files are not supported yet: send the text alone",
-                                permanent=True)
         text = message.text.strip()
-        if not text:
+        files = files_of(message) if message.attachments else []
+        if not text and not files:
             raise DeliveryError("VK: an empty reply", permanent=True)
+        if len(files) > MAX_ATTACHMENTS:
+            raise DeliveryError(f"VK takes at most {MAX_ATTACHMENTS} files in one message", permanent=True)
         with session_scope(write=False) as session:
             target = latest_inbound_meta(session, message.conversation_id, KIND, "vk")
+        if target.get("kind") == "wall_comment" and files:
+            raise DeliveryError("VK: files cannot be attached to a reply on the wall; write to the customer in "
+                                "private messages", permanent=True)
         if target.get("kind") == "wall_comment":
             result = call_api(self.config, self.secrets, "wall.createComment", {
                 "owner_id": target["owner_id"], "post_id": target["post_id"],
@@ -314,8 +362,13 @@ class VkSender:
             peer_id = next((int(v) for k, v in message.recipients if k == "vk"), None)
         if peer_id is None:
             raise DeliveryError("VK: the customer has no VK id to write to", permanent=True)
-        result = call_api(self.config, self.secrets, "messages.send", {
-            "peer_id": peer_id, "random_id": random_id(message.idempotency_key), "message": text[:MAX_TEXT]})
+        params: dict[str, Any] = {"peer_id": peer_id, "random_id": random_id(message.idempotency_key),
+                                  "message": text[:MAX_TEXT]}
+        if files:
+            # uploads reach nobody by themselves; the one messages.send carries them all, and its random_id
+            # makes VK drop a repeat of it, so a retry after a crash cannot deliver the files twice
+            params["attachment"] = ",".join(self._attachment(int(peer_id), f) for f in files)
+        result = call_api(self.config, self.secrets, "messages.send", params)
         return f"vk:{self.config['group_id']}:msg:{result}" if isinstance(result, int) else None
 
 
