@@ -255,6 +255,13 @@ def random_id(idempotency_key: str) -> int:
     return int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
+def _upload_url(server: Any) -> str:
+    url = server.get("upload_url") if isinstance(server, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise DeliveryError("VK named no upload server for the file")
+    return url
+
+
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/gif"}
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
 MAX_ATTACHMENTS = 10
@@ -326,14 +333,14 @@ class VkSender:
         """Upload one file for a message and return its `attachment` string (photo… or doc…)."""
         if file.content_type in PHOTO_TYPES and file.size <= MAX_PHOTO_BYTES:
             server = call_api(self.config, self.secrets, "photos.getMessagesUploadServer", {"peer_id": peer_id})
-            up = self._upload(str(server["upload_url"]), "photo", file)
+            up = self._upload(_upload_url(server), "photo", file)
             saved = call_api(self.config, self.secrets, "photos.saveMessagesPhoto", {
                 "photo": up.get("photo", ""), "server": up.get("server", ""), "hash": up.get("hash", "")})
             photo = saved[0] if isinstance(saved, list) and saved else {}
             ref = f"photo{photo.get('owner_id')}_{photo.get('id')}"
             return ref + (f"_{photo['access_key']}" if photo.get("access_key") else "")
         server = call_api(self.config, self.secrets, "docs.getMessagesUploadServer", {"type": "doc", "peer_id": peer_id})
-        up = self._upload(str(server["upload_url"]), "file", file)
+        up = self._upload(_upload_url(server), "file", file)
         saved = call_api(self.config, self.secrets, "docs.save", {"file": up.get("file", ""), "title": file.filename})
         doc = saved.get("doc", {}) if isinstance(saved, dict) else {}
         return f"doc{doc.get('owner_id')}_{doc.get('id')}"
