@@ -66,3 +66,15 @@ def make_due(outbox_id: int) -> None:
     with session_scope() as s:
         s.execute(update(OutboxItem).where(OutboxItem.id == outbox_id)
                   .values(next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+
+
+def upload_photo_and_invoice(client, ws) -> list[int]:
+    """An agent's two uploads for a reply with files: «фото.png» (conftest.PNG) and «счёт.pdf» (conftest.PDF)."""
+    from tests.channels.conftest import PDF, PNG
+
+    ids = []
+    for name, data, ctype in (("фото.png", PNG, "image/png"), ("счёт.pdf", PDF, "application/pdf")):
+        r = client.post("/api/v1/attachments", files={"file": (name, data, ctype)}, headers=ws.agent)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from otklik.conversations import outbox
 from otklik.conversations.models import Message, OutboxItem
 from otklik.platform.db import session_scope
+from tests.channels.conftest import PDF, PNG
+from tests.channels.helpers import upload_photo_and_invoice
 from tests.channels.vendor_stand_in import VendorStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vk"
@@ -254,18 +256,13 @@ def test_account_of_another_workspace_is_not_reachable(client, ws, other_ws, acc
     assert client.get("/api/v1/conversations?channel=vk", headers=other_ws.agent).json()["items"] == []
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-PDF = b"%PDF-1.7\n" + b"1" * 300
-
 
 def test_files_go_up_to_vk_and_ride_on_one_messages_send(client, ws, account, vk):
     post(client, account, fixture("message_new"))
     conv = conversations_of(client, ws)[0]
-    png = client.post("/api/v1/attachments", files={"file": ("фото.png", PNG, "image/png")}, headers=ws.agent).json()
-    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
-                      headers=ws.agent).json()
+    png, pdf = upload_photo_and_invoice(client, ws)
     r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
-                    json={"text": "Счёт и фото", "attachment_ids": [png["id"], pdf["id"]]})
+                    json={"text": "Счёт и фото", "attachment_ids": [png, pdf]})
     assert r.status_code == 201, r.text
     assert vk.stand_in.calls("/upload/photo")[0]["body"]["photo"] == ("фото.png", PNG, "image/png")
     assert vk.stand_in.calls("/upload/doc")[0]["body"]["file"] == ("счёт.pdf", PDF, "application/pdf")
@@ -282,10 +279,9 @@ def test_files_go_up_to_vk_and_ride_on_one_messages_send(client, ws, account, vk
 def test_files_on_a_wall_reply_are_refused_with_the_reason(client, ws, account, vk):
     post(client, account, fixture("wall_reply_new"))
     conv = conversations_of(client, ws)[0]
-    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
-                      headers=ws.agent).json()
+    _, pdf = upload_photo_and_invoice(client, ws)
     r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
-                    json={"text": "Ответ", "attachment_ids": [pdf["id"]]})
+                    json={"text": "Ответ", "attachment_ids": [pdf]})
     assert r.status_code == 201, r.text
     stored = next(m for m in messages_of(client, ws, conv["id"]) if m["id"] == r.json()["id"])
     assert stored["delivery_status"] == "failed" and "private messages" in stored["delivery_error"]

@@ -16,6 +16,8 @@ from sqlalchemy import select, update
 
 from otklik.conversations.models import Message, OutboxItem
 from otklik.platform.db import session_scope
+from tests.channels.conftest import PDF, PNG
+from tests.channels.helpers import upload_photo_and_invoice
 from tests.channels.vendor_stand_in import VendorStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -287,9 +289,6 @@ def test_other_numbers_of_the_business_account_are_ignored(client, ws, account):
     assert conversations_of(client, ws) == []
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-PDF = b"%PDF-1.7\n" + b"1" * 300
-
 
 def test_files_are_uploaded_then_sent_by_media_id_and_a_retry_sends_only_what_failed(client, ws, account, graph):
     from otklik.conversations import outbox
@@ -297,13 +296,11 @@ def test_files_are_uploaded_then_sent_by_media_id_and_a_retry_sends_only_what_fa
 
     notify(client, account, fixture("text"))
     conv = conversations_of(client, ws)[0]
-    png = client.post("/api/v1/attachments", files={"file": ("фото.png", PNG, "image/png")}, headers=ws.agent).json()
-    pdf = client.post("/api/v1/attachments", files={"file": ("счёт.pdf", PDF, "application/pdf")},
-                      headers=ws.agent).json()
+    png, pdf = upload_photo_and_invoice(client, ws)
     media = f"/v21.0/{PHONE_NUMBER_ID}/media"
     graph.stand_in.queue(media, (200, {"id": "media-photo"}, {}), (500, {"error": {"message": "try later", "code": 1}}, {}))
     r = client.post(f"/api/v1/conversations/{conv['id']}/messages", headers=ws.agent,
-                    json={"text": "Счёт и фото во вложении", "attachment_ids": [png["id"], pdf["id"]]})
+                    json={"text": "Счёт и фото во вложении", "attachment_ids": [png, pdf]})
     assert r.status_code == 201, r.text
     item = outbox_item(r.json()["id"])
     assert item.status == "pending" and "try later" in item.last_error  # the PDF upload failed (500): retried later
