@@ -1,22 +1,27 @@
-"""Small pieces shared by the webhook channels (VK, WhatsApp, phone, web forms): reading a vendor's body,
-precise 4xx errors, tagging a conversation, and finding where a reply should go.
+"""Small pieces shared by the webhook channels (VK, WhatsApp, phone, web forms, and the Telegram / MAX bot
+webhooks): reading a vendor's body, precise 4xx errors, tagging a conversation, and finding where a reply
+should go.
 
 Speaks no vendor's protocol; never touches tables the conversations domain owns except through its service.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.accounts.service import Actor
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Direction, Message
-from otklik.platform.errors import DomainError, Forbidden, NotFound
+from otklik.platform.db import run_transaction
+from otklik.platform.errors import DomainError, Forbidden, NotFound, Unauthorized
 
 
 class Malformed(DomainError):
@@ -99,3 +104,50 @@ def as_int(value: Any, default: int = 0) -> int:
         return int(value)
     return default
 
+
+# -- bot webhooks (Telegram, MAX): a secret header, a JSON update, an answer the bot platform reads ---------
+
+def bot_answer(status: int, result: str, message: str = "") -> JSONResponse:
+    body: dict[str, Any] = {"ok": status == 200, "result": result}
+    if message:
+        body["error"] = {"code": result, "message": message, "fields": []}
+    return JSONResponse(body, status_code=status)
+
+
+def handle_bot_webhook(kind: str, title: str, header_name: str, token: str, secret_header: str, body: bytes,
+                       handle: Callable[[Session, Any, dict[str, Any], dict[str, str]], str],
+                       invalid: type[Exception], malformed: tuple[type[Exception], ...]) -> JSONResponse:
+    """The account behind the webhook address, its secret header checked in constant time, the body parsed,
+    then `handle(session, account, update, secrets)` -> outcome, in one transaction. `invalid` is the channel's
+    own "not an update" error (its message is shown); `malformed` are the errors a wrong-typed field deep inside
+    an update raises. Every failure is a precise 4xx (503 while the secrets cannot be read: the platform retries)."""
+    from otklik.channels.base import webhook_account
+    from otklik.channels.secrets import decrypt_secrets
+
+    def work(session: Session) -> JSONResponse:
+        account = webhook_account(session, kind, token)
+        if account is None:
+            return bot_answer(404, "not_found", f"no enabled {title} bot has this webhook address")
+        try:
+            secrets = decrypt_secrets(account.secret)
+        except ValueError as exc:  # OTKLIK_SECRET_KEY changed: the platform retries while the admin fixes it
+            return bot_answer(503, "secrets_unreadable", str(exc))
+        expected = secrets.get("webhook_secret", "")
+        if not expected or not hmac.compare_digest(expected.encode(), secret_header.encode()):
+            raise Unauthorized(f"the {header_name} header is missing or wrong")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return bot_answer(400, "malformed_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}"[:300])
+        try:
+            with session.begin_nested():
+                return bot_answer(200, handle(session, account, data, secrets))
+        except invalid as exc:
+            return bot_answer(400, "invalid_update", str(exc))
+        except malformed as exc:
+            return bot_answer(400, "invalid_update", f"not a {title} update: {type(exc).__name__}")
+
+    try:
+        return run_transaction(work)
+    except DomainError as exc:
+        return bot_answer(exc.status_code, exc.code, exc.message)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -40,17 +39,16 @@ from otklik.channels.base import (
     clean_api_base,
     clean_button_labels,
     record_event,
-    webhook_account,
 )
 from otklik.channels.delivery import OutgoingFile, conversation_account, files_of, send_parts
 from otklik.channels.identity import link_verified_phone
+from otklik.channels.inbound_kit import handle_bot_webhook
 from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
 from otklik.conversations.outbox import DeliveryError, OutboundMessage
 from otklik.conversations.service import InboundMessage, receive
 from otklik.customers import service as customers
-from otklik.platform.db import run_transaction
-from otklik.platform.errors import DomainError, Unauthorized, field_error
+from otklik.platform.errors import field_error
 from otklik.platform.events import after_commit
 from otklik.platform.jobs import huey
 
@@ -228,40 +226,10 @@ def handle_update(session: Session, account: ChannelAccount, update: Any) -> str
     return "ignored" if record_event(session, account, event_id) else "duplicate"
 
 
-def _answer(status: int, result: str, message: str = "") -> JSONResponse:
-    body: dict[str, Any] = {"ok": status == 200, "result": result}
-    if message:
-        body["error"] = {"code": result, "message": message, "fields": []}
-    return JSONResponse(body, status_code=status)
-
-
 def _handle(token: str, secret_header: str, body: bytes) -> JSONResponse:
-    def work(session: Session) -> JSONResponse:
-        account = webhook_account(session, KIND, token)
-        if account is None:
-            return _answer(404, "not_found", "no enabled MAX bot has this webhook address")
-        try:
-            expected = decrypt_secrets(account.secret).get("webhook_secret", "")
-        except ValueError as exc:  # OTKLIK_SECRET_KEY changed: MAX retries while the admin fixes it
-            return _answer(503, "secrets_unreadable", str(exc))
-        if not expected or not hmac.compare_digest(expected.encode(), secret_header.encode()):
-            raise Unauthorized("the X-Max-Bot-Api-Secret header is missing or wrong")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return _answer(400, "malformed_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}"[:300])
-        try:
-            with session.begin_nested():
-                return _answer(200, handle_update(session, account, data))
-        except InvalidUpdate as exc:
-            return _answer(400, "invalid_update", str(exc))
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
-            return _answer(400, "invalid_update", f"not a MAX update: {type(exc).__name__}")
-
-    try:
-        return run_transaction(work)
-    except DomainError as exc:
-        return _answer(exc.status_code, exc.code, exc.message)
+    return handle_bot_webhook(KIND, "MAX", "X-Max-Bot-Api-Secret", token, secret_header, body,
+                              lambda session, account, data, _secrets: handle_update(session, account, data),
+                              InvalidUpdate, (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError))
 
 
 @router.post("/channels/max/webhook/{token}", include_in_schema=False)

@@ -9,8 +9,6 @@ busy (Telegram retries, and the update_id de-duplicates).
 
 from __future__ import annotations
 
-import hmac
-import json
 from typing import Any, ClassVar, Literal
 
 from fastapi import APIRouter, Request
@@ -25,14 +23,13 @@ from otklik.channels.base import (
     VendorError,
     clean_api_base,
     clean_button_labels,
-    webhook_account,
 )
+from otklik.channels.inbound_kit import handle_bot_webhook
 from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
 from otklik.channels.telegram import client, inbound, polling
 from otklik.channels.telegram.outbound import TelegramSender
-from otklik.platform.db import run_transaction
-from otklik.platform.errors import DomainError, Unauthorized, field_error
+from otklik.platform.errors import field_error
 
 KIND = "telegram"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105  (a header name)
@@ -136,44 +133,13 @@ class TelegramPlugin(ChannelPlugin):
 PLUGIN = TelegramPlugin()
 
 
-def _answer(status: int, result: str, message: str = "") -> JSONResponse:
-    body: dict[str, Any] = {"ok": status == 200, "result": result}
-    if message:
-        body["error"] = {"code": result, "message": message, "fields": []}
-    return JSONResponse(body, status_code=status)
-
-
 def _handle(token: str, secret_header: str, body: bytes) -> JSONResponse:
-    def work(session: Session) -> JSONResponse:
-        account = webhook_account(session, KIND, token)
-        if account is None:
-            return _answer(404, "not_found", "no enabled Telegram bot has this webhook address")
-        try:
-            secrets = decrypt_secrets(account.secret)
-        except ValueError as exc:  # OTKLIK_SECRET_KEY changed: Telegram retries while the admin fixes it
-            return _answer(503, "secrets_unreadable", str(exc))
-        expected = secrets.get("webhook_secret", "")
-        if not expected or not hmac.compare_digest(expected.encode(), secret_header.encode()):
-            raise Unauthorized("the X-Telegram-Bot-Api-Secret-Token header is missing or wrong")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return _answer(400, "malformed_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}"[:300])
-        try:
-            update = inbound.parse_update(data)
-        except inbound.InvalidUpdate as exc:
-            return _answer(400, "invalid_update", str(exc))
-        try:
-            with session.begin_nested():
-                outcome = inbound.handle_update(session, account, update, data, token=secrets.get("bot_token", ""))
-        except inbound.MALFORMED as exc:  # fields of the wrong type deep inside: not an update we can use
-            return _answer(400, "invalid_update", f"not a Telegram update: {type(exc).__name__}")
-        return _answer(200, outcome)
+    def handle(session: Session, account: ChannelAccount, data: dict[str, Any], secrets: dict[str, str]) -> str:
+        update = inbound.parse_update(data)
+        return inbound.handle_update(session, account, update, data, token=secrets.get("bot_token", ""))
 
-    try:
-        return run_transaction(work)
-    except DomainError as exc:
-        return _answer(exc.status_code, exc.code, exc.message)
+    return handle_bot_webhook(KIND, "Telegram", "X-Telegram-Bot-Api-Secret-Token", token, secret_header, body,
+                              handle, inbound.InvalidUpdate, inbound.MALFORMED)
 
 
 @router.post("/channels/telegram/webhook/{token}", include_in_schema=False)
