@@ -15,12 +15,12 @@ DATA = Path(__file__).parent / "data"
 
 def test_eval_kb_on_the_fixed_sample():
     r = evaluation.eval_kb(DATA / "mini_kb.jsonl", DATA / "mini_questions.jsonl", progress=lambda _: None)
-    # measured: top1 1.00, resolution 0.83, wrong 0.00, hand-off recall 1.00, urgent recall 0.67. This KB is thin
-    # (~2 question variants an article): without `pipeline.thin_kb_shift` the answer model, fitted on the
-    # variant-rich demo KB, answered only 7 of 12.
+    # measured: top1 1.00, resolution 0.92 (11 of 12), wrong 0.00, hand-off recall 1.00, urgent recall 0.67.
+    # This KB is thin (~2 question variants an article): the answer model, fitted on the variant-rich demo KB,
+    # answered 7 of 12 before `pipeline.thin_kb_shift`, 10 with it, 11 with the KB's article classifier.
     assert r["n_questions"] == 20 and r["n_answerable"] == 12
     assert r["top1_accuracy"] >= 0.9
-    assert r["automated_resolution_rate"] >= 0.75
+    assert r["automated_resolution_rate"] >= 0.8
     assert r["wrong_answer_rate"] <= 0.1
     assert r["handoff_recall"] >= 0.85
     assert r["urgent_recall"] >= 0.6
@@ -110,6 +110,6 @@ def test_thin_kb_shift_lifts_confidence_only_for_thin_kbs():
     from otklik.assistant.pipeline import thin_kb_shift
 
     shifts = [thin_kb_shift(r) for r in (0, 1, 3, 10, 15, 24, 26, 100)]
-    assert shifts[0] == 1.3 and shifts[1] == 0.7
+    assert shifts[0] == 2.0 and shifts[1] == 0.77
     assert all(a >= b for a, b in itertools.pairwise(shifts))  # fewer variants, bigger lift
     assert shifts[-3:] == [0.0, 0.0, 0.0]  # the demo KB (~26 an article) is scored exactly as calibrated

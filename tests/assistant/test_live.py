@@ -284,6 +284,25 @@ def test_sweep_decides_messages_a_crash_left_behind(client, shop):
     assert len(decisions(client, shop, cid)) == 1
 
 
+def test_the_sweep_keeps_enabled_workspaces_indexes_built(client, shop, other_ws):
+    from otklik.assistant import service
+    from otklik.assistant.jobs import sweep_pending
+
+    seed_kb(other_ws)  # a KB, but the assistant is off there
+    service.clear_cache()
+    sweep_pending()
+    index = service.cached_index(shop.id)
+    assert index is not None and len(index) > 0 and service.cached_index(other_ws.id) is None
+    sweep_pending()
+    assert service.cached_index(shop.id) is index  # unchanged KB: not rebuilt
+    with session_scope() as session:
+        knowledge.create_article(session, shop.actor(), title="Подарочная упаковка", body="Упакуем за 200 ₽.",
+                                 language="ru", questions=["можно упаковать в подарок"])
+    sweep_pending()
+    rebuilt = service.cached_index(shop.id)
+    assert rebuilt is not None and rebuilt is not index and len(rebuilt) == len(index) + 1
+
+
 def test_llm_generates_the_answer_when_configured_and_falls_back_on_refusal(client, shop, monkeypatch):
     from otklik.platform.config import get_settings
     from tests.assistant.test_llm import StandIn

@@ -485,7 +485,7 @@ def add_arguments(sub: Any) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--train", required=True, help="JSONL {text, label} to train on")
         p.add_argument("--test", required=True, help="JSONL {text, label} to report on")
-        p.add_argument("--val", default=None, help="JSONL to calibrate thresholds on (default: 10%% of --train)")
+        p.add_argument("--val", default=None, help="JSONL to calibrate thresholds on (default: 5-fold out-of-fold scores over --train)")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(eval_kind=name)
     p = sub.add_parser("kb", help="the whole pipeline on questions against a knowledge base")

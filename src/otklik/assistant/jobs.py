@@ -32,13 +32,19 @@ def on_message_created(event: Event) -> None:
 
 
 def sweep_pending() -> int:
-    """Re-enqueue customer messages of the last hours that have no decision (a crash between commit and job)."""
-    from otklik.assistant.service import pending_message_ids
+    """Re-enqueue customer messages of the last hours that have no decision (a crash between commit and job),
+    then keep the KB indexes of the workspaces with the assistant on built (`service.warm_indexes`)."""
+    from otklik.assistant.service import pending_message_ids, warm_indexes
 
     with session_scope(write=False) as session:
         ids = pending_message_ids(session, since=utcnow() - SWEEP_WINDOW)
     for message_id in ids:
         assistant_process(message_id)
+    try:
+        with session_scope(write=False) as session:
+            warm_indexes(session)
+    except Exception:  # a broken KB must not stop the recovery sweep; the message's own job reports it
+        log.exception("warming the KB indexes failed")
     return len(ids)
 
 

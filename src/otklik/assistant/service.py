@@ -97,6 +97,23 @@ def kb_index(session: Session, workspace_id: int) -> KbIndex:
     return index
 
 
+def warm_indexes(session: Session) -> int:
+    """Build (or rebuild, after a KB edit) the index of every workspace whose assistant is on, so the first
+    customer message after a start or an edit does not wait for it: the demo KB's index, with its article
+    classifier, takes about 5 s on one core (BENCHMARKS.md, section 10). Called by the worker's periodic
+    sweep; an unchanged KB costs two COUNT queries."""
+    ids = session.scalars(select(AssistantSettings.workspace_id).where(AssistantSettings.enabled.is_(True))).all()
+    for workspace_id in ids:
+        kb_index(session, workspace_id)
+    return len(ids)
+
+
+def cached_index(workspace_id: int) -> KbIndex | None:
+    with _lock:
+        cached = _indexes.get(workspace_id)
+    return cached[1] if cached else None
+
+
 def clear_cache() -> None:
     with _lock:
         _indexes.clear()

@@ -27,7 +27,7 @@ class HybridConfig:
     char_ngrams: tuple[int, int] = (2, 5)
     word_ngrams: tuple[int, int] = (1, 2)
     max_char_features: int = 60_000
-    class_weight: str | None = None
+    class_weight: str | dict[str, float] | None = None
     extra: list[str] = field(default_factory=list)  # names of extra dense features (see `extra_features`)
 
 
@@ -55,8 +55,8 @@ class HybridClassifier:
 
     extra_fn: Callable[[Sequence[str]], np.ndarray] | None = None
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str], embeddings: np.ndarray | None = None
-            ) -> HybridClassifier:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], embeddings: np.ndarray | None = None, *,
+            density: bool = True) -> HybridClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import LinearSVC
@@ -69,10 +69,10 @@ class HybridClassifier:
         if cfg.model == "lr":
             self._clf = LogisticRegression(C=cfg.C, max_iter=500, class_weight=cfg.class_weight)
         else:
-            self._clf = LinearSVC(C=cfg.C, class_weight=cfg.class_weight)
+            self._clf = LinearSVC(C=cfg.C, class_weight=cfg.class_weight, random_state=0)  # the same fit every time
         self._clf.fit(X, list(labels))
         self.labels = [str(c) for c in self._clf.classes_]
-        if embeddings is not None:
+        if embeddings is not None and density:
             self._fit_density(np.asarray(embeddings, dtype=np.float32), list(labels))
         return self
 
@@ -115,7 +115,53 @@ class HybridClassifier:
             s = np.stack([-s, s], axis=1)
         return s
 
+    def score_one(self, text: str, embedding: np.ndarray | None = None) -> np.ndarray:
+        """`scores([text])[0]` for the linear SVM, computed straight from the fitted weights: the same numbers
+        in about a tenth of the time (sklearn's transform and validation cost ~1 ms a call, which the
+        assistant would pay on every message)."""
+        if self.config.model != "svc" or self.extra_fn is not None:
+            return self.scores([text], None if embedding is None else embedding[None, :])[0]
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            fast = self._fast = self._compile()
+        words, chars, w_emb, intercept = fast
+        out = intercept + _tfidf_dot(words, stemmed(text)) + _tfidf_dot(chars, text.lower())
+        if w_emb is not None:
+            emb = embedding if embedding is not None else self.embedder.encode([text])[0]  # type: ignore[union-attr]
+            out = out + w_emb @ np.asarray(emb, dtype=np.float64)
+        return out if len(out) > 1 or len(self.labels) != 2 else np.array([-out[0], out[0]])
+
+    def _compile(self) -> tuple[Any, Any, np.ndarray | None, np.ndarray]:
+        coef = np.asarray(self._clf.coef_, dtype=np.float64)
+        n_words, n_chars = len(self._words.vocabulary_), len(self._chars.vocabulary_)
+        words = (self._words.build_analyzer(), self._words.vocabulary_, self._words.idf_,
+                 np.ascontiguousarray(coef[:, :n_words].T))
+        chars = (self._chars.build_analyzer(), self._chars.vocabulary_, self._chars.idf_,
+                 np.ascontiguousarray(coef[:, n_words:n_words + n_chars].T))
+        w_emb = None
+        if self.embedder is not None and self.config.embedding_weight > 0:
+            w_emb = coef[:, n_words + n_chars:] * self.config.embedding_weight
+        return words, chars, w_emb, np.asarray(self._clf.intercept_, dtype=np.float64)
+
     def predict(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
         s = self.scores(texts, embeddings)
         idx = s.argmax(axis=1)
         return [self.labels[i] for i in idx], s[np.arange(len(idx)), idx]
+
+
+def _tfidf_dot(block: tuple[Callable[[str], list[str]], dict[str, int], np.ndarray, np.ndarray], doc: str
+               ) -> np.ndarray | float:
+    """One document's TF-IDF row (sublinear tf, l2-normalised, as `TfidfVectorizer` makes it) times the
+    block's weights, without building a sparse matrix. `block`: (analyzer, vocabulary, idf, weights')."""
+    analyzer, vocabulary, idf, weights_t = block
+    counts: dict[int, int] = {}
+    for gram in analyzer(doc):
+        i = vocabulary.get(gram)
+        if i is not None:
+            counts[i] = counts.get(i, 0) + 1
+    if not counts:
+        return 0.0
+    idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    v = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[idx]
+    v /= np.linalg.norm(v)
+    return np.asarray(v @ weights_t[idx])

@@ -22,14 +22,12 @@ from typing import Any
 
 import numpy as np
 
-HARD = {"empty", "courtesy", "abuse", "legal_threat", "human_requested", "urgent", "negative", "language"}
-
 
 def signals_table(kb: str, questions: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from otklik.assistant.embeddings import get_embedder
     from otklik.assistant.evaluation import load_kb, read_jsonl
     from otklik.assistant.language import detect_language
-    from otklik.assistant.pipeline import HANDOFF_GAP, Assistant, answer_features
+    from otklik.assistant.pipeline import HANDOFF_GAP, RULE_REASONS, Assistant, answer_features
     from otklik.assistant.retrieval import KbIndex
     from otklik.assistant.understanding import get_understander
 
@@ -44,7 +42,7 @@ def signals_table(kb: str, questions: str) -> tuple[np.ndarray, np.ndarray, np.n
         rows.append(answer_features(hits, signals, language))
         ok.append(bool(hits) and q["expected"] is not None and hits[0].doc.id == q["expected"])
         # the hard rules, and the hand-off-example rule, decide these before the answer model is asked
-        hard.append(assistant.decide(text, None).reason in HARD or signals.handoff_gap > HANDOFF_GAP)
+        hard.append(assistant.decide(text, None).reason in RULE_REASONS or signals.handoff_gap > HANDOFF_GAP)
         answerable.append(q["expected"] is not None)
     return np.array(rows), np.array(ok), np.array(hard), np.array(answerable)
 
@@ -103,7 +101,8 @@ def main() -> None:
     ap.add_argument("--C", type=float, default=0.3)
     ap.add_argument("--out", default=None)
     ap.add_argument("--kb-questions", action="store_true",
-                    help="also fit on the KB's own questions variants (leave-one-out), never on the scored fold")
+                    help="also fit on the KB's own questions variants (leave-one-out), never on the scored fold; slow: "
+                         "one index build, with its article classifier, per variant (about an hour for the demo KB)")
     args = ap.parse_args()
     from otklik.assistant.pipeline import ANSWER_MODEL, FEATURES
 
