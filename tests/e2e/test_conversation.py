@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.conftest import make_workspace
@@ -73,3 +75,32 @@ def test_template_inserted_by_slash_and_unresolved_variables_block_sending(new_p
     page.fill("#reply-text", text.replace("{{order_number}}", "12345"))
     page.click("#reply-send")
     page.wait_for_selector("#thread .msg.outbound >> text=Заказ 12345 приедет завтра")
+
+
+def test_a_change_made_right_after_the_side_bar_repaints_is_not_lost(new_page, live_server):
+    """The side bar is re-rendered on every change made elsewhere. A field changed in the moment between a
+    re-render and the page wiring up the new fields (here: inside htmx's afterSwap, before its settle step)
+    must still be saved: the CI run of 2026-11-24 lost a «solved» that way."""
+    ws = make_workspace("e2eside")
+    cid = post_inbound(live_server, ws, text="Вопрос про возврат", customer_name="Дина")["conversation_id"]
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.wait_for_function("document.body.dataset.live === 'ready'")
+    page.evaluate("""() => {
+      document.body.addEventListener("htmx:afterSwap", function once(e) {
+        if (!e.detail.target || e.detail.target.id !== "conversation-side") return;
+        document.body.removeEventListener("htmx:afterSwap", once);
+        var s = document.querySelector("#field-status");
+        s.value = "solved";
+        s.dispatchEvent(new Event("change", { bubbles: true }));
+        window.__changedInSwap = true;
+      });
+      htmx.trigger(document.body, "otklik:refresh-side");
+    }""")
+    page.wait_for_function("window.__changedInSwap === true")
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{live_server}/api/v1/conversations/{cid}", headers=ws.agent,
+                    timeout=10).json()["status"] != "solved":
+        assert time.monotonic() < deadline, "the change made during the repaint was lost"
+        time.sleep(0.1)
+    page.wait_for_function("document.querySelector('#field-status').value === 'solved'")

@@ -98,6 +98,17 @@
     });
   }
 
+  /* The side bar is re-rendered whenever the conversation changes elsewhere; a handler on each field would
+     be missing for the few milliseconds between a re-render and htmx processing the new fields, and a change
+     made then would be lost. One listener on the document sees every field, old or new. */
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (!t || !t.name || !t.closest || !t.closest("#conversation-fields")) return;
+    var values = {};
+    values[t.name] = t.value;
+    updateConversation(values);
+  });
+
   document.addEventListener("keydown", function (e) {
     var t = e.target;
     var typing = t && (t.tagName === "TEXTAREA" || t.tagName === "INPUT" || t.tagName === "SELECT" || t.isContentEditable);
