@@ -2,13 +2,13 @@
 (`pipeline.thin_kb_shift`), and what the shipped shift gives.
 
 The demo KB cut to k variants per article (the first k of each article's `questions`), asked the dev
-questions (val + val2; never a test split). For each k: the largest logit shift keeping wrong answers at or
-under 2% of all questions, and resolution / wrong answers with no shift and with the shipped curve. The
-decision is the answer model's alone (hard rules and the hand-off-example rule applied as in
+questions (val + val2 + val4, the answer model's own; never a test split). For each k: the largest logit
+shift keeping wrong answers at or under 2% of all questions, and resolution / wrong answers with no shift
+and with the shipped curve. The decision is the answer model's alone (hard rules and the hand-off-example rule applied as in
 `make_kb_calibration.py`; no clarifying questions), so the figures are the calibration's view, not
 `otklik eval kb`'s.
 
-    .venv/bin/python bench/assistant_thin_kb.py --json bench/results/thin_kb.json
+    .venv/bin/python bench/assistant_thin_kb.py --json bench/results/round4/thin_kb.json
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kb", default=str(ROOT / "src/otklik/knowledge/data/store_kb_ru.jsonl"))
     ap.add_argument("--questions", nargs="+", default=[str(ROOT / "bench/data/store_questions_val.jsonl"),
-                                                       str(ROOT / "bench/data/store_questions_val2.jsonl")])
+                                                       str(ROOT / "bench/data/store_questions_val2.jsonl"),
+                                                       str(ROOT / "bench/data/store_questions_val4.jsonl")])
     ap.add_argument("--ks", default="0,1,2,3,6,10,15,100")
     ap.add_argument("--target", type=float, default=0.02)
     ap.add_argument("--json", default=None)

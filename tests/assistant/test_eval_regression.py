@@ -110,6 +110,6 @@ def test_thin_kb_shift_lifts_confidence_only_for_thin_kbs():
     from otklik.assistant.pipeline import thin_kb_shift
 
     shifts = [thin_kb_shift(r) for r in (0, 1, 3, 10, 15, 24, 26, 100)]
-    assert shifts[0] == 2.0 and shifts[1] == 0.77
+    assert shifts[0] > shifts[1] > shifts[3] > 0  # a KB with no variants gets the largest lift
     assert all(a >= b for a, b in itertools.pairwise(shifts))  # fewer variants, bigger lift
     assert shifts[-3:] == [0.0, 0.0, 0.0]  # the demo KB (~26 an article) is scored exactly as calibrated

@@ -2,7 +2,8 @@
 article is the right answer), and choose the answer threshold, on a KB and its questions.
 
     .venv/bin/python src/otklik/assistant/data/make_kb_calibration.py \\
-        --kb src/otklik/knowledge/data/store_kb_ru.jsonl --questions bench/data/store_questions_val.jsonl
+        --kb src/otklik/knowledge/data/store_kb_ru.jsonl --questions bench/data/store_questions_val.jsonl \\
+        bench/data/store_questions_val2.jsonl bench/data/store_questions_val4.jsonl
 
 Only the validation questions are used (never a test split, never an "evaluation use only" set). Questions the
 hard rules hand off (abuse, a person requested, urgency…) are left out: the model never sees them in the
