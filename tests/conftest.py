@@ -19,6 +19,9 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 DATABASE_URL = os.environ.get("OTKLIK_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
 os.environ["OTKLIK_DATABASE_URL"] = DATABASE_URL
 os.environ["OTKLIK_QUEUE"] = "memory"
+# The e5 encoder costs ~40 ms a passage to index: tests run the assistant on its base variant, except
+# tests/assistant/test_e5.py, which turns it on for its own small KB.
+os.environ.setdefault("OTKLIK_E5", "off")
 os.environ["OTKLIK_DATA_DIR"] = str(_TMP / "data")
 os.environ["OTKLIK_QUEUE_PATH"] = str(_TMP / "queue.db")
 if os.environ.get("OTKLIK_TEST_REDIS_URL"):

@@ -114,6 +114,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f" Otklik demo: http://{settings.host}:{port}   API docs: http://{settings.host}:{port}/api/docs")
     print(f" Workspace: {login['workspace']}   Sign in: {login['email']} / {login['password']}")
     print(f" API token: {login['token']}")
+    print(f" Second workspace, a clinic whose KB is plain help pages (no question variants): "
+          f"{login['second_workspace']}")
+    print(f"   Sign in: {login['second_email']} / {login['password']}   Help center: "
+          f"http://{settings.host}:{port}/help/{login['second_workspace']}/")
     print("=" * 64 + "\n", flush=True)
     if args.no_serve:
         return 0

@@ -1518,6 +1518,26 @@ def _fresh_token(session: Session, admin: User) -> str:
     return raw
 
 
+# The second demo workspace: a clinic chain that imported its plain help center (no question variants at all),
+# as a new user's KB is; the AI operator answers there from titles and bodies alone.
+CLINIC_SLUG = "clinic"
+CLINIC_NAME = "Клиника «Меридиан»"
+CLINIC_EMAIL = "admin@meridian.example"
+
+
+def seed_clinic(session: Session) -> None:
+    workspace = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
+    if workspace is None:
+        workspace = accounts.create_workspace(session, slug=CLINIC_SLUG, name=CLINIC_NAME)
+        system = accounts.Actor.system(workspace.id)
+        admin = accounts.create_user(session, system, email=CLINIC_EMAIL, name="Айгуль Сафина", role=Role.admin,
+                                     password=PASSWORD)
+        knowledge_transfer.import_rows(session, accounts.actor_for(admin), knowledge_transfer.clinic_kb_rows())
+        from otklik.assistant.service import update_settings
+
+        update_settings(session, system, {"enabled": True})
+
+
 def seed_demo(reset: bool = False) -> dict[str, str]:
     """Load the demo workspace (once; `reset` deletes and re-creates it) and return how to sign in."""
     with session_scope() as session:
@@ -1535,9 +1555,17 @@ def seed_demo(reset: bool = False) -> dict[str, str]:
             admin = _ensure_admin(session, workspace)
             workspace_slug = workspace.slug
         token = _fresh_token(session, admin)
+        if reset:
+            clinic = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
+            if clinic is not None:
+                session.execute(delete(Conversation).where(Conversation.workspace_id == clinic.id))
+                session.execute(delete(Workspace).where(Workspace.id == clinic.id))
+                session.expunge_all()
+        seed_clinic(session)
         # Nothing to announce (no one watches a workspace being built) and nothing to deliver.
         discard_after_commit(session)
-    return {"workspace": workspace_slug, "email": EMAIL, "password": PASSWORD, "token": token}
+    return {"workspace": workspace_slug, "email": EMAIL, "password": PASSWORD, "token": token,
+            "second_workspace": CLINIC_SLUG, "second_email": CLINIC_EMAIL}
 
 
 __all__ = ["EMAIL", "PASSWORD", "SLUG", "seed_demo"]

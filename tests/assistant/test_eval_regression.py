@@ -3,9 +3,10 @@ must not fall below what was measured when the thresholds were set (BENCHMARKS.m
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
+
+import pytest
 
 from otklik.assistant import evaluation
 from otklik.cli import main
@@ -27,6 +28,35 @@ def test_eval_kb_on_the_fixed_sample():
     for key in ("top3_accuracy", "handoff_precision", "reason_accuracy", "sentiment_macro_f1", "p50_ms", "p99_ms",
                 "throughput_per_s"):
         assert key in r
+
+
+def test_eval_kb_contract_reasons_details_and_clarify(tmp_path, capsys):
+    """The contract outside checks call: `otklik eval kb --kb --questions --reasons --details --json`."""
+    details = tmp_path / "d.jsonl"
+    rc = main(["eval", "kb", "--kb", str(DATA / "mini_kb.jsonl"), "--questions", str(DATA / "mini_questions.jsonl"),
+               "--reasons", str(DATA / "mini_reasons.jsonl"), "--details", str(details), "--json"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("automated_resolution_rate", "resolution_with_clarify_rate", "wrong_answer_rate", "handoff_recall",
+                "handoff_precision", "top1", "top3", "top1_accuracy", "top3_accuracy", "reason_accuracy",
+                "sentiment_macro_f1", "urgent_recall", "clarify_rate"):
+        assert key in r, key
+    assert list(r).index("automated_resolution_rate") < list(r).index("resolution_with_clarify_rate")
+    assert r["resolution_with_clarify_rate"] >= r["automated_resolution_rate"]
+    # the reasons are the given list's, classified zero-shot from their one-line descriptions
+    rows = [json.loads(line) for line in details.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == r["n_questions"] == 20
+    names = {json.loads(x)["name"] for x in (DATA / "mini_reasons.jsonl").read_text(encoding="utf-8").splitlines()}
+    for row in rows:
+        assert {"text", "action", "article", "confidence", "handoff_reason", "reason", "sentiment", "urgent"} <= set(row)
+        assert row["action"] in {"answer", "clarify", "handoff"} and row["reason"] in names
+        assert (row["handoff_reason"] is None) == (row["action"] != "handoff")
+    assert r["reason_accuracy"] >= 0.5
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"description": "no name"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="name"):
+        evaluation.eval_kb(DATA / "mini_kb.jsonl", DATA / "mini_questions.jsonl", reasons=str(bad),
+                           progress=lambda _: None)
 
 
 def test_eval_intents_cli_json(capsys):
@@ -104,12 +134,3 @@ def test_closeness_is_higher_near_a_known_intent():
     far = clf.closeness(np.full((1, 8), 1.5, dtype=np.float32))
     assert near is not None and far is not None
     assert near.min() > far.max()
-
-
-def test_thin_kb_shift_lifts_confidence_only_for_thin_kbs():
-    from otklik.assistant.pipeline import thin_kb_shift
-
-    shifts = [thin_kb_shift(r) for r in (0, 1, 3, 10, 15, 24, 26, 100)]
-    assert shifts[0] > shifts[1] > shifts[3] > 0  # a KB with no variants gets the largest lift
-    assert all(a >= b for a, b in itertools.pairwise(shifts))  # fewer variants, bigger lift
-    assert shifts[-3:] == [0.0, 0.0, 0.0]  # the demo KB (~26 an article) is scored exactly as calibrated

@@ -121,7 +121,8 @@ def test_hand_off_rules(client, shop, text, reason, priority):
     if reason == "abuse":
         assert public == []  # no automatic chatter with an abusive customer
     else:
-        assert len(public) == 1 and "специалист" in public[0]["body_text"]
+        assert len(public) == 1 and "сотрудник" in public[0]["body_text"]
+        assert "ИИ-ассистент" in public[0]["body_text"]  # the bot's first message says what it is
 
 
 def test_urgency_over_the_threshold_hands_off_and_lights_red(client, shop):
@@ -314,7 +315,7 @@ def test_llm_generates_the_answer_when_configured_and_falls_back_on_refusal(clie
         server.completion("Доставка по Москве стоит 390 ₽, от 5 000 ₽ бесплатно [1].")
         got = inbound(client, shop, text="Сколько стоит доставка по Москве?", identity="llm1@example.com")
         reply = next(m for m in messages(client, shop, got["conversation_id"]) if m["author_kind"] == "assistant")
-        assert reply["body_text"].startswith("Доставка по Москве стоит 390 ₽")
+        assert reply["body_text"].endswith("\n\nДоставка по Москве стоит 390 ₽, от 5 000 ₽ бесплатно [1].")
         sent = server.requests[-1]["body"]["messages"][1]["content"]
         assert "Сроки и стоимость доставки" in sent  # grounded in the retrieved article
         (d,) = decisions(client, shop, got["conversation_id"])
@@ -322,7 +323,7 @@ def test_llm_generates_the_answer_when_configured_and_falls_back_on_refusal(clie
         server.completion("NO_ANSWER")
         got = inbound(client, shop, text="Сколько стоит доставка по Москве?", identity="llm2@example.com")
         reply = next(m for m in messages(client, shop, got["conversation_id"]) if m["author_kind"] == "assistant")
-        assert "Сроки и стоимость доставки" in reply["body_text"]  # the article itself, not an invention
+        assert "390" in reply["body_text"] and "[1]" not in reply["body_text"]  # the article's passage itself
         (d,) = decisions(client, shop, got["conversation_id"])
         assert d["action"] == "answer" and "LLM refused: no_answer" in d["details"]["note"]
     finally:
@@ -330,3 +331,45 @@ def test_llm_generates_the_answer_when_configured_and_falls_back_on_refusal(clie
         get_settings.cache_clear()
         server.server.shutdown()
         server.server.server_close()
+
+
+def test_the_bot_says_once_that_it_is_an_ai_assistant_and_greets_once(client, shop):
+    first = inbound(client, shop, text="Сколько стоит доставка по Москве?", identity="twice@example.com")
+    inbound(client, shop, text="А как вернуть товар который не подошел?", identity="twice@example.com")
+    replies = [m["body_text"] for m in messages(client, shop, first["conversation_id"])
+               if m["author_kind"] == "assistant" and not m["is_internal"]]
+    assert len(replies) == 2
+    assert replies[0].startswith("Здравствуйте! Я ИИ-ассистент") and "390" in replies[0]
+    assert "Здравствуйте" not in replies[1] and "ИИ-ассистент" not in replies[1]
+    for text in replies:  # chat text: no Markdown, no cut-off «…», the article's title not echoed as a heading
+        assert "**" not in text and "…" not in text
+
+
+def test_the_workspace_names_its_bot(client, shop):
+    enable(client, shop, bot_name="Алиса, ИИ-помощник «Домосферы»")
+    got = inbound(client, shop, text="Сколько стоит доставка по Москве?", identity="named@example.com")
+    reply = next(m for m in messages(client, shop, got["conversation_id"]) if m["author_kind"] == "assistant")
+    assert "Я Алиса, ИИ-помощник «Домосферы»" in reply["body_text"]
+    r = client.patch("/api/v1/assistant/settings", json={"bot_name": "x" * 81}, headers=shop.admin)
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize(("text", "says", "never"), [
+    ("Wie wird das Wetter morgen in Berlin?", "Mitarbeiter", "Передаю"),
+    ("What will the weather be in Sochi tomorrow?", "member of our team", "Передаю"),
+])
+def test_fixed_texts_are_in_the_customers_language(client, shop, text, says, never):
+    _got, d, msgs, _notes = _handoff(client, shop, text, f"lang-{len(text)}@example.com")
+    assert d["action"] == "handoff"
+    public = [m["body_text"] for m in msgs if m["author_kind"] == "assistant" and not m["is_internal"]]
+    assert len(public) == 1 and says in public[0] and never not in public[0]
+
+
+def test_a_public_wall_comment_gets_no_chat_text_from_the_bot(client, shop):
+    got = inbound(client, shop, text="Сколько стоит доставка по Москве?", identity="wall@example.com",
+                  meta={"kind": "wall_comment"})
+    (d,) = decisions(client, shop, got["conversation_id"])
+    assert d["action"] == "handoff" and d["reason"] == "public_comment"
+    msgs = messages(client, shop, got["conversation_id"])
+    assert not [m for m in msgs if m["author_kind"] == "assistant" and not m["is_internal"]]
+    assert [m for m in msgs if m["is_internal"]]  # the agent still gets the summary and the suggested article

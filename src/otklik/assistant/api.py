@@ -29,6 +29,7 @@ class SettingsIn(Strict):
     urgency_threshold: float | None = Field(default=None, ge=0, le=1)
     tone: str | None = Field(default=None, pattern=r"^(formal|friendly)$")
     greeting: str | None = Field(default=None, max_length=1000)
+    bot_name: str | None = Field(default=None, max_length=80)
     working_hours: WorkingHours | None = None
     out_of_hours_message: str | None = Field(default=None, max_length=1000)
     handoff_team_id: int | None = Field(default=None, ge=1)
@@ -42,6 +43,7 @@ class SettingsOut(BaseModel):
     urgency_threshold: float
     tone: str
     greeting: str
+    bot_name: str
     working_hours: dict[str, Any]
     out_of_hours_message: str
     handoff_team_id: int | None

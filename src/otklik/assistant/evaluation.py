@@ -371,11 +371,15 @@ def load_kb(path: str | Path) -> list[Any]:
     return docs
 
 
-def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None,
-            progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the whole pipeline (no LLM) on each question against a KB built from the JSONL file."""
+def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None, reasons: str | None = None,
+            details: str | None = None, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole pipeline (no LLM) on each question against a KB built from the JSONL file.
+
+    `reasons`: a JSONL of `{"name", "description"}` standing in for the workspace's own contact reasons (the
+    reason is then classified among those, zero/few-shot). `details`: write one JSON line per question."""
     from otklik.assistant.embeddings import get_embedder
     from otklik.assistant.pipeline import Assistant, Settings
+    from otklik.assistant.reasons import ReasonSet
     from otklik.assistant.retrieval import KbIndex
     from otklik.assistant.understanding import get_understander
 
@@ -383,11 +387,13 @@ def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None,
     t0 = time.perf_counter()
     docs = load_kb(kb)
     index = KbIndex(docs, embedder)
+    reason_set = ReasonSet.from_rows(read_jsonl(reasons), embedder) if reasons else None
     assistant = Assistant(embedder, get_understander(embedder))
     startup_s = time.perf_counter() - t0
     progress(f"{len(docs)} articles indexed in {startup_s:.1f}s ({embedder.name})")
     qs = read_jsonl(questions)
     known = {d.id for d in docs}
+    group = {d.id: d.group or d.id for d in docs}
     settings = Settings() if answer_threshold is None else Settings(answer_threshold=answer_threshold)
     inner = getattr(embedder, "inner", embedder)
     decisions, lat = [], []
@@ -397,40 +403,56 @@ def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None,
         if q["expected"] is not None and q["expected"] not in known:
             raise SystemExit(f"{questions}:{n}: expected article {q['expected']!r} is not in {kb}")
         s = time.perf_counter()
-        d = assistant.decide(str(q["text"]), index, settings)
+        d = assistant.decide(str(q["text"]), index, settings, reasons=reason_set)
         lat.append((time.perf_counter() - s) * 1000)
         decisions.append(d)
+
+    def same(article_id: str | None, expected: str) -> bool:
+        """The expected article, or its translation (a translation group counts as one article)."""
+        return article_id is not None and group.get(article_id, article_id) == group.get(expected, expected)
+
+    pairs = list(zip(qs, decisions, strict=True))
+    answerable = [(q, d) for q, d in pairs if q["expected"] is not None]
+    nulls = [(q, d) for q, d in pairs if q["expected"] is None]
     # retrieval alone, before any decision
-    answerable = [(q, d) for q, d in zip(qs, decisions, strict=True) if q["expected"] is not None]
-    nulls = [(q, d) for q, d in zip(qs, decisions, strict=True) if q["expected"] is None]
-    top1 = sum(1 for q, d in answerable if d.alternatives and d.alternatives[0]["id"] == q["expected"])
-    top3 = sum(1 for q, d in answerable if any(a["id"] == q["expected"] for a in d.alternatives[:3]))
-    resolved = sum(1 for q, d in answerable if d.action == "answer" and d.article_id == q["expected"])
-    wrong = (sum(1 for q, d in answerable if d.action == "answer" and d.article_id != q["expected"])
+    top1 = sum(1 for q, d in answerable if d.alternatives and same(d.alternatives[0]["id"], q["expected"]))
+    top3 = sum(1 for q, d in answerable if any(same(a["id"], q["expected"]) for a in d.alternatives[:3]))
+    resolved = sum(1 for q, d in answerable if d.action == "answer" and same(d.article_id, q["expected"]))
+    clarified = sum(1 for q, d in answerable if d.action == "clarify"
+                    and any(same(o, q["expected"]) for o in d.options))
+    wrong = (sum(1 for q, d in answerable if d.action == "answer" and not same(d.article_id, q["expected"]))
              + sum(1 for q, d in nulls if d.action == "answer"))
-    handoffs = [(q, d) for q, d in zip(qs, decisions, strict=True) if d.action == "handoff"]
-    null_handed = sum(1 for q, d in nulls if d.action == "handoff")
+    # a clarifying question asked of a `null` question counts as a hand-off (a person takes it after the
+    # customer's reply), never as a wrong answer
+    handed = [(q, d) for q, d in pairs if d.action == "handoff" or (d.action == "clarify" and d.options)]
+    null_handed = sum(1 for q, d in nulls if d.action == "handoff" or (d.action == "clarify" and d.options))
     out: dict[str, Any] = {
         "command": "kb", "kb": str(kb), "questions": str(questions), "embedder": inner.name,
         "n_articles": len(docs), "n_questions": len(qs), "n_answerable": len(answerable), "n_null": len(nulls),
         "top1_accuracy": top1 / len(answerable) if answerable else None,
         "top3_accuracy": top3 / len(answerable) if answerable else None,
         "automated_resolution_rate": resolved / len(answerable) if answerable else None,
+        "resolution_with_clarify_rate": (resolved + clarified) / len(answerable) if answerable else None,
         "wrong_answer_rate": wrong / len(qs) if qs else None,
         "handoff_recall": null_handed / len(nulls) if nulls else None,
-        "handoff_precision": null_handed / len(handoffs) if handoffs else None,
+        "handoff_precision": (sum(1 for q, _ in handed if q["expected"] is None) / len(handed)) if handed else None,
         "clarify_rate": sum(1 for d in decisions if d.action == "clarify") / len(qs) if qs else None,
     }
-    with_reason = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("reason")]
+    out["top1"], out["top3"] = out["top1_accuracy"], out["top3_accuracy"]
+    with_reason = [(q, d) for q, d in pairs if q.get("reason")]
     if with_reason:
         out["reason_accuracy"] = sum(1 for q, d in with_reason if d.understanding.reason == q["reason"]) / len(with_reason)
-    with_sent = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("sentiment")]
+    with_sent = [(q, d) for q, d in pairs if q.get("sentiment")]
     if with_sent:
         out["sentiment_macro_f1"] = macro_f1([q["sentiment"] for q, _ in with_sent],
                                              [d.understanding.sentiment for _, d in with_sent])
-    with_urg = [(q, d) for q, d in zip(qs, decisions, strict=True) if q.get("urgent")]
+    with_urg = [(q, d) for q, d in pairs if q.get("urgent")]
     if with_urg:
         out["urgent_recall"] = sum(1 for _, d in with_urg if d.understanding.urgent) / len(with_urg)
+    english = [(q, d) for q, d in answerable if d.understanding.language == "en"]
+    if english:
+        out["english_answerable"] = len(english)
+        out["english_resolved"] = sum(1 for q, d in english if d.action == "answer" and same(d.article_id, q["expected"]))
     p50, p99 = percentiles(lat)
     s = time.perf_counter()
     texts = [str(q["text"]) for q in qs]
@@ -441,6 +463,16 @@ def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None,
     out.update(p50_ms=p50, p99_ms=p99, throughput_per_s=len(qs) / batch_s if batch_s else None,
                startup_seconds=startup_s)
     out["reasons"] = dict(Counter(d.reason for d in decisions))
+    if details:
+        with open(details, "w", encoding="utf-8") as fh:
+            for q, d in pairs:
+                u = d.understanding
+                row = {"text": q["text"], "expected": q["expected"], "action": d.action,
+                       "article": d.article_id, "options": d.options, "confidence": round(d.confidence, 4),
+                       "handoff_reason": d.reason if d.action == "handoff" else None, "decision_reason": d.reason,
+                       "reason": u.reason, "sentiment": u.sentiment, "urgent": u.urgent, "language": u.language,
+                       "top": [a["id"] for a in d.alternatives]}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return out
 
 
@@ -492,6 +524,9 @@ def add_arguments(sub: Any) -> None:
     p.add_argument("--kb", required=True, help="JSONL {id, title, body, language, questions?}")
     p.add_argument("--questions", required=True, help="JSONL {text, expected: id|null, reason?, sentiment?, urgent?}")
     p.add_argument("--answer-threshold", type=float, default=None, help="calibrated confidence to answer (0-1)")
+    p.add_argument("--reasons", default=None,
+                   help="JSONL {name, description[, examples]}: the workspace's contact reasons to classify among")
+    p.add_argument("--details", default=None, help="write one JSON line per question to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(eval_kind="kb")
 
@@ -499,7 +534,7 @@ def add_arguments(sub: Any) -> None:
 def run(args: Any) -> int:
     import sys
 
-    for path in [getattr(args, k, None) for k in ("train", "test", "val", "kb", "questions")]:
+    for path in [getattr(args, k, None) for k in ("train", "test", "val", "kb", "questions", "reasons")]:
         if path and not Path(path).is_file():
             print(f"otklik eval: no such file: {path}", file=sys.stderr)
             return 2
@@ -508,7 +543,12 @@ def run(args: Any) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     if args.eval_kind == "kb":
-        result = eval_kb(args.kb, args.questions, answer_threshold=args.answer_threshold, progress=progress)
+        try:
+            result = eval_kb(args.kb, args.questions, answer_threshold=args.answer_threshold, reasons=args.reasons,
+                             details=args.details, progress=progress)
+        except ValueError as exc:  # a malformed reasons file
+            print(f"otklik eval: {args.reasons}: {exc}", file=sys.stderr)
+            return 2
     elif args.eval_kind == "intents":
         result = eval_intents(args.train, args.test, args.val, progress=progress)
     else:

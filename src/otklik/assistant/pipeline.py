@@ -6,9 +6,9 @@ Every step is a small replaceable component; none needs the network or an LLM.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,14 +17,18 @@ from typing import Any
 
 from otklik.assistant.embeddings import Embedder
 from otklik.assistant.language import detect_language
-from otklik.assistant.retrieval import Hit, KbIndex, Signals, plain
+from otklik.assistant.reasons import ReasonSet
+from otklik.assistant.retrieval import Hit, KbDoc, KbIndex, Signals, plain
 from otklik.assistant.understanding import Understander, Understanding
 
 # The answer model: logistic regression over retrieval signals -> P(the best article is the right answer),
 # fitted on the demo store's validation questions by data/make_kb_calibration.py (BENCHMARKS.md, section 10).
-ANSWER_MODEL = Path(__file__).parent / "data" / "kb_answer_model.json"
+# OTKLIK_ANSWER_MODEL: another file of the same shape (the leave-one-KB-out benchmark fits one per held-out KB)
+ANSWER_MODEL = Path(os.environ.get("OTKLIK_ANSWER_MODEL") or Path(__file__).parent / "data" / "kb_answer_model.json")
 FEATURES = ("score", "margin", "dense", "lexical", "dense_margin", "dense_agrees", "lexical_agrees",
-            "unknown_share", "n_terms", "same_language", "handoff_gap", "router_agrees", "router_margin")
+            "unknown_share", "n_terms", "same_language", "handoff_gap", "router_agrees", "router_margin",
+            "score_z", "second_share", "dense_z", "coverage", "router_none_gap", "richness", "log_articles",
+            "e5", "e5_margin", "e5_agrees", "e5_z")
 _NOT_HELPED = re.compile(
     r"(?:не\s+помогл|не\s+то(?![а-яё])|не\s+об\s+этом|вы\s+не\s+понял|не\s+ответил|это\s+не\s+ответ|бесполезн|"
     r"didn'?t help|not what i asked|doesn'?t help|useless)", re.IGNORECASE)
@@ -70,7 +74,7 @@ class Settings:
 
     # the answer model's threshold for <= 2% wrong answers in cross-validation (data/kb_answer_model.json)
     answer_threshold: float = DEFAULT_ANSWER_THRESHOLD
-    clarify_threshold: float = 0.45
+    clarify_threshold: float | None = None  # None: the clarify model's own (data/kb_answer_model.json)
     negativity_threshold: float = 0.95
     urgency_threshold: float = 0.95
     tone: str = "formal"  # formal | friendly
@@ -91,12 +95,13 @@ class Decision:
     priority: str = "normal"
     failed: bool = False  # counts toward "second failed answer in a row"
     note: str = ""
+    options: list[str] = field(default_factory=list)  # a clarifying question's article choices (ids)
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "reason": self.reason, "confidence": round(self.confidence, 4),
                 "article_id": self.article_id, "article_title": self.article_title,
                 "alternatives": self.alternatives, "priority": self.priority,
-                "understanding": self.understanding.as_dict(), "note": self.note}
+                "understanding": self.understanding.as_dict(), "note": self.note, "options": self.options}
 
 
 def answer_features(hits: list[Hit], signals: Signals, language: str | None) -> list[float]:
@@ -107,15 +112,37 @@ def answer_features(hits: list[Hit], signals: Signals, language: str | None) -> 
             top.dense - (second.dense if second else 0.0), float(signals.dense_agrees),
             float(signals.lexical_agrees), signals.unknown_share, min(signals.n_terms, 12) / 12,
             float(language is not None and top.doc.language == language), signals.handoff_gap,
-            float(signals.router_agrees), max(-2.0, min(2.0, signals.router_margin))]
+            float(signals.router_agrees), max(-2.0, min(2.0, signals.router_margin)),
+            max(-2.0, min(8.0, signals.score_z)) / 4, signals.second_share, max(-2.0, min(8.0, signals.dense_z)) / 4,
+            signals.coverage, max(-2.0, min(2.0, signals.router_none_gap)),
+            math.log1p(min(signals.kb_richness, 50.0)) / 4, math.log(max(2, min(signals.n_articles, 2000))) / 8,
+            top.e5, top.e5 - (second.e5 if second else 0.0), float(signals.e5_agrees),
+            max(-2.0, min(8.0, signals.e5_z)) / 4]
 
 
-@lru_cache(maxsize=1)
-def _answer_model() -> tuple[list[float], float]:
+def variant(signals: Signals | None) -> str:
+    """Which of the shipped answer models applies: the one fitted with the e5 encoder, or without it."""
+    return "e5" if signals is not None and signals.has_e5 else "base"
+
+
+@lru_cache(maxsize=4)
+def _model(name: str, kind: str = "answer") -> dict[str, Any] | None:
     data = json.loads(ANSWER_MODEL.read_text(encoding="utf-8"))
     if tuple(data["features"]) != FEATURES:
         raise RuntimeError(f"{ANSWER_MODEL}: made for other features; re-run data/make_kb_calibration.py")
-    return [float(w) for w in data["coef"]], float(data["intercept"])
+    model = data["variants"].get(name) or data["variants"]["base"]
+    return model if kind == "answer" else model.get("clarify")
+
+
+def _logistic(model: dict[str, Any], hits: list[Hit], signals: Signals, language: str | None) -> float:
+    z = float(model["intercept"]) + sum(float(w) * x for w, x in
+                                        zip(model["coef"], answer_features(hits, signals, language), strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def shipped_threshold(signals: Signals | None = None) -> float:
+    model = _model(variant(signals))
+    return float(model["threshold"]) if model else DEFAULT_ANSWER_THRESHOLD
 
 
 def calibrated(hits: list[Hit], signals: Signals | None = None, language: str | None = None) -> float:
@@ -124,55 +151,144 @@ def calibrated(hits: list[Hit], signals: Signals | None = None, language: str | 
     if not hits:
         return 0.0
     if signals is None:
-        signals = Signals(dense_agrees=True, lexical_agrees=True, n_terms=6)
-    coef, intercept = _answer_model()
-    z = intercept + sum(w * x for w, x in zip(coef, answer_features(hits, signals, language), strict=True))
-    z += thin_kb_shift(signals.kb_richness)
-    return 1.0 / (1.0 + math.exp(-z))
+        signals = Signals(dense_agrees=True, lexical_agrees=True, e5_agrees=True, n_terms=6)
+    model = _model(variant(signals))
+    assert model is not None
+    return _logistic(model, hits, signals, language)
 
 
-# The answer model is fitted on the demo KB (~26 question variants per article). On a KB with few variants the
-# same right answer scores lower, so the model under-states P(right) and hands off what it could answer.
-# Measured by asking the val + val2 + val4 questions against the demo KB cut to 0, 1, 2, 3, 6, 10 and 15
-# variants per article (bench/assistant_thin_kb.py): the largest logit shifts keeping wrong answers at or under
-# 2% there were 3.0 (the search's cap), 2.0, 1.55, 1.45, 0.95, 1.35 and 0.8. The curve is 70% of the smallest of
-# those at that many variants or fewer, so it never rises with more variants: a margin, since they were fitted
-# on the same questions. From 24 variants per article on: no shift (BENCHMARKS.md, section 10).
-_THIN_KB_SHIFT = ((0.0, 2.1), (1.0, 1.4), (2.0, 1.085), (3.0, 1.015), (6.0, 0.665), (15.0, 0.56), (24.0, 0.0))
-
-
-def thin_kb_shift(richness: float) -> float:
-    points = _THIN_KB_SHIFT
-    if richness >= points[-1][0]:
+def p_in_options(hits: list[Hit], signals: Signals, language: str | None) -> float:
+    """P(the right article is among the first three hits): the clarify model, fitted like the answer model."""
+    model = _model(variant(signals), "clarify")
+    if model is None or not hits:
         return 0.0
-    for (r0, s0), (r1, s1) in itertools.pairwise(points):
-        if richness <= r1:
-            return s0 + (s1 - s0) * (max(richness, r0) - r0) / (r1 - r0)
-    return 0.0
+    return _logistic(model, hits, signals, language)
+
+
+def clarify_options(hits: list[Hit], signals: Signals, language: str | None, settings: Settings) -> list[Hit]:
+    """Two or three close articles to offer as buttons instead of a hand-off, when the clarify model is sure
+    enough that the right one is among them; [] otherwise."""
+    model = _model(variant(signals), "clarify")
+    if model is None or len(hits) < 2:
+        return []
+    threshold = float(model["threshold"]) if settings.clarify_threshold is None else settings.clarify_threshold
+    if p_in_options(hits, signals, language) < threshold:
+        return []
+    return hits[:3]
+
+
+# Fixed texts the bot sends, in the customer's language (the help center's languages and then some); a language
+# not listed gets English, never Russian.
+OPENERS = {"ru": "Здравствуйте!", "en": "Hello!", "uk": "Вітаю!", "de": "Guten Tag!", "es": "¡Hola!",
+           "kk": "Сәлеметсіз бе!", "tr": "Merhaba!", "zh": "您好！"}
+FRIENDLY_OPENERS = {"ru": "Привет!", "en": "Hi!", "uk": "Привіт!", "de": "Hallo!", "es": "¡Hola!"}
+MORE = {"ru": "Подробнее", "en": "More", "uk": "Докладніше", "de": "Mehr dazu", "es": "Más información",
+        "kk": "Толығырақ", "tr": "Ayrıntılar", "zh": "详情"}
+IN_LANGUAGE = {"ru": "(статья на русском)", "en": "(the article is in English)"}
+CLARIFY = {
+    "ru": ("Уточните, пожалуйста, о чём ваш вопрос (ответьте номером):",
+           "Если ни то, ни другое — напишите «оператор», и я позову сотрудника."),
+    "en": ("Which of these is your question about (reply with the number)?",
+           "If neither, write «operator» and I will call a person."),
+    "uk": ("Уточніть, будь ласка, про що ваше питання (відповідайте номером):",
+           "Якщо ні те, ні інше — напишіть «оператор», і я покличу співробітника."),
+    "de": ("Worum geht es in Ihrer Frage (antworten Sie mit der Nummer)?",
+           "Wenn nichts davon passt, schreiben Sie «Mitarbeiter»."),
+    "es": ("¿Sobre cuál de estos temas es su pregunta (responda con el número)?",
+           "Si ninguno, escriba «operador» y llamaré a una persona."),
+}
+_BLOCK_SPLIT = re.compile(r"\n\s*\n")
+_LIST_LINE = re.compile(r"^\s*(?:[-*•—]|\d{1,2}[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
+
+
+def fixed_text(table: dict[str, Any], language: str | None) -> Any:
+    return table.get(language or "ru") or table["en"]
+
+
+def tidy(block: str) -> str:
+    """Markdown to chat text: hard line breaks inside a paragraph joined, list items kept one a line as «• …»,
+    table rows as «a — b — c», emphasis and heading marks dropped."""
+    out: list[str] = []
+    for line in block.split("\n"):
+        raw = line.strip()
+        if not raw or (_TABLE_RULE.match(raw) and "|" in raw):
+            continue
+        if raw.startswith("|"):
+            out.append(" — ".join(c.strip() for c in raw.strip("|").split("|") if c.strip()))
+            continue
+        text = plain(raw).strip()
+        if _LIST_LINE.match(raw):
+            out.append("• " + _LIST_LINE.sub("", text, count=1).strip())
+        elif out and not out[-1].startswith("• ") and not raw.startswith("#") and not out[-1].endswith(":"):
+            out[-1] = f"{out[-1]} {text}"
+        else:
+            out.append(text)
+    return "\n".join(out)
+
+
+def _sentences_within(text: str, max_chars: int) -> str:
+    """The text cut at the last sentence or line end before `max_chars` (never mid-sentence, never «…»)."""
+    if len(text) <= max_chars:
+        return text
+    cut = max(text.rfind(". ", 0, max_chars), text.rfind("\n", 0, max_chars), text.rfind("! ", 0, max_chars),
+              text.rfind("? ", 0, max_chars))
+    return text[: cut + 1].rstrip() if cut > max_chars // 3 else text[:max_chars].rsplit(" ", 1)[0]
+
+
+def best_passage(question: str, qvec: Any, body: str, embedder: Embedder, *, max_chars: int = 700,
+                 idf: dict[str, float] | None = None) -> str:
+    """The part of an article that answers the question: the whole article when it is short, else the block
+    (paragraph, list with its lead, table) closest to the question by meaning and words, with the block
+    that a heading or a «…:» lead-in introduces."""
+    blocks = [b for b in (_b.strip() for _b in _BLOCK_SPLIT.split(body)) if b]
+    whole = "\n\n".join(tidy(b) for b in blocks)
+    if len(whole) <= max_chars or len(blocks) <= 1:
+        return _sentences_within(whole, max_chars)
+    tidied = [tidy(b) for b in blocks]
+    merged: list[str] = []
+    for t in tidied:  # a heading or a lead-in ending with ":" belongs to the block after it
+        if merged and (merged[-1].endswith(":") or ("\n" not in merged[-1] and len(merged[-1]) < 60)):
+            merged[-1] = f"{merged[-1]}\n{t}"
+        else:
+            merged.append(t)
+    vecs = embedder.encode(merged)
+    q_stems = set(_stems_of(question))
+    bags = [set(_stems_of(t)) for t in merged]
+    # a question word found in few of the article's blocks (a city, a tariff's name) says more than one in all
+    # (and one rare in the whole KB, by the index's idf, more than «доставка» found in every article)
+    top_idf = max(idf.values()) if idf else 1.0
+    weight = {w: math.log(1 + len(bags) / (1 + sum(w in b for b in bags))) * (idf.get(w, top_idf) if idf else 1.0)
+              for w in q_stems if any(w in b for b in bags)}
+    total = sum(weight.values()) or 1.0
+    scores = [float(v @ qvec) + sum(weight.get(w, 0.0) for w in q_stems & words) / total
+              for v, words in zip(vecs, bags, strict=True)]
+    return _sentences_within(merged[int(max(range(len(merged)), key=scores.__getitem__))], max_chars)
+
+
+def _stems_of(text: str) -> list[str]:
+    from otklik.platform.text import stem, tokens
+
+    return [stem(w) for w in tokens(text) if len(w) > 2]
 
 
 def article_answer(hit: Hit, u: Understanding, settings: Settings, *, link: str | None = None,
-                   max_chars: int = 900) -> str:
-    """The article's answer for the chat: its text without Markdown, cut at a paragraph, template variables
-    filled from what the customer gave, a link to the full article."""
-    body = plain(hit.doc.body).strip()
-    if len(body) > max_chars:
-        cut = body.rfind("\n\n", 0, max_chars)
-        body = body[: cut if cut > 200 else max_chars].rstrip() + " …"
+                   passage: str | None = None, greet: bool = True) -> str:
+    """The chat reply from an article: the passage that answers (tidied), template variables filled from what
+    the customer gave, a link to the full article; a greeting only on the bot's first message of the chat."""
+    body = passage if passage is not None else tidy(hit.doc.body)
     values = {"order": (u.entities.get("order") or [""])[0], "name": (u.entities.get("name") or [""])[0]}
     body = re.sub(r"\{\{\s*(order|name)\s*\}\}", lambda m: values[m.group(1)] or "", body)
-    english = hit.doc.language == "en"
-    if settings.greeting:
-        opener = settings.greeting.strip() + "\n\n"
-    elif settings.tone == "friendly":
-        opener = "Hi! " if english else "Привет! "
-    else:
-        opener = "Hello! " if english else "Здравствуйте! "
-    lead = f"{hit.doc.title}.\n\n"
-    tail = ""
-    if link:
-        tail = f"\n\n{'More' if english else 'Подробнее'}: {link}"
-    return f"{opener}{lead}{body}{tail}"
+    language = u.language if u.language in OPENERS else ("en" if hit.doc.language == "en" else "ru")
+    opener = ""
+    if greet:
+        if settings.greeting:
+            opener = settings.greeting.strip() + "\n\n"
+        else:
+            table = FRIENDLY_OPENERS if settings.tone == "friendly" else OPENERS
+            opener = fixed_text(table, language) + " "
+    tail = f"\n\n{fixed_text(MORE, language)}: {link}" if link else ""
+    return f"{opener}{body}{tail}"
 
 
 class Assistant:
@@ -181,11 +297,23 @@ class Assistant:
         self.understander = understander
 
     def decide(self, text: str, index: KbIndex | None, settings: Settings | None = None, *,
-               previous_failures: int = 0, link_for: Any = None) -> Decision:
+               previous_failures: int = 0, link_for: Any = None, reasons: ReasonSet | None = None,
+               greet: bool = True, options: list[str] | None = None) -> Decision:
+        """`options`: the article ids of the clarifying question the bot asked last, if any: a reply that
+        picks one («2», or its title) gets that article."""
         settings = settings or Settings()
         language = detect_language(text)
         vec = self.embedder.encode([text[:2000]])[0]
         u = self.understander.understand(text, language, vec=vec)
+        if reasons is not None:  # the workspace's own contact reasons
+            u.reason, u.reason_confidence = reasons.classify(text, vec)
+        chosen = chosen_option(text, options or [], index)
+        if chosen is not None and index is not None:
+            hit = Hit(chosen, 1.0, 1.0, 1.0, 1.0)
+            link = link_for(chosen) if link_for else None
+            passage = best_passage(text, vec, chosen.body, self.embedder, idf=index._idf)
+            return Decision("answer", "chosen", 1.0, u, article_id=chosen.id, article_title=chosen.title,
+                            reply=article_answer(hit, u, settings, link=link, passage=passage, greet=greet))
         hits, signals = (index.search_signals(text, language=language, limit=3, query_vec=vec)
                          if index is not None and len(index) else ([], Signals()))
         confidence = calibrated(hits, signals, language)
@@ -230,26 +358,41 @@ class Assistant:
             return handoff("language", note=f"language {language}: no articles in it")
         if not hits:
             return handoff("not_covered")
-        if signals.handoff_gap > HANDOFF_GAP:
-            return handoff("not_covered", note="closer to a message that needs a person than to any article")
         if confidence >= settings.answer_threshold:
             best = hits[0]
             link = link_for(best.doc) if link_for else None
             note = ""
             if best.doc.language != language:
                 note = f"the customer wrote in {language}; the article is in {best.doc.language}"
+            passage = best_passage(text, vec, best.doc.body, self.embedder, idf=index._idf if index else None)
             return Decision("answer", "confident", confidence, u, article_id=best.doc.id,
-                            article_title=best.doc.title, reply=article_answer(best, u, settings, link=link),
+                            article_title=best.doc.title,
+                            reply=article_answer(best, u, settings, link=link, passage=passage, greet=greet),
                             alternatives=alternatives, note=note)
-        if (len(hits) > 1 and hits[0].score - hits[1].score < 0.03 and hits[1].dense >= 0.55
-                and confidence >= settings.clarify_threshold):
-            english = language == "en"
-            ask = (f"To help you faster: is your question about «{hits[0].doc.title}» or «{hits[1].doc.title}»?"
-                   if english else
-                   f"Уточните, пожалуйста: ваш вопрос про «{hits[0].doc.title}» или про «{hits[1].doc.title}»?")
-            return Decision("clarify", "two_close_articles", confidence, u, reply=ask, alternatives=alternatives,
-                            failed=True)
+        offered = clarify_options(hits, signals, language, settings)
+        if offered:
+            head, other = fixed_text(CLARIFY, language)
+            ask = (head + "\n" + "\n".join(f"{n}. {h.doc.title}" for n, h in enumerate(offered, 1))
+                   + f"\n{other}")
+            return Decision("clarify", "close_articles", confidence, u, reply=ask, alternatives=alternatives,
+                            options=[h.doc.id for h in offered], note=other)
         return handoff("low_confidence" if hits and hits[0].dense >= 0.5 else "not_covered")
+
+
+_CHOICE = re.compile(r"^\W*(\d)\W*$")
+
+
+def chosen_option(text: str, options: list[str], index: KbIndex | None) -> KbDoc | None:
+    """The article a reply to a clarifying question picks: its number («2», «2.») or its exact title."""
+    if not options or index is None:
+        return None
+    by_id = {d.id: d for d in index.docs}
+    docs = [by_id[o] for o in options if o in by_id]
+    m = _CHOICE.match(text)
+    if m and 1 <= int(m.group(1)) <= len(docs):
+        return docs[int(m.group(1)) - 1]
+    said = " ".join(text.lower().split()).strip(" .!?")
+    return next((d for d in docs if " ".join(d.title.lower().split()).strip(" .!?") == said), None)
 
 
 def summary(texts: list[str], decisions: list[Decision], assistant_replies: list[str]) -> str:

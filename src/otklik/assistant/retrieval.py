@@ -15,10 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from otklik.assistant.embeddings import Embedder
+from otklik.assistant.embeddings import Embedder, get_e5
 from otklik.assistant.synonyms import expand, translit
 from otklik.platform.text import stem, tokens
 
@@ -52,6 +53,7 @@ class KbDoc:
     questions: list[str] = field(default_factory=list)
     category: str | None = None
     group: str | None = None  # translations share a group (the id of the original)
+    slug: str | None = None  # the help center's address of an article
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Hit:
     score: float
     dense: float
     lexical: float
+    e5: float = 0.0  # the e5 similarity of its best unit (the USE one where e5 is not installed)
 
 
 # What `Signals.router_margin` says when there is nothing to tell apart (one article, or no classifier): the
@@ -89,6 +92,20 @@ class Signals:
     # and by what margin over its next choice (negative: by how much it prefers another article)
     router_agrees: bool = True
     router_margin: float = ROUTER_NEUTRAL_MARGIN
+    # KB-relative signals (they read the same on a KB of 8 articles or 800, with or without variants):
+    # how far the best article's score stands above this query's scores for the whole KB (in standard
+    # deviations), the second's gap to the best as a share of the best's lead over the mean, the same for the
+    # dense similarity alone, and the idf-weighted share of the query's words the best article contains
+    score_z: float = 3.0
+    second_share: float = 0.5
+    dense_z: float = 3.0
+    coverage: float = 1.0
+    # the router's "no article" class score over the best article's (0 when it has no such class)
+    router_none_gap: float = -1.0
+    n_articles: int = 0
+    e5_agrees: bool = False
+    e5_z: float = 3.0
+    has_e5: bool = False  # the index searched with the e5 encoder (the answer model has a variant for each)
 
 
 ROUTER_NONE = "\x00none"  # the router's class for the shipped must-not-answer examples (no article)
@@ -144,8 +161,14 @@ class KbIndex:
     # even on questions one of them answers (the tests' 8-article KB: 7 of 12 answered, not 11).
     none_scale = 1.0
 
+    # With the e5 encoder (`embeddings.get_e5`) the fused score leans on it: per article, 0.3 x the USE
+    # similarity + 1.5 x the e5 similarity (the best unit of each), + the lexical and router parts. Chosen on the
+    # dev KBs (bench/data/kbs, the demo KB without variants): mean top-1 0.710 -> 0.756 (BENCHMARKS.md, sec. 11).
+    e5_weight = 1.5
+    dense_weight_with_e5 = 0.3
+
     def __init__(self, docs: Sequence[KbDoc], embedder: Embedder, *, lexical_weight: float = 1.0,
-                 language_bonus: float = 0.04, expansion_weight: float = 0.5):
+                 language_bonus: float = 0.04, expansion_weight: float = 0.5, e5: Any = "auto"):
         self.docs = list(docs)
         self.richness = (sum(len(d.questions) for d in self.docs) / len(self.docs)) if self.docs else 0.0
         self.embedder = embedder
@@ -155,18 +178,19 @@ class KbIndex:
         units: list[str] = []
         owners: list[int] = []
         weights: list[float] = []
+        e5_units: list[str] = []
+        e5_owners: list[int] = []
         for i, doc in enumerate(self.docs):
-            units.append(doc.title)
-            owners.append(i)
-            weights.append(1.0)
-            for q in doc.questions:
-                units.append(q)
+            for j, (text, weight) in enumerate(article_units(doc)):
+                units.append(text)
                 owners.append(i)
-                weights.append(1.0)
-            for para in _paragraphs(doc.body):
-                units.append(para)
-                owners.append(i)
-                weights.append(0.9)
+                weights.append(weight)
+                if not 1 <= j <= len(doc.questions):  # the article's own text, not its question variants
+                    e5_units.append(text)
+                    e5_owners.append(i)
+        self.e5 = get_e5() if e5 == "auto" else e5
+        self._e5_owners = np.array(e5_owners, dtype=np.int64)
+        self._e5_vecs = self.e5.passages(e5_units) if self.e5 is not None and e5_units else None
         self._owners = np.array(owners, dtype=np.int64)
         self._weights = np.array(weights, dtype=np.float32)
         self._unit_vecs = embedder.encode(units) if units else np.zeros((0, 512), dtype=np.float32)
@@ -205,6 +229,17 @@ class KbIndex:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+    def _coverage(self, q_terms: list[str], i: int) -> float:
+        """The idf-weighted share of the query's words (and their synonyms' best) found in article `i`."""
+        terms = set(q_terms)
+        if not terms:
+            return 0.0
+        unseen = math.log(1 + (len(self.docs) + 0.5) / 0.5)
+        tf = self._tf[i]
+        total = sum(self._idf.get(t, unseen) for t in terms)
+        found = sum(self._idf.get(t, unseen) for t in terms if t in tf)
+        return found / total if total else 0.0
 
     def query_terms(self, query: str) -> list[str]:
         """Stems of the query; a Latin-script word the KB does not know but whose Cyrillic transliteration it
@@ -261,7 +296,13 @@ class KbIndex:
         np.maximum.at(dense, self._owners, sims)
         q_terms = self.query_terms(query)
         lexical = self._bm25(q_terms)
-        score = dense + self.lexical_weight * lexical
+        e5 = None
+        if self._e5_vecs is not None and self.e5 is not None:
+            e5 = np.full(len(self.docs), -1.0, dtype=np.float32)
+            np.maximum.at(e5, self._e5_owners, self._e5_vecs @ self.e5.query(query))
+            score = self.dense_weight_with_e5 * dense + self.e5_weight * e5 + self.lexical_weight * lexical
+        else:
+            score = dense + self.lexical_weight * lexical
         router_scores = self._router.scores(query, qv) if self._router is not None else None
         if router_scores is not None and self.router_weight:
             score = score + self.router_weight * router_scores[self._doc_col]
@@ -278,22 +319,54 @@ class KbIndex:
             if group in seen_groups:  # the other language's version of a hit already listed
                 continue
             seen_groups.add(group)
-            hits.append(Hit(doc, float(score[i]), float(dense[i]), float(lexical[i])))
+            hits.append(Hit(doc, float(score[i]), float(dense[i]), float(lexical[i]),
+                            float(e5[i]) if e5 is not None else float(dense[i])))
             if len(hits) >= limit:
                 break
         handoff = handoff_vectors(self.embedder)
         signals = Signals(n_terms=len(q_terms), kb_richness=self.richness,
                           unknown_share=(sum(1 for t in q_terms if t not in self._idf) / len(q_terms)) if q_terms else 0.0)
+        signals.n_articles = len(self.docs)
         if hits:
             top = hits[0].doc.group or hits[0].doc.id
+            signals.score_z, signals.second_share = _relative(score, hits)
+            signals.dense_z = _zscore(dense, hits[0].dense)
+            signals.coverage = self._coverage(q_terms, int(order[0]))  # the first hit is the first in order
             d, lx = self.docs[int(np.argmax(dense))], self.docs[int(np.argmax(lexical))]
             signals.dense_agrees = (d.group or d.id) == top
+            if e5 is not None:
+                signals.has_e5 = True
+                best = self.docs[int(np.argmax(e5))]
+                signals.e5_agrees = (best.group or best.id) == top
+                signals.e5_z = _zscore(e5, hits[0].e5)
+            else:
+                signals.e5_agrees, signals.e5_z = signals.dense_agrees, signals.dense_z
             signals.lexical_agrees = bool(lexical.max() > 0) and (lx.group or lx.id) == top
             if len(handoff):
                 signals.handoff_gap = float((handoff @ qv).max()) - hits[0].dense
             if self._router is not None:
                 signals.router_agrees, signals.router_margin = self._router.judge(query, qv, top, router_scores)
+                none_col = self._router._col.get(ROUTER_NONE)
+                if none_col is not None and router_scores is not None:
+                    top_col = self._router._col[top]
+                    signals.router_none_gap = float(router_scores[none_col] - router_scores[top_col])
         return hits, signals
+
+
+def _zscore(values: np.ndarray, best: float) -> float:
+    sd = float(values.std())
+    return (best - float(values.mean())) / sd if sd > 1e-6 else 0.0
+
+
+def _relative(score: np.ndarray, hits: list[Hit]) -> tuple[float, float]:
+    """(the best score's z-score among all articles, the second hit's share of the best's lead over the
+    mean: 1 when they tie, 0 when the second is no better than an average article)."""
+    z = _zscore(score, hits[0].score)
+    mean = float(score.mean())
+    lead = hits[0].score - mean
+    if len(hits) < 2 or lead <= 1e-6:
+        return z, 0.0 if len(hits) < 2 else 1.0
+    return z, max(0.0, min(1.0, (hits[1].score - mean) / lead))
 
 
 HANDOFF_EXAMPLES = Path(__file__).parent / "data" / "handoff_examples.jsonl"
@@ -319,6 +392,58 @@ def handoff_vectors(embedder: Embedder) -> np.ndarray:
             _handoff_cache[key] = (embedder.encode(texts) if texts
                                    else np.zeros((0, 512), dtype=np.float32))
         return _handoff_cache[key]
+
+
+_ITEM = re.compile(r"^\s*(?:[-*•—]|\d{1,2}[.)])\s+")
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s+(.+?)|\*\*([^*]{3,120})\*\*\s*[:.]?|__([^_]{3,120})__\s*[:.]?)\s*$")
+_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
+
+
+def _clean(text: str) -> str:
+    return " ".join(plain(text).split())
+
+
+def article_units(doc: KbDoc) -> list[tuple[str, float]]:
+    """The retrieval units of one article with their weights: the title; each question variant; each
+    paragraph; the title with the article's opening; each section heading, list item and table row with its
+    context (the title, the heading or the sentence that leads into the list, the table's header), so that
+    «Казань: 3–5 дней, 490 ₽» is found as a unit of its own, and knows what it is about."""
+    units = [(doc.title, 1.0)]
+    units += [(q, 1.0) for q in doc.questions]
+    units += [(para, 0.9) for para in _paragraphs(doc.body)]
+    units.append((f"{doc.title}. {_clean(doc.body)[:300]}", 0.95))
+    section: str | None = None
+    header: list[str] | None = None
+    for block in re.split(r"\n\s*\n", doc.body):
+        lead: str | None = None
+        for line in block.split("\n"):
+            m = _HEADING.match(line)
+            if m:
+                section, lead = _clean(m.group(1) or m.group(2) or m.group(3)), None
+                units.append((f"{doc.title}. {section}", 0.95))
+                continue
+            if _ITEM.match(line):
+                item = _clean(_ITEM.sub("", line, count=1))
+                context = lead or section
+                if len(item) >= 8:
+                    units.append((f"{context}: {item}" if context else item, 0.9))
+                continue
+            row = _ROW.match(line)
+            if row:
+                cells = [_clean(c) for c in row.group(1).split("|")]
+                if all(set(c) <= set("-: ") for c in cells):
+                    continue
+                if header is None:
+                    header = cells
+                    continue
+                units.append((f"{doc.title}: " + "; ".join(f"{h} {c}".strip() for h, c in zip(header, cells,
+                                                                                          strict=False)), 0.9))
+                continue
+            if line.strip():
+                header = None
+                if lead is None:
+                    lead = _clean(line)[:150]
+    return units
 
 
 def _paragraphs(body: str, max_chars: int = 400) -> list[str]:

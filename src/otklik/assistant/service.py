@@ -8,6 +8,7 @@ worker left without a decision, so nothing is skipped after a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -23,7 +24,7 @@ from otklik.accounts.models import Team, Workspace
 from otklik.accounts.service import Actor, record_audit
 from otklik.assistant.embeddings import get_embedder
 from otklik.assistant.models import AssistantDecision, AssistantSettings
-from otklik.assistant.pipeline import Assistant, Decision, Settings, summary
+from otklik.assistant.pipeline import OPENERS, Assistant, Decision, Settings, fixed_text, summary
 from otklik.assistant.retrieval import KbDoc, KbIndex
 from otklik.assistant.understanding import get_understander
 from otklik.conversations import service as conversations
@@ -34,14 +35,43 @@ from otklik.platform.errors import DomainError, Forbidden, field_error
 
 log = logging.getLogger(__name__)
 TONES = ("formal", "friendly")
+# The fixed texts the bot sends, in the customer's language; a language not listed gets English, never Russian.
 DEFAULT_OUT_OF_HOURS = {
     "ru": "Сейчас операторы не на связи. Мы ответим {when}. Ваше сообщение сохранено — писать ещё раз не нужно.",
     "en": "Our team is away right now. We will answer {when}. Your message is saved — no need to write again.",
+    "uk": "Зараз оператори не на зв'язку. Ми відповімо {when}. Ваше повідомлення збережено — писати ще раз не треба.",
+    "de": "Unser Team ist gerade nicht erreichbar. Wir antworten {when}. Ihre Nachricht ist gespeichert.",
+    "es": "Nuestro equipo no está disponible ahora. Responderemos {when}. Su mensaje está guardado.",
 }
 HANDOFF_ACK = {
-    "ru": "Передаю ваш вопрос специалисту — он ответит в этом чате. Всё, что вы написали, он увидит.",
-    "en": "I'm passing your question to a specialist, who will answer in this chat and will see everything you wrote.",
+    "ru": "Передаю ваш вопрос сотруднику — он ответит в этом чате. Всё, что вы написали, он увидит.",
+    "en": "I'm passing your question to a member of our team, who will answer in this chat and will see "
+          "everything you wrote.",
+    "uk": "Передаю ваше питання співробітнику — він відповість у цьому чаті й побачить усе, що ви написали.",
+    "de": "Ich leite Ihre Frage an einen Mitarbeiter weiter. Er antwortet in diesem Chat und sieht alles, was Sie "
+          "geschrieben haben.",
+    "es": "Paso su pregunta a una persona de nuestro equipo, que le responderá en este chat y verá todo lo que "
+          "ha escrito.",
 }
+# The bot says what it is in its first message of a chat (the workspace's name for it, or these).
+DEFAULT_BOT_NAME = {"ru": "ИИ-ассистент", "en": "AI assistant", "uk": "ШІ-асистент", "de": "KI-Assistent",
+                    "es": "asistente de IA"}
+BOT_INTRO = {"ru": "Я {name}, отвечаю по нашей справке.", "en": "I'm the {name}, answering from our help center.",
+             "uk": "Я {name}, відповідаю за нашою довідкою.", "de": "Ich bin der {name} und antworte aus unserer "
+             "Hilfe.", "es": "Soy el {name} y respondo con nuestra ayuda."}
+_WHEN = {"ru": ("сегодня в {t}", "завтра в {t}", "{d} в {t}"), "en": ("today at {t}", "tomorrow at {t}", "{d} at {t}"),
+         "uk": ("сьогодні о {t}", "завтра о {t}", "{d} о {t}"), "de": ("heute um {t}", "morgen um {t}", "am {d} um {t}"),
+         "es": ("hoy a las {t}", "mañana a las {t}", "el {d} a las {t}")}
+
+
+def customer_language(language: str | None) -> str:
+    """The language of the bot's fixed texts for a customer who wrote in `language`."""
+    return language if language in HANDOFF_ACK else "en"
+
+
+def bot_intro(row: AssistantSettings, language: str) -> str:
+    name = (getattr(row, "bot_name", "") or "").strip() or DEFAULT_BOT_NAME.get(language, DEFAULT_BOT_NAME["en"])
+    return BOT_INTRO.get(language, BOT_INTRO["en"]).replace("{name}", name)
 
 
 # -- the pipeline, shared by the process ------------------------------------------------------------------
@@ -75,7 +105,7 @@ def kb_docs(session: Session, workspace_id: int) -> list[KbDoc]:
                                                      Article.published.is_(True)).order_by(Article.id)):
         group = f"a{art.translation_of_id}" if art.translation_of_id else None
         docs.append(KbDoc(id=f"a{art.id}", title=art.title, body=art.body, language=art.language or "ru",
-                          questions=list(art.questions or []), category=art.category, group=group))
+                          questions=list(art.questions or []), category=art.category, group=group, slug=art.slug))
     for faq in session.scalars(select(FaqEntry).where(FaqEntry.workspace_id == workspace_id,
                                                       FaqEntry.published.is_(True)).order_by(FaqEntry.id)):
         docs.append(KbDoc(id=f"faq{faq.id}", title=faq.question, body=faq.answer, language=faq.language or "ru",
@@ -126,14 +156,15 @@ def get_settings_row(session: Session, workspace_id: int) -> AssistantSettings:
     if row is None:
         row = AssistantSettings(workspace_id=workspace_id, enabled=False, channels=[], answer_threshold=Settings.answer_threshold,
                                 negativity_threshold=0.95, urgency_threshold=0.95, tone="formal", greeting="",
-                                working_hours={}, out_of_hours_message="", handoff_team_id=None)
+                                bot_name="", working_hours={}, out_of_hours_message="", handoff_team_id=None)
     return row
 
 
 def settings_dict(row: AssistantSettings) -> dict[str, Any]:
     return {"enabled": row.enabled, "channels": list(row.channels or []), "answer_threshold": row.answer_threshold,
             "negativity_threshold": row.negativity_threshold, "urgency_threshold": row.urgency_threshold,
-            "tone": row.tone, "greeting": row.greeting, "working_hours": dict(row.working_hours or {}),
+            "tone": row.tone, "greeting": row.greeting, "bot_name": row.bot_name or "",
+            "working_hours": dict(row.working_hours or {}),
             "out_of_hours_message": row.out_of_hours_message, "handoff_team_id": row.handoff_team_id}
 
 
@@ -183,6 +214,10 @@ def update_settings(session: Session, actor: Actor, changes: dict[str, Any]) -> 
             if not isinstance(value, str) or len(value) > 1000:
                 raise field_error(key, "text of at most 1000 characters")
             setattr(row, key, value.strip())
+        elif key == "bot_name":
+            if not isinstance(value, str) or len(value.strip()) > 80:
+                raise field_error(key, "a name of at most 80 characters (empty: «ИИ-ассистент»)")
+            row.bot_name = value.strip()
         elif key == "working_hours":
             row.working_hours = _check_hours(value)
         elif key == "handoff_team_id":
@@ -234,12 +269,13 @@ def next_opening(hours: dict[str, Any], tz: str, now: dt.datetime | None = None)
 
 def _when(opening: dt.datetime, language: str, now: dt.datetime) -> str:
     local_now = now.astimezone(opening.tzinfo)
+    today, tomorrow, other = _WHEN.get(language, _WHEN["en"])
     hhmm = opening.strftime("%H:%M")
     if opening.date() == local_now.date():
-        return f"today at {hhmm}" if language == "en" else f"сегодня в {hhmm}"
+        return today.replace("{t}", hhmm)
     if opening.date() == local_now.date() + dt.timedelta(days=1):
-        return f"tomorrow at {hhmm}" if language == "en" else f"завтра в {hhmm}"
-    return opening.strftime("%d.%m at %H:%M") if language == "en" else opening.strftime("%d.%m в %H:%M")
+        return tomorrow.replace("{t}", hhmm)
+    return other.replace("{d}", opening.strftime("%d.%m")).replace("{t}", hhmm)
 
 
 # -- the decision for one message -------------------------------------------------------------------------
@@ -248,6 +284,41 @@ def _when(opening: dt.datetime, language: str, now: dt.datetime) -> str:
 class Outcome:
     status: str  # decided | duplicate | skipped
     decision: AssistantDecision | None = None
+
+
+PUBLIC_KINDS = frozenset({"wall_comment", "review", "comment"})
+
+
+def _pending_options(session: Session, conversation_id: int) -> list[str]:
+    """The articles the bot's last decision in this conversation offered to choose from, if it asked."""
+    last = session.scalar(select(AssistantDecision).where(AssistantDecision.conversation_id == conversation_id)
+                          .order_by(AssistantDecision.id.desc()).limit(1))
+    if last is None or last.action != "clarify":
+        return []
+    return [str(o) for o in (last.details or {}).get("options") or []]
+
+
+def _assistant_spoke(session: Session, conversation_id: int) -> bool:
+    return session.scalar(select(Message.id).where(
+        Message.conversation_id == conversation_id, Message.author_kind == AuthorKind.assistant.value,
+        Message.is_internal.is_(False)).limit(1)) is not None
+
+
+def _link_for(workspace: Workspace | None, channel: str) -> Any:
+    """A link to an article in the public help center: absolute with OTKLIK_PUBLIC_URL set; without it only
+    the site widget (served from the same host) gets one, a relative one."""
+    if workspace is None:
+        return None
+    from otklik.platform.config import get_settings
+
+    base = (get_settings().public_url or "").rstrip("/")
+    if not base and channel != "widget":
+        return None
+
+    def link(doc: KbDoc) -> str | None:
+        return f"{base}/help/{workspace.slug}/a/{doc.slug}" if doc.slug else None
+
+    return link
 
 
 def _consecutive_failures(session: Session, conversation_id: int) -> int:
@@ -293,8 +364,12 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     quiet = (not row.enabled or (row.channels and conversation.channel not in row.channels)
              or _agent_took_over(session, conversation))
     index = None if quiet else kb_index(session, ws_id)
+    spoke = _assistant_spoke(session, conversation.id)
+    workspace = session.get(Workspace, ws_id)
     decision = assistant.decide(message.body_text or "", index, pipeline_settings(row),
-                                previous_failures=_consecutive_failures(session, conversation.id))
+                                previous_failures=_consecutive_failures(session, conversation.id),
+                                link_for=_link_for(workspace, conversation.channel), greet=False,
+                                options=_pending_options(session, conversation.id))
     u = decision.understanding
     _set_signals(session, conversation, u.sentiment, u.urgent)
     details: dict[str, Any] = decision.as_dict()
@@ -306,9 +381,15 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
         if conversation.category is None:
             conversation.category = u.reason
         return _save(session, record)
-    workspace = session.get(Workspace, ws_id)
     tz = workspace.timezone if workspace is not None else "UTC"
-    reply_language = "en" if u.language == "en" else "ru"
+    reply_language = customer_language(u.language)
+    # the bot's first message of a chat greets once and says it is the AI assistant; later ones go straight on
+    hello = row.greeting if row.greeting and reply_language == "ru" else fixed_text(OPENERS, reply_language)
+    first = "" if spoke else f"{hello} {bot_intro(row, reply_language)}"
+    if (message.meta or {}).get("kind") in PUBLIC_KINDS:
+        # a public comment (a VK wall, a review) never gets a chat-style text from the bot: a person answers
+        record.action, record.reason = "handoff", "public_comment"
+        decision = dataclasses.replace(decision, action="handoff", reason="public_comment")
     meta = {"assistant": {"decision": decision.action, "reason": decision.reason,
                           "confidence": round(decision.confidence, 4), "article_id": decision.article_id,
                           "article_title": decision.article_title, "language": u.language}}
@@ -317,8 +398,15 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
         if decision.action == "answer":
             text = _maybe_llm(message.body_text or "", decision, index, u.language) or text
             record.details = decision.as_dict()
+        if first and decision.reason == "courtesy":  # it greets already: only say what it is
+            text = f"{text} {bot_intro(row, reply_language)}"
+        elif first:
+            text = f"{first}\n\n{text}"
         reply = conversations.reply(session, actor, conversation.id, text=text, author=AuthorKind.assistant)
         reply.meta = meta
+        if decision.options:  # what a channel with buttons can offer (the text lists them for any channel)
+            reply.meta = {**meta, "buttons": [f"{n}. {t}" for n, t in enumerate(
+                [a["title"] for a in decision.alternatives if a["id"] in decision.options], 1)]}
         record.reply_message_id = reply.id
         if decision.action == "answer" and conversation.category is None:
             conversation.category = u.reason
@@ -336,12 +424,16 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     noted = conversations.reply(session, actor, conversation.id, text=note, is_internal=True,
                                 author=AuthorKind.assistant)
     noted.meta = {**meta, "assistant": {**meta["assistant"], "summary": True}}
-    if decision.reason != "abuse":
+    if decision.reason not in {"abuse", "public_comment"}:
         if opening is not None:
-            template = row.out_of_hours_message or DEFAULT_OUT_OF_HOURS[reply_language]
+            # the workspace's own out-of-hours text is in its language: a customer writing in another gets ours
+            own = row.out_of_hours_message if reply_language == "ru" else ""
+            template = own or DEFAULT_OUT_OF_HOURS[reply_language]
             text = template.replace("{when}", _when(opening, reply_language, now or utcnow()))
         else:
             text = HANDOFF_ACK[reply_language]
+        if first:
+            text = f"{first} {text}"
         ack = conversations.reply(session, actor, conversation.id, text=text, author=AuthorKind.assistant)
         ack.meta = meta
         record.reply_message_id = ack.id

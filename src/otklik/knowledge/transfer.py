@@ -37,6 +37,7 @@ from otklik.knowledge import service
 from otklik.knowledge.markdown import SLUG_RE, slugify
 from otklik.knowledge.models import Article
 from otklik.platform.errors import InvalidInput, TooLarge
+from otklik.platform.jsonbody import MalformedJSON, loads
 
 MAX_ROWS = 5000
 MAX_ZIP_FILES = 5000
@@ -131,9 +132,9 @@ def parse_jsonl(raw: bytes, errors: list[str]) -> list[Row]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append(f"line {n}: not valid JSON ({exc.msg})")
+            data = loads(line, what=f"line {n}", max_bytes=len(line))  # the file is size-checked where it is read
+        except MalformedJSON as exc:  # not JSON, too deep, a lone surrogate: reported, the other lines go in
+            errors.append(f"line {n}: {exc.fields[0]['message'].removeprefix('is ')}")
             continue
         row = _row(data, f"line {n}", errors)
         if row is not None:
@@ -343,6 +344,15 @@ def export_for_workspace(workspace_slug: str, fmt: str = "jsonl") -> bytes:
         if fmt == "markdown":
             return export_markdown_zip(session, actor)
         return export_jsonl(session, actor).encode()
+
+
+CLINIC_KB = Path(__file__).resolve().parent / "data" / "clinic_kb_ru.jsonl"  # the second demo: a plain KB
+
+
+def clinic_kb_rows() -> list[Row]:
+    """The second demo workspace's KB: a clinic chain's 44 help pages (+4 English), title and body only, no
+    question variants: what a business that imports its own help center has (bench/data/kbs/clinic)."""
+    return parse_file(CLINIC_KB.name, CLINIC_KB.read_bytes())
 
 
 def store_kb_rows() -> list[Row]:
