@@ -141,6 +141,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "out_of_range", "a number in the request is outside the range the database can "
                                            "store (ids are 64-bit integers)")
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A safety net: bodies are read with otklik.platform.jsonbody, which refuses deep nesting itself.
+        # One line, no traceback: an anonymous client must not be able to fill the log.
+        log.warning("refused %s %s: RecursionError", request.method, request.url.path[:200])
+        return _error(400, "too_deep", "the request is nested too deeply to process")
+
+    @app.exception_handler(UnicodeError)
+    async def bad_text(request: Request, exc: UnicodeError) -> JSONResponse:
+        # A safety net for text that cannot be encoded or decoded (a lone surrogate such as \ud800, bytes
+        # that are not UTF-8) wherever it turns up; one line, no traceback.
+        log.warning("refused %s %s: %s", request.method, request.url.path[:200], type(exc).__name__)
+        return _error(400, "bad_text", "the request contains text that is not valid Unicode "
+                                       "(e.g. a lone surrogate such as \\ud800, or bytes that are not UTF-8)")
+
     @app.exception_handler(RetryTransaction)
     @app.exception_handler(OperationalError)
     async def busy_error(_: Request, exc: Exception) -> JSONResponse:

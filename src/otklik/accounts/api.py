@@ -28,9 +28,10 @@ from otklik.accounts.schemas import (
 )
 from otklik.accounts.service import Actor
 from otklik.platform.config import get_settings
+from otklik.platform.jsonbody import SafeJSONRoute
 from otklik.platform.ratelimit import SlidingWindow
 
-router = APIRouter()
+router = APIRouter(route_class=SafeJSONRoute)  # /auth/login is public: bodies get the shared JSON limits
 _login_limiter = SlidingWindow(limit=10, seconds=60)
 
 

@@ -13,11 +13,12 @@ from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.schemas import Strict
 from otklik.platform.config import get_settings
 from otklik.platform.errors import Conflict
+from otklik.platform.jsonbody import SafeJSONRoute
 from otklik.platform.mailer import mail_configured, send_mail
 from otklik.platform.ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=SafeJSONRoute)  # public: bodies get the shared JSON limits
 _per_client = SlidingWindow(limit=10, seconds=60)
 _per_address = SlidingWindow(limit=5, seconds=900)
 

@@ -8,7 +8,6 @@ Speaks no vendor's protocol; never touches tables the conversations domain owns 
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from otklik.conversations import service as conversations
 from otklik.conversations.models import Direction, Message
 from otklik.platform.db import run_transaction
 from otklik.platform.errors import DomainError, Forbidden, NotFound, Unauthorized
+from otklik.platform.jsonbody import loads, loads_object
 
 
 class Malformed(DomainError):
@@ -43,13 +43,9 @@ def wrong_secret(what: str) -> Forbidden:
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Malformed("the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise Malformed("the body must be a JSON object")
-    return payload
+    """A webhook's JSON object, read with the shared limits (otklik.platform.jsonbody): deep nesting, lone
+    surrogates, bytes that are not UTF-8 and a non-object top level are a 400 `malformed_json`."""
+    return loads_object(raw)
 
 
 async def raw_body(request: Request) -> bytes:
@@ -120,7 +116,8 @@ def handle_bot_webhook(kind: str, title: str, header_name: str, token: str, secr
     """The account behind the webhook address, its secret header checked in constant time, the body parsed,
     then `handle(session, account, update, secrets)` -> outcome, in one transaction. `invalid` is the channel's
     own "not an update" error (its message is shown); `malformed` are the errors a wrong-typed field deep inside
-    an update raises. Every failure is a precise 4xx (503 while the secrets cannot be read: the platform retries)."""
+    an update raises. The body is read with the shared JSON limits only after the secret matched. Every failure
+    is a precise 4xx (503 while the secrets cannot be read: the platform retries)."""
     from otklik.channels.base import webhook_account
     from otklik.channels.secrets import decrypt_secrets
 
@@ -135,10 +132,7 @@ def handle_bot_webhook(kind: str, title: str, header_name: str, token: str, secr
         expected = secrets.get("webhook_secret", "")
         if not expected or not hmac.compare_digest(expected.encode(), secret_header.encode()):
             raise Unauthorized(f"the {header_name} header is missing or wrong")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return bot_answer(400, "malformed_json", f"the body is not valid JSON: {type(exc).__name__}: {exc}"[:300])
+        data = loads(body)  # MalformedJSON (a DomainError): answered below as a 400 `malformed_json`
         try:
             with session.begin_nested():
                 return bot_answer(200, handle(session, account, data, secrets))

@@ -32,9 +32,10 @@ from otklik.conversations.schemas import (
 from otklik.platform.api import Page
 from otklik.platform.db import run_transaction
 from otklik.platform.errors import NotFound
+from otklik.platform.jsonbody import SafeJSONRoute
 from otklik.platform.pagination import decode_cursor
 
-router = APIRouter()
+router = APIRouter(route_class=SafeJSONRoute)  # /inbound is the API channel: bodies get the shared JSON limits
 
 
 def conversations_out(db: Session, conversations: Sequence[Conversation]) -> list[ConversationOut]:

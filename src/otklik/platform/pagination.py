@@ -7,7 +7,8 @@ import binascii
 import json
 from typing import Any
 
-from otklik.platform.errors import field_error
+from otklik.platform.errors import TooLarge, field_error
+from otklik.platform.jsonbody import loads
 
 
 def encode_cursor(value: Any, row_id: int) -> str:
@@ -18,9 +19,9 @@ def encode_cursor(value: Any, row_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        value, row_id = loads(base64.urlsafe_b64decode(padded.encode()), what="the cursor", max_bytes=4096)
         if not isinstance(row_id, int):
             raise ValueError
         return value, row_id
-    except (ValueError, binascii.Error, TypeError, UnicodeDecodeError):
+    except (ValueError, binascii.Error, TypeError, TooLarge):  # MalformedJSON is a ValueError
         raise field_error("cursor", "is not a cursor this API returned") from None

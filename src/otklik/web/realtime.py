@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -26,7 +25,9 @@ from otklik.accounts.deps import SESSION_COOKIE
 from otklik.accounts.models import User
 from otklik.accounts.service import Actor
 from otklik.platform.db import session_scope
+from otklik.platform.errors import TooLarge
 from otklik.platform.events import Event, get_bus
+from otklik.platform.jsonbody import loads
 
 router = APIRouter()
 AUTH_TIMEOUT = 10.0
@@ -81,8 +82,8 @@ async def _authenticate(ws: WebSocket) -> Actor | None:
             return actor
     try:
         first = await asyncio.wait_for(ws.receive_text(), timeout=AUTH_TIMEOUT)
-        frame = json.loads(first)
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+        frame = loads(first, what="the first frame", max_bytes=4096)
+    except (TimeoutError, ValueError, TooLarge, WebSocketDisconnect):  # MalformedJSON is a ValueError
         return None
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
         return None
@@ -109,8 +110,8 @@ async def stream(ws: WebSocket) -> None:
         nonlocal window_start, sent_in_window
         while True:
             raw = await ws.receive_text()
-            with contextlib.suppress(ValueError, AttributeError):
-                frame = json.loads(raw[:2000])
+            with contextlib.suppress(ValueError, AttributeError):  # MalformedJSON is a ValueError: ignored
+                frame = loads(raw[:2000], what="the frame")
                 kind = frame.get("type")
                 if kind == "ping":
                     await ws.send_json({"type": "pong"})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -35,13 +34,14 @@ from otklik.platform.config import get_settings
 from otklik.platform.db import run_transaction, session_scope
 from otklik.platform.errors import DomainError, Forbidden, NotFound, TooLarge, field_error
 from otklik.platform.events import Event, get_bus
+from otklik.platform.jsonbody import SafeJSONRoute, loads, loads_object
 from otklik.platform.ratelimit import SlidingWindow
 from otklik.web import i18n
 from otklik.web.widget import service
 from otklik.web.widget.models import WidgetSettings, WidgetVisitor
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/widget", tags=["widget"])
+router = APIRouter(prefix="/widget", tags=["widget"], route_class=SafeJSONRoute)  # bodies: shared JSON limits
 VISITOR_HEADER = "x-otklik-visitor"
 PUBLIC_PREFIX = "/api/v1/widget/"
 PRIVATE_PATHS = ("/api/v1/widget/settings", "/api/v1/widget/agent-typing", "/api/v1/widget/visits")
@@ -573,13 +573,13 @@ async def visitor_socket(ws: WebSocket) -> None:
     `typing`, `status`, `greeting`, `error` frames."""
     await ws.accept()
     try:
-        first = json.loads(await asyncio.wait_for(ws.receive_text(), timeout=10))
+        first = loads(await asyncio.wait_for(ws.receive_text(), timeout=10), what="the first frame", max_bytes=4096)
         token = first.get("token") if isinstance(first, dict) and first.get("type") == "auth" else None
         if not isinstance(token, str):
             raise ValueError
         workspace_id, link = await run_in_threadpool(_link_for, token, ws.headers.get("origin"),
                                                      ws.headers.get("host", ""))
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+    except (TimeoutError, ValueError, TooLarge, WebSocketDisconnect):  # MalformedJSON is a ValueError
         with contextlib.suppress(Exception):
             await ws.close(code=4400)
         return
@@ -621,14 +621,13 @@ async def visitor_socket(ws: WebSocket) -> None:
                 await ws.send_json({"type": "error", "error": {"code": "too_large", "message": "frame too large",
                                                                "fields": []}})
                 continue
+            frame: dict[str, Any] = {}
             try:
-                frame = json.loads(raw)
-                if not isinstance(frame, dict):
-                    raise ValueError("a frame is a JSON object")
+                frame = loads_object(raw, what="the frame", max_bytes=4 * MAX_TEXT + 1000)
                 await handle(frame)
-            except DomainError as exc:
+            except DomainError as exc:  # MalformedJSON included: a precise error frame, the socket stays open
                 await ws.send_json({**_error_frame(exc), "client_id": frame.get("client_id")})
-            except ValueError as exc:  # malformed JSON or a pydantic ValidationError
+            except ValueError as exc:  # a pydantic ValidationError
                 await ws.send_json({"type": "error", "error": {"code": "invalid", "message": str(exc)[:500],
                                                                "fields": []}})
 
