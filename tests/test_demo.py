@@ -126,3 +126,24 @@ def test_demo_reset_rebuilds_the_same_shop():
     assert after["customers"] == before["customers"]
     assert abs(after["conversations"] - before["conversations"]) <= 2
     assert after["statuses"] == before["statuses"]
+
+
+def test_demo_has_a_second_workspace_whose_kb_is_plain_help_pages():
+    from otklik.assistant.models import AssistantSettings
+    from otklik.demo import CLINIC_EMAIL, CLINIC_SLUG
+
+    login = seed_demo()
+    assert login["second_workspace"] == CLINIC_SLUG and login["second_email"] == CLINIC_EMAIL
+    with session_scope() as session:
+        clinic = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
+        assert clinic is not None
+        articles = list(session.scalars(select(Article).where(Article.workspace_id == clinic.id)))
+        assert len(articles) >= 40 and all(not a.questions for a in articles)  # titles and bodies only
+        row = session.get(AssistantSettings, clinic.id)
+        assert row.enabled and len(row.reasons) >= 8 and "other" in {r["name"] for r in row.reasons}
+    assert _signs_in({"workspace": CLINIC_SLUG, "email": CLINIC_EMAIL, "password": login["password"]})
+    seed_demo()  # once: a second run adds nothing
+    with session_scope() as session:
+        clinic = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
+        assert session.scalar(select(func.count()).select_from(Article)
+                              .where(Article.workspace_id == clinic.id)) == len(articles)

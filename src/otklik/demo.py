@@ -13,6 +13,7 @@ revoking the demo tokens handed out before.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -1535,7 +1536,9 @@ def seed_clinic(session: Session) -> None:
         knowledge_transfer.import_rows(session, accounts.actor_for(admin), knowledge_transfer.clinic_kb_rows())
         from otklik.assistant.service import update_settings
 
-        update_settings(session, system, {"enabled": True})
+        reasons = [json.loads(line) for line in knowledge_transfer.CLINIC_REASONS.read_text(encoding="utf-8")
+                   .splitlines() if line.strip()]
+        update_settings(session, system, {"enabled": True, "reasons": reasons, "bot_name": "ИИ-ассистент клиники"})
 
 
 def seed_demo(reset: bool = False) -> dict[str, str]:

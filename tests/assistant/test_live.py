@@ -373,3 +373,21 @@ def test_a_public_wall_comment_gets_no_chat_text_from_the_bot(client, shop):
     msgs = messages(client, shop, got["conversation_id"])
     assert not [m for m in msgs if m["author_kind"] == "assistant" and not m["is_internal"]]
     assert [m for m in msgs if m["is_internal"]]  # the agent still gets the summary and the suggested article
+
+
+def test_the_workspace_own_contact_reasons_classify_its_messages(client, shop):
+    reasons = [{"name": "delivery", "description": "стоимость и сроки доставки, курьер, доставка в город"},
+               {"name": "returns", "description": "вернуть или обменять товар, который не подошёл"},
+               {"name": "other", "description": "всё остальное"}]
+    settings = enable(client, shop, reasons=reasons)
+    assert [r["name"] for r in settings["reasons"]] == ["delivery", "returns", "other"]
+    got = inbound(client, shop, text="хочу сдать обратно куртку, не подошел размер", identity="own-r@example.com")
+    (d,) = decisions(client, shop, got["conversation_id"])
+    assert d["details"]["understanding"]["reason"] == "returns"
+    assert conversation(client, shop, got["conversation_id"])["category"] == "returns"
+    for bad, field in (([{"name": "Доставка"}], "reasons.0.name"),
+                       ([{"name": "a"}, {"name": "a"}], "reasons.1.name"),
+                       ([{"name": "a", "examples": "x"}], "reasons.0.examples")):
+        r = client.patch("/api/v1/assistant/settings", json={"reasons": bad}, headers=shop.admin)
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == field, r.text
+

@@ -15,9 +15,16 @@ def test_settings_page_saves_and_validates(app, client, ws):
                                        "answer_threshold": "0.7", "negativity_threshold": "0.9",
                                        "urgency_threshold": "0.8", "tone": "friendly", "greeting": "Привет!",
                                        "hours_enabled": "true", "days": ["0", "1", "2"], "start": "10:00",
-                                       "end": "19:00", "out_of_hours_message": "Ответим {when}"}, htmx=False)
+                                       "end": "19:00", "out_of_hours_message": "Ответим {when}",
+                                       "bot_name": "Алиса", "reasons": "delivery | сроки доставки\n\nother|всё"},
+               htmx=False)
     assert r.status_code == 303
     s = client.get("/api/v1/assistant/settings", headers=ws.admin).json()
+    assert s["bot_name"] == "Алиса"
+    assert s["reasons"] == [{"name": "delivery", "description": "сроки доставки", "examples": []},
+                            {"name": "other", "description": "всё", "examples": []}]
+    page = b.get("/settings/assistant")
+    assert "delivery | сроки доставки\nother | всё" in page.text and 'value="Алиса"' in page.text
     assert s["enabled"] is True and s["channels"] == ["telegram", "widget"] and s["tone"] == "friendly"
     assert s["working_hours"] == {"days": [0, 1, 2], "start": "10:00", "end": "19:00"}
     bad = b.post("/settings/assistant", {"enabled": "true", "tone": "rude"}, htmx=False)

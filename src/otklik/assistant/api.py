@@ -30,6 +30,7 @@ class SettingsIn(Strict):
     tone: str | None = Field(default=None, pattern=r"^(formal|friendly)$")
     greeting: str | None = Field(default=None, max_length=1000)
     bot_name: str | None = Field(default=None, max_length=80)
+    reasons: list[dict[str, Any]] | None = Field(default=None, max_length=60)
     working_hours: WorkingHours | None = None
     out_of_hours_message: str | None = Field(default=None, max_length=1000)
     handoff_team_id: int | None = Field(default=None, ge=1)
@@ -44,6 +45,7 @@ class SettingsOut(BaseModel):
     tone: str
     greeting: str
     bot_name: str
+    reasons: list[dict[str, Any]]
     working_hours: dict[str, Any]
     out_of_hours_message: str
     handoff_team_id: int | None

@@ -24,6 +24,8 @@ class AssistantSettings(Base):
     tone: Mapped[str] = mapped_column(String(16), default="formal")
     greeting: Mapped[str] = mapped_column(Text, default="")
     bot_name: Mapped[str] = mapped_column(String(80), default="", server_default="")  # "": «ИИ-ассистент»
+    # the workspace's own contact reasons: [{"name", "description", "examples"?}]; None/[]: the shipped store list
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=None, nullable=True)
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # {"days": [0..6], "start": "09:00", "end": "21:00"}
     out_of_hours_message: Mapped[str] = mapped_column(Text, default="")
     handoff_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))

@@ -42,10 +42,6 @@ _THANKS = re.compile(
     r"до\s+свидания|всего\s+доброго|thanks?|thank\s+you|thx|ok(?:ay)?|great|got\s+it|bye)\W*)+$",
     re.IGNORECASE)
 
-# Hand off when the message is this much closer (cosine) to a shipped must-not-answer example
-# (data/handoff_examples.jsonl) than to the best article; chosen on the val and val2 questions (0.05 cost
-# answers, 0.1 removed wrong ones only). BENCHMARKS.md, section 10.
-HANDOFF_GAP = 0.1
 # The reasons a message is decided by a rule before the answer model is asked (calibration and benches leave
 # these out of the answer model's view, as the product does).
 RULE_REASONS = frozenset({"empty", "courtesy", "abuse", "legal_threat", "human_requested", "urgent", "negative",

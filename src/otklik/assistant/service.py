@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
+import re
 import threading
 import zoneinfo
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from otklik.accounts.service import Actor, record_audit
 from otklik.assistant.embeddings import get_embedder
 from otklik.assistant.models import AssistantDecision, AssistantSettings
 from otklik.assistant.pipeline import OPENERS, Assistant, Decision, Settings, fixed_text, summary
+from otklik.assistant.reasons import ReasonSet
 from otklik.assistant.retrieval import KbDoc, KbIndex
 from otklik.assistant.understanding import get_understander
 from otklik.conversations import service as conversations
@@ -156,7 +159,7 @@ def get_settings_row(session: Session, workspace_id: int) -> AssistantSettings:
     if row is None:
         row = AssistantSettings(workspace_id=workspace_id, enabled=False, channels=[], answer_threshold=Settings.answer_threshold,
                                 negativity_threshold=0.95, urgency_threshold=0.95, tone="formal", greeting="",
-                                bot_name="", working_hours={}, out_of_hours_message="", handoff_team_id=None)
+                                bot_name="", reasons=None, working_hours={}, out_of_hours_message="", handoff_team_id=None)
     return row
 
 
@@ -164,8 +167,55 @@ def settings_dict(row: AssistantSettings) -> dict[str, Any]:
     return {"enabled": row.enabled, "channels": list(row.channels or []), "answer_threshold": row.answer_threshold,
             "negativity_threshold": row.negativity_threshold, "urgency_threshold": row.urgency_threshold,
             "tone": row.tone, "greeting": row.greeting, "bot_name": row.bot_name or "",
+            "reasons": list(row.reasons or []),
             "working_hours": dict(row.working_hours or {}),
             "out_of_hours_message": row.out_of_hours_message, "handoff_team_id": row.handoff_team_id}
+
+
+def _check_reasons(value: Any) -> list[dict[str, Any]]:
+    """A workspace's contact reasons: up to 60 of {"name": snake_case, "description": one line, "examples"?: up
+    to 20 messages}; names unique."""
+    if value in (None, []):
+        return []
+    if not isinstance(value, list) or len(value) > 60:
+        raise field_error("reasons", "a list of at most 60 reasons")
+    out, seen = [], set()
+    for i, r in enumerate(value):
+        if not isinstance(r, dict) or set(r) - {"name", "description", "examples"}:
+            raise field_error(f"reasons.{i}", 'an object {"name", "description", "examples"?}')
+        name = r.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise field_error(f"reasons.{i}.name", "latin letters, digits and _, starting with a letter, at most 40")
+        if name in seen:
+            raise field_error(f"reasons.{i}.name", f"{name!r} is listed twice")
+        seen.add(name)
+        description = r.get("description", "")
+        if not isinstance(description, str) or len(description) > 300:
+            raise field_error(f"reasons.{i}.description", "text of at most 300 characters")
+        examples = r.get("examples") or []
+        if (not isinstance(examples, list) or len(examples) > 20
+                or not all(isinstance(e, str) and 0 < len(e) <= 500 for e in examples)):
+            raise field_error(f"reasons.{i}.examples", "at most 20 messages of up to 500 characters")
+        out.append({"name": name, "description": description.strip(), "examples": [e.strip() for e in examples]})
+    return out
+
+
+_reason_sets: dict[int, tuple[str, ReasonSet]] = {}
+
+
+def reason_set(row: AssistantSettings) -> ReasonSet | None:
+    """The workspace's reasons as a classifier, cached per workspace until the list changes."""
+    if not row.reasons:
+        return None
+    key = json.dumps(row.reasons, sort_keys=True, ensure_ascii=False)
+    with _lock:
+        cached = _reason_sets.get(row.workspace_id)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    built = ReasonSet.from_rows(row.reasons, get_assistant().embedder)
+    with _lock:
+        _reason_sets[row.workspace_id] = (key, built)
+    return built
 
 
 def _check_hours(value: Any) -> dict[str, Any]:
@@ -214,6 +264,8 @@ def update_settings(session: Session, actor: Actor, changes: dict[str, Any]) -> 
             if not isinstance(value, str) or len(value) > 1000:
                 raise field_error(key, "text of at most 1000 characters")
             setattr(row, key, value.strip())
+        elif key == "reasons":
+            row.reasons = _check_reasons(value)
         elif key == "bot_name":
             if not isinstance(value, str) or len(value.strip()) > 80:
                 raise field_error(key, "a name of at most 80 characters (empty: «ИИ-ассистент»)")
@@ -369,7 +421,7 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     decision = assistant.decide(message.body_text or "", index, pipeline_settings(row),
                                 previous_failures=_consecutive_failures(session, conversation.id),
                                 link_for=_link_for(workspace, conversation.channel), greet=False,
-                                options=_pending_options(session, conversation.id))
+                                options=_pending_options(session, conversation.id), reasons=reason_set(row))
     u = decision.understanding
     _set_signals(session, conversation, u.sentiment, u.urgent)
     details: dict[str, Any] = decision.as_dict()

@@ -347,6 +347,7 @@ def export_for_workspace(workspace_slug: str, fmt: str = "jsonl") -> bytes:
 
 
 CLINIC_KB = Path(__file__).resolve().parent / "data" / "clinic_kb_ru.jsonl"  # the second demo: a plain KB
+CLINIC_REASONS = Path(__file__).resolve().parent / "data" / "clinic_reasons.jsonl"  # and its contact reasons
 
 
 def clinic_kb_rows() -> list[Row]:

@@ -65,6 +65,16 @@ def signals_table(kb: str, questions: list[str], name: str | None = None, *, e5:
                  np.array(top3))
 
 
+def _family(name: str) -> str:
+    """KBs asked the same questions (the demo KB with and without its variants: demo_rich, demo_plain) leave a
+    fit together, or the held-out one's questions would be in the fit."""
+    return name.split("_", 1)[0] if name.startswith("demo_") else name
+
+
+def _others(tables: list[Table], i: int) -> list[Table]:
+    return [t for t in tables if _family(t.name) != _family(tables[i].name)]
+
+
 def lowest_threshold(p: np.ndarray, ok: np.ndarray, weight: np.ndarray, total: float, target: float) -> float:
     """The lowest threshold whose (weighted) wrong answers stay at most `target` of `total`."""
     order = np.argsort(-p)
@@ -102,7 +112,7 @@ def clarify_threshold(tables: list[Table], C: float, answer_thr: float, precisio
     hold the right article at least `precision` of the time (leave-one-KB-out probabilities)."""
     ps, good = [], []
     for i, t in enumerate(tables):
-        others = tables[:i] + tables[i + 1:]
+        others = _others(tables, i)
         if not others:
             continue
         keep = ~t.hard
@@ -125,7 +135,7 @@ def _threshold(tables: list[Table], C: float, target: float) -> float:
     """From the tables' own leave-one-KB-out probabilities, every KB weighing the same."""
     ps, oks, ws = [], [], []
     for i, t in enumerate(tables):
-        others = tables[:i] + tables[i + 1:]
+        others = _others(tables, i)
         if not others:
             continue
         m = _fit(others, C)
@@ -139,7 +149,7 @@ def leave_one_kb_out(tables: list[Table], C: float, target: float, clarify_preci
                      ) -> list[dict[str, Any]]:
     out = []
     for i, t in enumerate(tables):
-        train = tables[:i] + tables[i + 1:]
+        train = _others(tables, i)
         m = _fit(train, C)
         thr = _threshold(train, C, target)
         p = np.zeros(len(t.X))

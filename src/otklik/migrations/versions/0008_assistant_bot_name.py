@@ -1,4 +1,4 @@
-"""assistant: the name the bot introduces itself with
+"""assistant: the name the bot introduces itself with; the workspace's own contact reasons
 
 Revision ID: 0008
 Revises: 0007
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision = "0008"
 down_revision = "0007"
@@ -19,8 +22,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("assistant_settings") as batch:
         batch.add_column(sa.Column("bot_name", sa.String(80), nullable=False, server_default=""))
+        batch.add_column(sa.Column("reasons", JSON, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("assistant_settings") as batch:
+        batch.drop_column("reasons")
         batch.drop_column("bot_name")

@@ -44,9 +44,25 @@ def summary(request: Request, conversation_id: int, user: CurrentUser, db: DB) -
                   only_summary=True)
 
 
+def reasons_from_text(text: str) -> list[dict[str, Any]]:
+    """The settings form's reasons: one a line, «name | description»."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, _, description = line.partition("|")
+        out.append({"name": name.strip(), "description": description.strip()})
+    return out
+
+
+def reasons_to_text(reasons: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{r['name']} | {r.get('description', '')}" for r in reasons)
+
+
 def _page(request: Request, user: Any, db: Any, *, error: str | None = None, saved: bool = False) -> Response:
     row = service.get_settings_row(db, user.actor.workspace_id)
     return render(request, "settings/assistant.html", settings=service.settings_dict(row), channels=CHANNELS,
+                  reasons_text=reasons_to_text(list(row.reasons or [])),
                   teams=accounts.list_teams(db, user.actor), days=DAYS, error=error, saved=saved,
                   status_code=422 if error else 200)
 
@@ -66,6 +82,7 @@ def save_settings(request: Request, user: SupervisorUser, db: DB,
                   tone: Annotated[str, Form(max_length=16)] = "formal",
                   greeting: Annotated[str, Form(max_length=1000)] = "",
                   bot_name: Annotated[str, Form(max_length=80)] = "",
+                  reasons: Annotated[str, Form(max_length=30_000)] = "",
                   hours_enabled: Annotated[bool, Form()] = False,
                   days: Annotated[list[int] | None, Form()] = None,
                   start: Annotated[str, Form(max_length=5)] = "09:00",
@@ -75,7 +92,7 @@ def save_settings(request: Request, user: SupervisorUser, db: DB,
     changes: dict[str, Any] = {
         "enabled": enabled, "channels": channels or [], "answer_threshold": answer_threshold,
         "negativity_threshold": negativity_threshold, "urgency_threshold": urgency_threshold, "tone": tone,
-        "greeting": greeting, "bot_name": bot_name, "out_of_hours_message": out_of_hours_message,
+        "greeting": greeting, "bot_name": bot_name, "reasons": reasons_from_text(reasons), "out_of_hours_message": out_of_hours_message,
         "working_hours": {"days": days or [], "start": start, "end": end} if hours_enabled else {},
         "handoff_team_id": int(handoff_team_id) if handoff_team_id.isdigit() else None,
     }
