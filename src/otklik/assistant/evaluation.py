@@ -424,7 +424,8 @@ def eval_kb(kb: str, questions: str, *, answer_threshold: float | None = None, r
              + sum(1 for q, d in nulls if d.action == "answer"))
     # a clarifying question asked of a `null` question counts as a hand-off (a person takes it after the
     # customer's reply), never as a wrong answer
-    handed = [(q, d) for q, d in pairs if d.action == "handoff" or (d.action == "clarify" and d.options)]
+    handed = [(q, d) for q, d in pairs
+              if d.action == "handoff" or (d.action == "clarify" and d.options and q["expected"] is None)]
     null_handed = sum(1 for q, d in nulls if d.action == "handoff" or (d.action == "clarify" and d.options))
     out: dict[str, Any] = {
         "command": "kb", "kb": str(kb), "questions": str(questions), "embedder": inner.name,
