@@ -166,6 +166,11 @@ class KbIndex:
     # dev KBs (bench/data/kbs, the demo KB without variants): mean top-1 0.710 -> 0.756 (BENCHMARKS.md, sec. 11).
     e5_weight = 1.5
     dense_weight_with_e5 = 0.3
+    # e5 embeds ~1.2 ms a token here, so it gets the units that say something of their own, cut at 160
+    # characters: not the question variants (USE has those), not the title + opening (the first paragraph has
+    # it). On four dev KBs top-1 stayed within one question of all units at full length (bench/data/kbs).
+    e5_kinds = frozenset({"title", "paragraph", "heading", "item", "row"})
+    e5_chars = 160
 
     def __init__(self, docs: Sequence[KbDoc], embedder: Embedder, *, lexical_weight: float = 1.0,
                  language_bonus: float = 0.04, expansion_weight: float = 0.5, e5: Any = "auto"):
@@ -181,12 +186,12 @@ class KbIndex:
         e5_units: list[str] = []
         e5_owners: list[int] = []
         for i, doc in enumerate(self.docs):
-            for j, (text, weight) in enumerate(article_units(doc)):
+            for text, weight, kind in article_units_kinds(doc):
                 units.append(text)
                 owners.append(i)
                 weights.append(weight)
-                if not 1 <= j <= len(doc.questions):  # the article's own text, not its question variants
-                    e5_units.append(text)
+                if kind in self.e5_kinds:  # the article's own text, not its question variants
+                    e5_units.append(text[: self.e5_chars])
                     e5_owners.append(i)
         self.e5 = get_e5() if e5 == "auto" else e5
         self._e5_owners = np.array(e5_owners, dtype=np.int64)
@@ -403,15 +408,15 @@ def _clean(text: str) -> str:
     return " ".join(plain(text).split())
 
 
-def article_units(doc: KbDoc) -> list[tuple[str, float]]:
+def article_units_kinds(doc: KbDoc) -> list[tuple[str, float, str]]:
     """The retrieval units of one article with their weights: the title; each question variant; each
     paragraph; the title with the article's opening; each section heading, list item and table row with its
     context (the title, the heading or the sentence that leads into the list, the table's header), so that
     «Казань: 3–5 дней, 490 ₽» is found as a unit of its own, and knows what it is about."""
-    units = [(doc.title, 1.0)]
-    units += [(q, 1.0) for q in doc.questions]
-    units += [(para, 0.9) for para in _paragraphs(doc.body)]
-    units.append((f"{doc.title}. {_clean(doc.body)[:300]}", 0.95))
+    units = [(doc.title, 1.0, "title")]
+    units += [(q, 1.0, "variant") for q in doc.questions]
+    units += [(para, 0.9, "paragraph") for para in _paragraphs(doc.body)]
+    units.append((f"{doc.title}. {_clean(doc.body)[:300]}", 0.95, "opening"))
     section: str | None = None
     header: list[str] | None = None
     for block in re.split(r"\n\s*\n", doc.body):
@@ -420,13 +425,13 @@ def article_units(doc: KbDoc) -> list[tuple[str, float]]:
             m = _HEADING.match(line)
             if m:
                 section, lead = _clean(m.group(1) or m.group(2) or m.group(3)), None
-                units.append((f"{doc.title}. {section}", 0.95))
+                units.append((f"{doc.title}. {section}", 0.95, "heading"))
                 continue
             if _ITEM.match(line):
                 item = _clean(_ITEM.sub("", line, count=1))
                 context = lead or section
                 if len(item) >= 8:
-                    units.append((f"{context}: {item}" if context else item, 0.9))
+                    units.append((f"{context}: {item}" if context else item, 0.9, "item"))
                 continue
             row = _ROW.match(line)
             if row:
@@ -437,13 +442,17 @@ def article_units(doc: KbDoc) -> list[tuple[str, float]]:
                     header = cells
                     continue
                 units.append((f"{doc.title}: " + "; ".join(f"{h} {c}".strip() for h, c in zip(header, cells,
-                                                                                          strict=False)), 0.9))
+                                                                                          strict=False)), 0.9, "row"))
                 continue
             if line.strip():
                 header = None
                 if lead is None:
                     lead = _clean(line)[:150]
     return units
+
+
+def article_units(doc: KbDoc) -> list[tuple[str, float]]:
+    return [(text, weight) for text, weight, _ in article_units_kinds(doc)]
 
 
 def _paragraphs(body: str, max_chars: int = 400) -> list[str]:
