@@ -6,6 +6,8 @@ echoed as Markdown. Screenshots: artifacts/screenshots/assistant-*.png."""
 
 from __future__ import annotations
 
+import httpx
+
 from otklik.knowledge import transfer as knowledge_transfer
 from otklik.platform.db import session_scope
 from tests.conftest import make_workspace
@@ -40,5 +42,8 @@ def test_the_assistant_answers_in_the_widget_from_plain_help_pages(new_page, liv
     text = answer.text_content() or ""
     assert text.startswith("Здравствуйте! Я ИИ-ассистент")
     assert "налогов" in text and "**" not in text and "…" not in text
-    assert f"/help/{ws.slug}/a/" in text  # the full article in the help center
+    assert f"/help/{ws.slug}/a/" in text  # the full article in the help center, as a link to the server's page
+    link = answer.locator("a").first
+    assert link.get_attribute("href") == f"{live_server}/help/{ws.slug}/a/tax-deduction"
+    assert httpx.get(link.get_attribute("href") or "", timeout=10).status_code == 200
     screenshot(page, "assistant-01-widget-answer-plain-kb")

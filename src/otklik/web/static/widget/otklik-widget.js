@@ -126,6 +126,23 @@
     return node;
   }
 
+  // A message's text with its web addresses (and the help center's own /help/ paths) as links; everything
+  // else stays text nodes, so customer and agent text is never parsed as HTML.
+  var LINK = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?»)]|\/help\/[^\s<>"']+[^\s<>"'.,;:!?»)])/g;
+  function linkified(text) {
+    var node = el('div', {class: 'ow-text'});
+    var last = 0;
+    text.replace(LINK, function (url, _g, at) {
+      if (at > last) node.appendChild(document.createTextNode(text.slice(last, at)));
+      node.appendChild(el('a', {href: url.charAt(0) === '/' ? BASE + url : url, target: '_blank', rel: 'noopener nofollow',
+        text: url}));
+      last = at + url.length;
+      return url;
+    });
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+    return node;
+  }
+
   function randomId() {
     var bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
@@ -259,7 +276,7 @@
     if (m.id) node.setAttribute('data-id', String(m.id));
     node.textContent = '';
     if (m.from !== 'visitor') node.appendChild(el('div', {class: 'ow-author', text: m.author || T.agent}));
-    if (m.text) node.appendChild(el('div', {class: 'ow-text', text: m.text}));
+    if (m.text) node.appendChild(linkified(m.text));
     (m.attachments || []).forEach(function (a) {
       var url = BASE + a.url;
       node.appendChild(a.type.indexOf('image/') === 0
