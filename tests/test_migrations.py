@@ -16,3 +16,25 @@ def test_models_match_migrations():
         context = MigrationContext.configure(conn, opts={"include_object": include_object, "compare_type": False})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_0008_moves_an_earlier_shipped_answer_threshold_and_keeps_a_chosen_one(tmp_path):
+    import sqlalchemy as sa
+
+    from otklik.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    upgrade(url, "0007")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # SQLite leaves foreign keys unchecked on a plain engine: no workspaces needed
+        for ws, threshold in ((1, 0.731), (2, 0.9)):
+            conn.execute(sa.text(
+                "INSERT INTO assistant_settings (workspace_id, enabled, channels, answer_threshold, "
+                "negativity_threshold, urgency_threshold, tone, greeting, working_hours, out_of_hours_message, "
+                "updated_at) VALUES (:ws, 1, '[]', :t, 0.95, 0.95, 'formal', '', '{}', '', '2026-01-01')"),
+                {"ws": ws, "t": threshold})
+    upgrade(url, "0008")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT workspace_id, answer_threshold FROM assistant_settings")).all())
+    assert rows == {1: 0.75, 2: 0.9}
+    engine.dispose()
