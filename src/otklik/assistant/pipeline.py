@@ -20,6 +20,7 @@ from otklik.assistant.language import detect_language
 from otklik.assistant.reasons import ReasonSet
 from otklik.assistant.retrieval import Hit, KbDoc, KbIndex, Signals, plain
 from otklik.assistant.understanding import Understander, Understanding
+from otklik.platform.text import content_stems
 
 # The answer model: logistic regression over retrieval signals -> P(the best article is the right answer),
 # fitted on the demo store's validation questions by data/make_kb_calibration.py (BENCHMARKS.md, section 10).
@@ -136,11 +137,6 @@ def _logistic(model: dict[str, Any], hits: list[Hit], signals: Signals, language
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def shipped_threshold(signals: Signals | None = None) -> float:
-    model = _model(variant(signals))
-    return float(model["threshold"]) if model else DEFAULT_ANSWER_THRESHOLD
-
-
 def calibrated(hits: list[Hit], signals: Signals | None = None, language: str | None = None) -> float:
     """P(the best hit is the right article). Without `signals` (a plain `search`), the agreement and
     vocabulary signals count as neutral (the dense and lexical retrievers agreeing, every word known)."""
@@ -180,7 +176,6 @@ OPENERS = {"ru": "Здравствуйте!", "en": "Hello!", "uk": "Вітаю!
 FRIENDLY_OPENERS = {"ru": "Привет!", "en": "Hi!", "uk": "Привіт!", "de": "Hallo!", "es": "¡Hola!"}
 MORE = {"ru": "Подробнее", "en": "More", "uk": "Докладніше", "de": "Mehr dazu", "es": "Más información",
         "kk": "Толығырақ", "tr": "Ayrıntılar", "zh": "详情"}
-IN_LANGUAGE = {"ru": "(статья на русском)", "en": "(the article is in English)"}
 CLARIFY = {
     "ru": ("Уточните, пожалуйста, о чём ваш вопрос (ответьте номером):",
            "Если ни то, ни другое — напишите «оператор», и я позову сотрудника."),
@@ -249,8 +244,8 @@ def best_passage(question: str, qvec: Any, body: str, embedder: Embedder, *, max
         else:
             merged.append(t)
     vecs = embedder.encode(merged)
-    q_stems = set(_stems_of(question))
-    bags = [set(_stems_of(t)) for t in merged]
+    q_stems = set(content_stems(question))
+    bags = [set(content_stems(t)) for t in merged]
     # a question word found in few of the article's blocks (a city, a tariff's name) says more than one in all
     # (and one rare in the whole KB, by the index's idf, more than «доставка» found in every article)
     top_idf = max(idf.values()) if idf else 1.0
@@ -260,12 +255,6 @@ def best_passage(question: str, qvec: Any, body: str, embedder: Embedder, *, max
     scores = [float(v @ qvec) + sum(weight.get(w, 0.0) for w in q_stems & words) / total
               for v, words in zip(vecs, bags, strict=True)]
     return _sentences_within(merged[int(max(range(len(merged)), key=scores.__getitem__))], max_chars)
-
-
-def _stems_of(text: str) -> list[str]:
-    from otklik.platform.text import stem, tokens
-
-    return [stem(w) for w in tokens(text) if len(w) > 2]
 
 
 def article_answer(hit: Hit, u: Understanding, settings: Settings, *, link: str | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from otklik.assistant.embeddings import Embedder
-from otklik.platform.text import stem, tokens
+from otklik.platform.text import content_stems
 
 OTHER = "other"
 # Below this score (cosine + lexical share) a message is close to no described reason and goes to «other»; the
@@ -35,10 +35,6 @@ class Reason:
     name: str
     description: str = ""
     examples: list[str] = field(default_factory=list)
-
-
-def _stems(text: str) -> list[str]:
-    return [stem(w) for w in tokens(text) if len(w) > 2]
 
 
 class ReasonSet:
@@ -58,7 +54,7 @@ class ReasonSet:
         self._ex = embedder.encode(ex_texts) if ex_texts else None
         self._ex_owner = np.array(ex_owner, dtype=np.int64)
         # stems of each description, weighted by how few descriptions share them
-        bags = [Counter(_stems(t + " " + " ".join(r.examples))) for t, r in zip(texts, self.reasons, strict=True)]
+        bags = [Counter(content_stems(t + " " + " ".join(r.examples))) for t, r in zip(texts, self.reasons, strict=True)]
         df: Counter[str] = Counter()
         for b in bags:
             df.update(b.keys())
@@ -86,7 +82,7 @@ class ReasonSet:
             best = np.full(len(self.reasons), -1.0, dtype=np.float32)
             np.maximum.at(best, self._ex_owner, ex)
             s = np.where(best > -1.0, (1 - EXAMPLE_WEIGHT) * s + EXAMPLE_WEIGHT * best, s)
-        q = set(_stems(text))
+        q = set(content_stems(text))
         if q:
             lex = np.array([sum(w for t, w in bag.items() if t in q) / (sum(bag.values()) ** 0.5 or 1.0)
                             for bag in self._bags], dtype=np.float32)

@@ -30,6 +30,11 @@ def stem(word: str) -> str:
     return ru.stemWord(word) if _CYRILLIC.search(word) else en.stemWord(word)
 
 
+def content_stems(text: str) -> list[str]:
+    """Stems of the words of three letters or more (short function words say little of what a text is about)."""
+    return [stem(w) for w in tokens(text) if len(w) > 2]
+
+
 def search_terms(*texts: str | None) -> str:
     """The indexed form of a document: stems separated by spaces (bounded so huge bodies stay cheap)."""
     joined = " ".join(t for t in texts if t)[:MAX_TERMS_CHARS]
