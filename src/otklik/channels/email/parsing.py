@@ -216,6 +216,28 @@ def _addresses(raw: str, charset: str | None) -> list[tuple[str, str]]:
     return result
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
+
+
+def _sender(raw: str, charset: str | None) -> tuple[str, str]:
+    """The From header's (display name, address).
+
+    A long display name is folded across lines, and Python's own generator (`formataddr` + the SMTP or
+    default policy) re-folds a quoted name with a comma in it without its quotes, so the header reads as
+    several addresses, the first of them without an "@". The address in angle brackets is still the sender.
+    """
+    raw = _FOLD.sub("", raw)
+    found = _addresses(raw, charset)
+    if found and "@" in found[0][1]:
+        return found[0]
+    bracketed = _ANGLE_ADDRESS.search(raw)
+    if bracketed is not None:
+        name = decode_header(raw[:bracketed.start()], charset).strip().strip('"').replace('\\"', '"')
+        return name, bracketed.group(1)
+    return found[0] if found else ("", "")
+
+
 def _body_charset(msg: MimeMessage) -> str | None:
     for part in msg.walk():
         charset = part.get_content_charset()
@@ -336,8 +358,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     msg = email.message_from_bytes(raw)
     headers = _raw_headers(msg)
     charset = _body_charset(msg)
-    from_list = _addresses(_first(headers, "from"), charset)
-    from_name, from_address = from_list[0] if from_list else ("", "")
+    from_name, from_address = _sender(_first(headers, "from"), charset)
     if not from_address:
         from_address = _first(headers, "return-path").strip().strip("<>")
     subject = decode_header(_first(headers, "subject"), charset)
