@@ -62,3 +62,13 @@ def test_other_workspace_events_do_not_leak(client, ws, other_ws):
         inbound(client, ws, text="своё")
         event = receive_type(conn, "message.created")
         assert event["data"]["body_text"] == "своё"
+
+
+def test_redis_channel_follows_the_database_number():
+    """Redis delivers a publish on every database number: installs (or test workers) on one Redis server,
+    each with its own database, must not share the event channel."""
+    from otklik.platform.events import RedisEventBus
+
+    assert RedisEventBus("redis://127.0.0.1:6379/0").channel == "otklik:events"
+    assert RedisEventBus("redis://127.0.0.1:6379").channel == "otklik:events"
+    assert RedisEventBus("redis://127.0.0.1:6379/3").channel == "otklik:events:3"

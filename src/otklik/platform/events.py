@@ -1,7 +1,9 @@
 """The event bus: domain events published after commit, fanned out to WebSocket clients and handlers.
 
 In-process by default; with `OTKLIK_REDIS_URL` every web process publishes to and listens on one Redis
-pub/sub channel, so an event raised in process A reaches a browser connected to process B.
+pub/sub channel, so an event raised in process A reaches a browser connected to process B. The channel is
+named after the URL's database number: Redis delivers a publish to subscribers on every database number, and
+two installations sharing a Redis server (one database each) must not see each other's events.
 Events are never published from inside a transaction: a rolled-back change must not be announced.
 """
 
@@ -20,7 +22,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
-CHANNEL = "otklik:events"
+CHANNEL = "otklik:events"  # on Redis database 0; "otklik:events:<n>" on database n
+
+
+def channel_for(db: int) -> str:
+    return CHANNEL if db == 0 else f"{CHANNEL}:{db}"
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,12 @@ class RedisEventBus(EventBus):
 
         self._url = url
         self._redis = redis.Redis.from_url(url)
+        self.channel = channel_for(int(self._redis.connection_pool.connection_kwargs.get("db") or 0))
         self._task: asyncio.Task[None] | None = None
 
     def _fanout(self, event: Event) -> None:
         # Every process, this one included, receives it back from Redis and dispatches locally.
-        self._redis.publish(CHANNEL, event.to_json())
+        self._redis.publish(self.channel, event.to_json())
 
     async def start(self) -> None:
         if self._task is None:
@@ -160,7 +167,7 @@ class RedisEventBus(EventBus):
             client = aioredis.Redis.from_url(self._url)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 ready.set()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -168,7 +175,7 @@ class RedisEventBus(EventBus):
                     try:
                         self._dispatch_local(Event.from_json(message["data"]))
                     except (ValueError, KeyError):
-                        log.warning("ignored a malformed event on %s", CHANNEL)
+                        log.warning("ignored a malformed event on %s", self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
