@@ -1,7 +1,13 @@
-"""Test setup: one migrated database per run (SQLite by default, PostgreSQL with OTKLIK_TEST_DATABASE_URL).
+"""Test setup: one migrated database per test process (SQLite by default, PostgreSQL with
+OTKLIK_TEST_DATABASE_URL).
 
 Every test gets its own workspace, so tests are isolated by the same rule the product enforces.
 Jobs run inline (Huey immediate mode) unless a test starts real processes.
+
+Under pytest-xdist (`make test` runs `-n auto`) each worker process is a separate test run: its own temp
+dir (SQLite file, queue file, data dir), its own PostgreSQL database (`<name>_gw0`, `<name>_gw1`…, created on
+demand next to the one OTKLIK_TEST_DATABASE_URL names) and its own Redis database number (the event bus's
+pub/sub channel follows the number, so one worker never hears another's events). Live servers take free ports.
 """
 
 from __future__ import annotations
@@ -14,9 +20,36 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_TMP = Path(tempfile.mkdtemp(prefix="otklik-test-"))
+# "gw0", "gw1"… in a pytest-xdist worker (set before this module is imported); "" in a plain run.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_database_url(url: str) -> str:
+    """The worker's own PostgreSQL database beside the given one: otklik_ci -> otklik_ci_gw0."""
+    if not (WORKER and url.startswith("postgresql")):
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def _worker_redis_url(url: str | None) -> str | None:
+    """The worker's own Redis database number: gw0 -> 1, gw1 -> 2… (a plain run keeps the given one).
+
+    Redis delivers pub/sub messages across database numbers, but the event bus names its channel after the
+    number (otklik.platform.events), so workers' buses stay apart; keys (the scale-out test's queue) too."""
+    if not (url and WORKER):
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{int(WORKER.removeprefix('gw')) + 1}"))
+
+
+_TMP = Path(tempfile.mkdtemp(prefix=f"otklik-test-{WORKER}-" if WORKER else "otklik-test-"))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
-DATABASE_URL = os.environ.get("OTKLIK_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
+DATABASE_URL = _worker_database_url(os.environ.get("OTKLIK_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db")
 os.environ["OTKLIK_DATABASE_URL"] = DATABASE_URL
 os.environ["OTKLIK_QUEUE"] = "memory"
 # The e5 encoder costs ~40 ms a passage to index: tests run the assistant on its base variant, except
@@ -24,8 +57,9 @@ os.environ["OTKLIK_QUEUE"] = "memory"
 os.environ.setdefault("OTKLIK_E5", "off")
 os.environ["OTKLIK_DATA_DIR"] = str(_TMP / "data")
 os.environ["OTKLIK_QUEUE_PATH"] = str(_TMP / "queue.db")
-if os.environ.get("OTKLIK_TEST_REDIS_URL"):
-    os.environ["OTKLIK_REDIS_URL"] = os.environ["OTKLIK_TEST_REDIS_URL"]
+REDIS_URL = _worker_redis_url(os.environ.get("OTKLIK_TEST_REDIS_URL"))
+if REDIS_URL:
+    os.environ["OTKLIK_REDIS_URL"] = REDIS_URL
 else:
     os.environ.pop("OTKLIK_REDIS_URL", None)
 
@@ -41,11 +75,27 @@ PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
 
 
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _create_worker_database() -> None:
+    """Creates this worker's database, connecting to the one OTKLIK_TEST_DATABASE_URL names (which exists)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = make_url(DATABASE_URL).database
+    engine = create_engine(_psycopg(os.environ["OTKLIK_TEST_DATABASE_URL"]), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
 def _reset_postgres() -> None:
     from sqlalchemy import create_engine
 
-    url = DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(_psycopg(DATABASE_URL), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
@@ -55,9 +105,22 @@ def _reset_postgres() -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from otklik.migrations import upgrade
 
+    if not WORKER and getattr(config.option, "numprocesses", None):
+        return  # the xdist controller runs no tests: each worker migrates its own database
     if DATABASE_URL.startswith("postgresql"):
+        if WORKER:
+            _create_worker_database()
         _reset_postgres()
     upgrade(DATABASE_URL)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests share one live server and one Chromium per process: under xdist they all go to one
+    worker (`--dist loadgroup`), so the other workers never start a second browser or server."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")

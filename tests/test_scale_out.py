@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DATABASE_URL, make_workspace
+from tests.conftest import DATABASE_URL, REDIS_URL, WORKER, make_workspace
 from tests.stand_ins import WebhookReceiver
 
 REDIS = os.environ.get("OTKLIK_TEST_REDIS_URL")
@@ -42,7 +42,9 @@ def free_port() -> int:
 def env(tmp_path):
     import redis
 
-    queue_redis = REDIS.rsplit("/", 1)[0] + "/7"  # a queue of its own, emptied first
+    # A queue of its own, emptied first: Redis database 7 in a plain run; under xdist the worker's own
+    # database (tests/conftest.py), which nothing else uses, so parallel workers never empty each other's.
+    queue_redis = REDIS_URL if WORKER else REDIS.rsplit("/", 1)[0] + "/7"
     redis.Redis.from_url(queue_redis).flushdb()
     return {**os.environ, "OTKLIK_DATABASE_URL": DATABASE_URL, "OTKLIK_REDIS_URL": queue_redis,
             "OTKLIK_QUEUE": "redis", "OTKLIK_EMBEDDED_WORKER": "false", "OTKLIK_DATA_DIR": str(tmp_path),
