@@ -219,6 +219,8 @@ def upload_attachment(file: UploadFile, actor: CurrentActor, db: DB) -> Attachme
 
 
 @router.get("/attachments/{attachment_id}", tags=["attachments"], response_class=FileResponse)
+@router.get("/attachments/{attachment_id}/content", tags=["attachments"], response_class=FileResponse,
+            include_in_schema=False)  # the address the agent UI linked to before issue 19: old pages still work
 def download_attachment(attachment_id: int, actor: CurrentActor, db: DB) -> FileResponse:
     attachment, path = attachment_store.get_attachment(db, actor, attachment_id)
     inline = attachment.content_type.startswith("image/") or attachment.content_type == "application/pdf"
