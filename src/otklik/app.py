@@ -23,6 +23,7 @@ from otklik.accounts.password_reset_api import router as password_reset_router
 from otklik.accounts.workspace_profile import router as workspace_profile_router
 from otklik.assistant import jobs as assistant_jobs
 from otklik.assistant.api import router as assistant_router
+from otklik.calendars.api import router as calendars_router
 from otklik.channels.registry import load_channels
 from otklik.conversations import jobs as conversation_jobs
 from otklik.conversations.api import router as conversations_router
@@ -207,7 +208,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
     for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
-                   password_reset_router, workspace_profile_router, templates_router, tasks_router,
+                   password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

@@ -164,8 +164,12 @@ def test_out_of_hours_tells_the_customer_when(client, shop):
     import zoneinfo
 
     today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Moscow")).weekday()
-    days = [d for d in range(7) if d != today]  # every day but today: nobody is on duty now
-    enable(client, shop, working_hours={"days": days, "start": "09:00", "end": "18:00"})
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    hours = {n: ([] if i == today else [["09:00", "18:00"]]) for i, n in enumerate(names)}  # nobody on duty now
+    r = client.post("/api/v1/calendars", json={"name": "Смена", "time_zone": "Europe/Moscow", "hours": hours,
+                                               "holidays": None, "is_default": True}, headers=shop.admin)
+    assert r.status_code == 201, r.text
+    enable(client, shop)
     got = inbound(client, shop, text="позовите оператора", identity="night@example.com")
     public = [m for m in messages(client, shop, got["conversation_id"])
               if m["author_kind"] == "assistant" and not m["is_internal"]]
@@ -173,13 +177,22 @@ def test_out_of_hours_tells_the_customer_when(client, shop):
     assert "завтра в 09:00" in public[0]["body_text"]
 
 
-def test_next_opening_is_computed_in_the_workspace_timezone():
-    hours = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
+def test_next_opening_is_computed_on_the_teams_calendar_in_its_time_zone(client, ws):
+    week = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    moscow = client.post("/api/v1/calendars", json={"name": "Москва", "time_zone": "Europe/Moscow", "hours": week,
+                                                    "holidays": "RU"}, headers=ws.admin).json()
+    vlad = client.post("/api/v1/calendars", json={"name": "Владивосток", "time_zone": "Asia/Vladivostok",
+                                                  "hours": week, "holidays": "RU"}, headers=ws.admin).json()
+    team = client.post("/api/v1/teams", json={"name": "Дальний Восток", "member_ids": []}, headers=ws.admin).json()
+    client.put(f"/api/v1/teams/{team['id']}/calendar", json={"calendar_id": vlad["id"]}, headers=ws.admin)
     friday_night = dt.datetime(2026, 11, 27, 20, 0, tzinfo=dt.UTC)  # 23:00 in Moscow, Friday
-    opening = service.next_opening(hours, "Europe/Moscow", friday_night)
-    assert opening is not None and opening.weekday() == 0 and opening.hour == 9
-    monday_noon = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)  # 12:00 in Moscow
-    assert service.next_opening(hours, "Europe/Moscow", monday_noon) is None
+    monday_noon = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)  # 12:00 in Moscow, 19:00 in Vladivostok
+    with session_scope() as db:
+        opening = service.next_opening(db, ws.id, None, friday_night)  # no team: the default (Moscow)
+        assert opening is not None and opening.isoformat() == "2026-11-30T09:00:00+03:00"
+        assert service.next_opening(db, ws.id, None, monday_noon) is None
+        assert moscow["is_default"] and service.next_opening(db, ws.id, team["id"], monday_noon).isoformat() \
+            == "2026-12-01T09:00:00+10:00"
 
 
 def test_idempotent_per_message_and_quiet_once_an_agent_owns_it(client, shop):
@@ -225,7 +238,7 @@ def test_settings_api_validates_and_is_per_workspace(client, ws, other_ws):
     assert client.get("/api/v1/assistant/settings", headers=ws.agent).json()["enabled"] is False
     assert client.patch("/api/v1/assistant/settings", json={"enabled": True}, headers=ws.agent).status_code == 403
     for bad in ({"answer_threshold": 2}, {"tone": "rude"}, {"channels": ["pigeon"]}, {"nope": 1},
-                {"working_hours": {"days": [9]}}, {"working_hours": {"start": "18:00", "end": "09:00"}},
+                {"working_hours": {"days": [1]}},
                 {"handoff_team_id": 999999}):
         r = client.patch("/api/v1/assistant/settings", json=bad, headers=ws.admin)
         assert r.status_code == 422, (bad, r.text)

@@ -11,11 +11,11 @@ def test_settings_page_saves_and_validates(app, client, ws):
     b = Browser(app, ws.admin_email)
     page = b.get("/settings/assistant")
     assert page.status_code == 200 and "ИИ-помощник" in page.text and "Рабочие часы" in page.text
+    assert "/settings/calendars" in page.text
     r = b.post("/settings/assistant", {"enabled": "true", "channels": ["telegram", "widget"],
                                        "answer_threshold": "0.7", "negativity_threshold": "0.9",
                                        "urgency_threshold": "0.8", "tone": "friendly", "greeting": "Привет!",
-                                       "hours_enabled": "true", "days": ["0", "1", "2"], "start": "10:00",
-                                       "end": "19:00", "out_of_hours_message": "Ответим {when}",
+                                       "out_of_hours_message": "Ответим {when}",
                                        "bot_name": "Алиса", "reasons": "delivery | сроки доставки\n\nother|всё"},
                htmx=False)
     assert r.status_code == 303
@@ -26,7 +26,7 @@ def test_settings_page_saves_and_validates(app, client, ws):
     page = b.get("/settings/assistant")
     assert "delivery | сроки доставки\nother | всё" in page.text and 'value="Алиса"' in page.text
     assert s["enabled"] is True and s["channels"] == ["telegram", "widget"] and s["tone"] == "friendly"
-    assert s["working_hours"] == {"days": [0, 1, 2], "start": "10:00", "end": "19:00"}
+    assert "working_hours" not in s  # hours live in the business calendar now (issue 13)
     bad = b.post("/settings/assistant", {"enabled": "true", "tone": "rude"}, htmx=False)
     assert bad.status_code == 422 and "tone" in bad.text
     agent = Browser(app, ws.agent_email)

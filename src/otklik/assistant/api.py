@@ -15,12 +15,6 @@ from otklik.assistant import assist, service
 router = APIRouter(tags=["assistant"])
 
 
-class WorkingHours(Strict):
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)
-    start: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
-    end: str = Field(default="18:00", pattern=r"^\d{2}:\d{2}$")
-
-
 class SettingsIn(Strict):
     enabled: bool | None = None
     channels: list[str] | None = Field(default=None, max_length=20)
@@ -31,7 +25,6 @@ class SettingsIn(Strict):
     greeting: str | None = Field(default=None, max_length=1000)
     bot_name: str | None = Field(default=None, max_length=80)
     reasons: list[dict[str, Any]] | None = Field(default=None, max_length=60)
-    working_hours: WorkingHours | None = None
     out_of_hours_message: str | None = Field(default=None, max_length=1000)
     handoff_team_id: int | None = Field(default=None, ge=1)
 
@@ -46,7 +39,6 @@ class SettingsOut(BaseModel):
     greeting: str
     bot_name: str
     reasons: list[dict[str, Any]]
-    working_hours: dict[str, Any]
     out_of_hours_message: str
     handoff_team_id: int | None
 
@@ -83,8 +75,6 @@ def get_settings(db: DB, actor: CurrentActor) -> dict[str, Any]:
 @router.patch("/assistant/settings", response_model=SettingsOut)
 def patch_settings(body: SettingsIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
-    if "working_hours" in changes and changes["working_hours"] is None:
-        changes["working_hours"] = {}
     return service.settings_dict(service.update_settings(db, actor, changes))
 
 

@@ -26,7 +26,6 @@ class AssistantSettings(Base):
     bot_name: Mapped[str] = mapped_column(String(80), default="", server_default="")  # "": «ИИ-ассистент»
     # the workspace's own contact reasons: [{"name", "description", "examples"?}]; None/[]: the shipped store list
     reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=None, nullable=True)
-    working_hours: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # {"days": [0..6], "start": "09:00", "end": "21:00"}
     out_of_hours_message: Mapped[str] = mapped_column(Text, default="")
     handoff_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -30,6 +30,8 @@ from otklik.assistant.pipeline import OPENERS, Assistant, Decision, Settings, fi
 from otklik.assistant.reasons import ReasonSet
 from otklik.assistant.retrieval import KbDoc, KbIndex
 from otklik.assistant.understanding import get_understander
+from otklik.calendars.engine import CalendarRangeError
+from otklik.calendars.service import calendar_for, engine_of
 from otklik.conversations import service as conversations
 from otklik.conversations.models import AuthorKind, Conversation, Direction, Message, Status
 from otklik.knowledge.models import Article, FaqEntry
@@ -159,7 +161,7 @@ def get_settings_row(session: Session, workspace_id: int) -> AssistantSettings:
     if row is None:
         row = AssistantSettings(workspace_id=workspace_id, enabled=False, channels=[], answer_threshold=Settings.answer_threshold,
                                 negativity_threshold=0.95, urgency_threshold=0.95, tone="formal", greeting="",
-                                bot_name="", reasons=None, working_hours={}, out_of_hours_message="", handoff_team_id=None)
+                                bot_name="", reasons=None, out_of_hours_message="", handoff_team_id=None)
     return row
 
 
@@ -168,7 +170,6 @@ def settings_dict(row: AssistantSettings) -> dict[str, Any]:
             "negativity_threshold": row.negativity_threshold, "urgency_threshold": row.urgency_threshold,
             "tone": row.tone, "greeting": row.greeting, "bot_name": row.bot_name or "",
             "reasons": list(row.reasons or []),
-            "working_hours": dict(row.working_hours or {}),
             "out_of_hours_message": row.out_of_hours_message, "handoff_team_id": row.handoff_team_id}
 
 
@@ -218,27 +219,6 @@ def reason_set(row: AssistantSettings) -> ReasonSet | None:
     return built
 
 
-def _check_hours(value: Any) -> dict[str, Any]:
-    if value in (None, {}):
-        return {}
-    if not isinstance(value, dict) or set(value) - {"days", "start", "end"}:
-        raise field_error("working_hours", 'an object {"days": [0-6], "start": "HH:MM", "end": "HH:MM"}')
-    days = value.get("days", [0, 1, 2, 3, 4])
-    if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
-        raise field_error("working_hours.days", "weekday numbers 0 (Monday) to 6 (Sunday)")
-    out: dict[str, Any] = {"days": sorted(set(days))}
-    for key in ("start", "end"):
-        raw = value.get(key, "09:00" if key == "start" else "18:00")
-        try:
-            parsed = dt.time.fromisoformat(str(raw))
-        except ValueError:
-            raise field_error(f"working_hours.{key}", "a time HH:MM") from None
-        out[key] = parsed.strftime("%H:%M")
-    if out["start"] >= out["end"]:
-        raise field_error("working_hours.end", "must be after start")
-    return out
-
-
 def update_settings(session: Session, actor: Actor, changes: dict[str, Any]) -> AssistantSettings:
     from otklik.accounts.models import Role
 
@@ -270,8 +250,6 @@ def update_settings(session: Session, actor: Actor, changes: dict[str, Any]) -> 
             if not isinstance(value, str) or len(value.strip()) > 80:
                 raise field_error(key, "a name of at most 80 characters (empty: «ИИ-ассистент»)")
             row.bot_name = value.strip()
-        elif key == "working_hours":
-            row.working_hours = _check_hours(value)
         elif key == "handoff_team_id":
             if value is not None:
                 team = session.get(Team, value) if isinstance(value, int) and not isinstance(value, bool) else None
@@ -295,28 +273,22 @@ def pipeline_settings(row: AssistantSettings) -> Settings:
 
 # -- working hours -------------------------------------------------------------------------------------
 
-def next_opening(hours: dict[str, Any], tz: str, now: dt.datetime | None = None) -> dt.datetime | None:
-    """None while the team is on shift (or no hours are set); else when the next shift starts (local time)."""
-    if not hours:
+def next_opening(session: Session, workspace_id: int, team_id: int | None,
+                 now: dt.datetime | None = None) -> dt.datetime | None:
+    """None while the team's business calendar is open (or no calendar is set); else when it next opens, in the
+    calendar's local time. The team's own calendar, else the workspace's default one (Settings → Calendars):
+    holidays and transfers included, so 31 December at 20:00 promises 11 January, not 1 January."""
+    row = calendar_for(session, workspace_id, team_id)
+    if row is None:
         return None
+    moment = now or utcnow()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
     try:
-        zone = zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    local = (now or utcnow()).astimezone(zone)
-    start = dt.time.fromisoformat(hours["start"])
-    end = dt.time.fromisoformat(hours["end"])
-    days = set(hours.get("days", []))
-    if local.weekday() in days and start <= local.time() < end:
+        opening = engine_of(row).next_open(moment)
+    except (CalendarRangeError, ValueError):
         return None
-    for ahead in range(0, 8):
-        day = (local + dt.timedelta(days=ahead)).date()
-        if day.weekday() not in days:
-            continue
-        opening = dt.datetime.combine(day, start, tzinfo=zone)
-        if opening > local:
-            return opening
-    return None
+    return None if opening is None else opening.astimezone(zoneinfo.ZoneInfo(row.time_zone))
 
 
 def _when(opening: dt.datetime, language: str, now: dt.datetime) -> str:
@@ -433,7 +405,6 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
         if conversation.category is None:
             conversation.category = u.reason
         return _save(session, record)
-    tz = workspace.timezone if workspace is not None else "UTC"
     reply_language = customer_language(u.language)
     # the bot's first message of a chat greets once and says it is the AI assistant; later ones go straight on
     hello = row.greeting if row.greeting and reply_language == "ru" else fixed_text(OPENERS, reply_language)
@@ -470,7 +441,7 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     said = [m.body_text for m in history if m.author_kind == AuthorKind.assistant.value and not m.is_internal]
     decisions = [decision]
     note = summary(texts, decisions, said)
-    opening = next_opening(row.working_hours or {}, tz, now)
+    opening = next_opening(session, conversation.workspace_id, conversation.team_id or row.handoff_team_id, now)
     if opening is not None:
         note += f"\nВне рабочего времени: клиенту сказано, что ответим {_when(opening, 'ru', now or utcnow())}."
     noted = conversations.reply(session, actor, conversation.id, text=note, is_internal=True,

@@ -5,7 +5,8 @@
   past replies to similar messages, what the assistant already did in this conversation (article, confidence,
   reason), and a button for the summary on demand;
 - `/ui/conversations/{id}/summary`: the summary fragment;
-- `/settings/assistant`: on/off per channel, thresholds, tone, greeting, working hours, out-of-hours message.
+- `/settings/assistant`: on/off per channel, thresholds, tone, greeting, out-of-hours message (the hours
+  themselves come from the business calendar: `/settings/calendars`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
 from otklik.assistant import assist, service
 from otklik.assistant.pipeline import DEFAULT_ANSWER_THRESHOLD
+from otklik.calendars.service import calendar_for
 from otklik.conversations.service import CHANNELS
 from otklik.platform.errors import DomainError
 from otklik.web.ui.deps import CurrentUser, SupervisorUser, redirect, render, ui_router
 
 router = ui_router()
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @router.get("/ui/conversations/{conversation_id}/suggestions")
@@ -63,7 +64,8 @@ def _page(request: Request, user: Any, db: Any, *, error: str | None = None, sav
     row = service.get_settings_row(db, user.actor.workspace_id)
     return render(request, "settings/assistant.html", settings=service.settings_dict(row), channels=CHANNELS,
                   reasons_text=reasons_to_text(list(row.reasons or [])),
-                  teams=accounts.list_teams(db, user.actor), days=DAYS, error=error, saved=saved,
+                  teams=accounts.list_teams(db, user.actor), error=error, saved=saved,
+                  calendar=calendar_for(db, user.actor.workspace_id, row.handoff_team_id),
                   status_code=422 if error else 200)
 
 
@@ -83,17 +85,12 @@ def save_settings(request: Request, user: SupervisorUser, db: DB,
                   greeting: Annotated[str, Form(max_length=1000)] = "",
                   bot_name: Annotated[str, Form(max_length=80)] = "",
                   reasons: Annotated[str, Form(max_length=30_000)] = "",
-                  hours_enabled: Annotated[bool, Form()] = False,
-                  days: Annotated[list[int] | None, Form()] = None,
-                  start: Annotated[str, Form(max_length=5)] = "09:00",
-                  end: Annotated[str, Form(max_length=5)] = "18:00",
                   out_of_hours_message: Annotated[str, Form(max_length=1000)] = "",
                   handoff_team_id: Annotated[str, Form(max_length=12)] = "") -> Response:
     changes: dict[str, Any] = {
         "enabled": enabled, "channels": channels or [], "answer_threshold": answer_threshold,
         "negativity_threshold": negativity_threshold, "urgency_threshold": urgency_threshold, "tone": tone,
         "greeting": greeting, "bot_name": bot_name, "reasons": reasons_from_text(reasons), "out_of_hours_message": out_of_hours_message,
-        "working_hours": {"days": days or [], "start": start, "end": end} if hours_enabled else {},
         "handoff_team_id": int(handoff_team_id) if handoff_team_id.isdigit() else None,
     }
     try:
