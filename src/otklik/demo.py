@@ -1360,6 +1360,27 @@ def _create_staff(session: Session, system: accounts.Actor, workspace: Workspace
     return users
 
 
+# Business calendars (issue 13): the shop's support works from Moscow six days a week by the Russian production
+# calendar; warranty service sits in Novosibirsk (UTC+7), where the day starts four hours earlier.
+CALENDARS = (
+    ("Москва", "Europe/Moscow", {**{d: [["09:00", "21:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+                                 "sat": [["10:00", "18:00"]], "sun": []}, None),
+    ("Новосибирск", "Asia/Novosibirsk", {**{d: [["08:00", "13:00"], ["14:00", "17:00"]]
+                                            for d in ("mon", "tue", "wed", "thu", "fri")}, "sat": [], "sun": []},
+     "service"),
+)
+
+
+def _seed_calendars(session: Session, admin: accounts.Actor, teams: dict[str, int]) -> None:
+    from otklik.calendars import service as calendars
+
+    for name, zone, hours, team in CALENDARS:
+        row = calendars.create_calendar(session, admin, {"name": name, "time_zone": zone, "hours": hours,
+                                                         "holidays": "RU", "shortened_preholiday": True})
+        if team is not None:
+            calendars.set_team_calendar(session, admin, teams[team], row.id)
+
+
 def _seed(session: Session, now: dt.datetime) -> User:
     rng = random.Random(SEED)
     workspace = accounts.create_workspace(session, slug=SLUG, name=NAME)
@@ -1371,6 +1392,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
         team = accounts.create_team(session, actors["marina"], name=name,
                                     member_ids=[users[m].id for m in members])
         teams[key] = team.id
+    _seed_calendars(session, actors["admin"], teams)
 
     builder = _Builder(rng, now)
     people = builder.people()

@@ -85,7 +85,8 @@ class OpenOut(BaseModel):
 
 class DayOut(BaseModel):
     date: str
-    kind: str
+    weekday: int  # 0 = Monday
+    kind: str  # holiday / day_off / extra_working / shortened
     name: str
     hours: list[list[str]]
 

@@ -288,7 +288,8 @@ def year_days(row: Calendar, year: int) -> list[dict[str, Any]]:
     while date.year == year:
         kind, intervals = engine.day(date)
         if kind not in (DayKind.WORKING, DayKind.WEEKEND):
-            out.append({"date": date.isoformat(), "kind": kind, "name": str(names.get(date, "")),
+            out.append({"date": date.isoformat(), "weekday": date.weekday(), "kind": kind,
+                        "name": str(names.get(date, "")),
                         "hours": [[format_minutes(s), format_minutes(e)] for s, e in intervals]})
         date += dt.timedelta(days=1)
     return out

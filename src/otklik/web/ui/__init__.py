@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from otklik.web.ui import (
     assist,
     auth,
+    calendars,
     channels,
     conversation,
     customers,
@@ -24,7 +25,8 @@ from otklik.web.ui import (
 from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
-PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels)
+PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
+         calendars)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
