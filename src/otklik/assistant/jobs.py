@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 
 from otklik.platform.db import run_transaction, session_scope, utcnow
+from otklik.platform.errors import DomainError
 from otklik.platform.events import Event, get_bus
-from otklik.platform.jobs import huey
+from otklik.platform.jobs import is_permanent, task
 
 log = logging.getLogger(__name__)
 SWEEP_WINDOW = dt.timedelta(hours=6)
 
 
-@huey.task(retries=3, retry_delay=2)
+@task(retries=3, retry_delay=2)
 def assistant_process(message_id: int) -> str:
     from sqlalchemy.exc import IntegrityError
 
-    from otklik.assistant.service import process_message
+    from otklik.assistant.service import process_message, record_failure
 
     try:
         return run_transaction(lambda session: process_message(session, message_id).status)
     except IntegrityError:  # a concurrent worker stored the decision for this message first
         return "duplicate"
+    except DomainError as exc:
+        if not is_permanent(exc):
+            raise
+        # no retry and no sweep can mend it: the failure becomes the message's decision, the agent gets a note
+        log.warning("assistant gave up on message %s (not retried): %s %s", message_id, exc.code, exc.message)
+        error = exc
+        with contextlib.suppress(IntegrityError):  # a concurrent worker recorded it first
+            run_transaction(lambda session: record_failure(session, message_id, error))
+        return "gave up"
 
 
 def on_message_created(event: Event) -> None:

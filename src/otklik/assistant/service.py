@@ -32,6 +32,7 @@ from otklik.assistant.retrieval import KbDoc, KbIndex
 from otklik.assistant.understanding import get_understander
 from otklik.calendars.engine import CalendarRangeError
 from otklik.calendars.service import calendar_for, engine_of
+from otklik.conversations import reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.models import AuthorKind, Conversation, Direction, Message, Status
 from otklik.knowledge.models import Article, FaqEntry
@@ -311,6 +312,7 @@ class Outcome:
 
 
 PUBLIC_KINDS = frozenset({"wall_comment", "review", "comment"})
+NO_WRITTEN_REPLY = "no_written_reply"  # the channel's reply check refuses a written reply (phone)
 
 
 def _pending_options(session: Session, conversation_id: int) -> list[str]:
@@ -413,6 +415,11 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
         # a public comment (a VK wall, a review) never gets a chat-style text from the bot: a person answers
         record.action, record.reason = "handoff", "public_comment"
         decision = dataclasses.replace(decision, action="handoff", reason="public_comment")
+    elif reply_checks.explain(session, conversation) is not None:
+        # a channel that takes no written reply now (a phone call, a callback request): the bot cannot write
+        # there, so a person gets the conversation with the summary, and nothing is sent to the customer
+        record.action, record.reason = "handoff", NO_WRITTEN_REPLY
+        decision = dataclasses.replace(decision, action="handoff", reason=NO_WRITTEN_REPLY)
     meta = {"assistant": {"decision": decision.action, "reason": decision.reason,
                           "confidence": round(decision.confidence, 4), "article_id": decision.article_id,
                           "article_title": decision.article_title, "language": u.language}}
@@ -447,7 +454,7 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     noted = conversations.reply(session, actor, conversation.id, text=note, is_internal=True,
                                 author=AuthorKind.assistant)
     noted.meta = {**meta, "assistant": {**meta["assistant"], "summary": True}}
-    if decision.reason not in {"abuse", "public_comment"}:
+    if decision.reason not in {"abuse", "public_comment", NO_WRITTEN_REPLY}:
         if opening is not None:
             # the workspace's own out-of-hours text is in its language: a customer writing in another gets ours
             own = row.out_of_hours_message if reply_language == "ru" else ""
@@ -526,6 +533,28 @@ def _save(session: Session, record: AssistantDecision) -> Outcome:
     except IntegrityError:  # another worker decided this message first: its transaction wins
         raise
     return Outcome("decided", record)
+
+
+def record_failure(session: Session, message_id: int, error: DomainError) -> bool:
+    """The message's job failed in a way no retry can mend: store that as its decision (so the sweep does not
+    bring it back) and tell the agent in an internal note, once. False when there is nothing to record."""
+    message = session.get(Message, message_id)
+    if message is None or session.scalar(select(AssistantDecision.id).where(
+            AssistantDecision.message_id == message_id)) is not None:
+        return False
+    record = AssistantDecision(workspace_id=message.workspace_id, conversation_id=message.conversation_id,
+                               message_id=message.id, action="handoff", reason="error", failed=True,
+                               details={"error": {"code": error.code, "message": error.message}})
+    try:
+        noted = conversations.reply(
+            session, Actor.system(message.workspace_id, kind="assistant"), message.conversation_id,
+            text=f"ИИ-ассистент не смог обработать это сообщение и передаёт его вам: {error.message}",
+            is_internal=True, author=AuthorKind.assistant)
+        record.reply_message_id = noted.id
+    except DomainError:  # a merged conversation takes no note: the decision alone stops the retries
+        pass
+    _save(session, record)
+    return True
 
 
 def conversation_summary(session: Session, actor: Actor, conversation_id: int) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
 from otklik.platform.db import affected, session_scope, utcnow
 from otklik.platform.events import after_commit
-from otklik.platform.jobs import huey
+from otklik.platform.jobs import task
 
 log = logging.getLogger(__name__)
 MAX_EVENT_ATTEMPTS = 5
@@ -19,7 +19,7 @@ STALE_SECONDS = 60
 KEEP_DAYS = 7
 
 
-@huey.task(retries=0)
+@task(retries=0)
 def process_channel_event(event_id: int) -> str:
     from otklik.channels.base import get_plugin
 

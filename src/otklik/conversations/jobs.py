@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from otklik.conversations import outbox
-from otklik.platform.jobs import huey
+from otklik.platform.jobs import task
 
 
-@huey.task(retries=3, retry_delay=5)
+@task(retries=3, retry_delay=5)
 def deliver_outbox(outbox_id: int) -> str:
     return outbox.deliver(outbox_id)
 

@@ -1,20 +1,25 @@
 """The job queue: Huey, with SQLite storage embedded by default and Redis when scaled out.
 
 Jobs are enqueued after commit and must be idempotent: the database row is the truth, the job is a nudge,
-and a periodic sweep re-enqueues anything a crashed worker left behind.
+and a periodic sweep re-enqueues anything a crashed worker left behind. Every job is declared with `task()`:
+a job that fails with a permanent error (a 4xx-like `DomainError`) stops there, said once in one log line,
+never retried; only what may pass on a later try (a crash, a timeout, 429) is retried.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
 from otklik.platform.config import get_settings
+from otklik.platform.errors import DomainError, RateLimited
 
 
 def _make_huey() -> Huey:
@@ -33,6 +38,39 @@ def _make_huey() -> Huey:
 
 log = logging.getLogger(__name__)
 huey: Huey = _make_huey()
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An error that the same job would meet again on every try: a refused request (4xx), not a rate limit."""
+    return isinstance(exc, DomainError) and 400 <= exc.status_code < 500 and not isinstance(exc, RateLimited)
+
+
+class Job:
+    """The callable Huey runs for one job kind: `job` itself, with permanent errors turned into a result."""
+
+    def __init__(self, job: Callable[..., Any]):
+        functools.update_wrapper(self, job)  # Huey names the task after the function: same name as before
+        self.job = job
+        self.name: str = job.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.job(*args, **kwargs)
+        except DomainError as exc:
+            if not is_permanent(exc):
+                raise
+            log.warning("job %s%r gave up, it cannot succeed (not retried): %s %s", self.name, args,
+                        exc.code, exc.message)
+            return f"gave up: {exc.code}"
+
+
+def task(*, retries: int = 0, retry_delay: int = 0) -> Callable[[Callable[..., Any]], Any]:
+    """`@task(retries=3, retry_delay=5)`: a Huey task whose permanent errors end it at once (see `Job`)."""
+
+    def declare(job: Callable[..., Any]) -> Any:
+        return huey.task(retries=retries, retry_delay=retry_delay)(Job(job))
+
+    return declare
 
 
 def run_consumer(workers: int = 2) -> None:

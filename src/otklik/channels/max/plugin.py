@@ -50,7 +50,7 @@ from otklik.conversations.service import InboundMessage, receive
 from otklik.customers import service as customers
 from otklik.platform.errors import field_error
 from otklik.platform.events import after_commit
-from otklik.platform.jobs import huey
+from otklik.platform.jobs import task
 
 log = logging.getLogger(__name__)
 KIND = "max"
@@ -367,7 +367,7 @@ class MaxSender:
         return send_parts(self.account, message, parts)
 
 
-@huey.task(retries=1, retry_delay=2)
+@task(retries=1, retry_delay=2)
 def answer_callback(account_id: int, callback_id: str) -> bool:
     from otklik.platform.db import session_scope
 

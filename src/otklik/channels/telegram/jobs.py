@@ -10,12 +10,12 @@ from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
 from otklik.channels.telegram import client
 from otklik.platform.db import session_scope
-from otklik.platform.jobs import huey
+from otklik.platform.jobs import task
 
 log = logging.getLogger(__name__)
 
 
-@huey.task(retries=1, retry_delay=2)
+@task(retries=1, retry_delay=2)
 def answer_callback(account_id: int, callback_query_id: str) -> bool:
     with session_scope(write=False) as session:
         account = session.get(ChannelAccount, account_id)
