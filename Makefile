@@ -21,7 +21,7 @@ demo: $(STAMP)  ## set up and run the demo shop on http://127.0.0.1:$${OTKLIK_PO
 # Test processes (pytest-xdist): one a core, at most 4; `make test TEST_WORKERS=0` runs in this process alone.
 TEST_WORKERS ?= auto
 
-test: $(STAMP)  ## the whole suite (SQLite by default; see .ci/run for PostgreSQL + Redis); -rs says what skipped and why
+test: $(STAMP)  ## the whole suite (SQLite by default; see .ci/run for PostgreSQL + Redis); -rfEs lists failures and skip reasons
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 lint: $(STAMP)
