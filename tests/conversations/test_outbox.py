@@ -114,10 +114,36 @@ def test_live_lease_is_not_stolen(client, ws, receiver):
     assert item.id not in outbox.due_ids()
 
 
-def test_unconfigured_channel_keeps_the_message_queued(client, ws):
+def test_a_reply_with_no_channel_to_deliver_through_fails_at_once_with_the_reason(client, ws):
+    """Issue 19: it used to sit «queued» through eight attempts over hours, listed nowhere."""
     message = reply(client, ws)
     item = item_for(message["id"])
-    assert item.status == "pending" and "no api channel" in item.last_error
+    assert item.status == "dead" and item.attempts == 1 and "not connected" in item.last_error
+    stored = status_of(client, ws, message)
+    assert stored["delivery_status"] == "failed" and "not connected" in stored["delivery_error"]
+    assert item.id not in outbox.due_ids()
+    assert [d["id"] for d in client.get("/api/v1/outbox?status=dead", headers=ws.admin).json()] == [item.id]
+    assert not outbox.can_deliver("api", ws.id)
+    # connected afterwards: the admin's retry from the undelivered list delivers it
+    rec = WebhookReceiver()
+    try:
+        r = client.put("/api/v1/channels/api", json={"webhook_url": rec.url}, headers=ws.admin)
+        assert r.status_code == 200, r.text
+        rec.secret = r.json()["secret"]
+        assert outbox.can_deliver("api", ws.id)
+        assert client.post(f"/api/v1/outbox/{item.id}/retry", headers=ws.admin).status_code == 200
+        assert status_of(client, ws, message)["delivery_status"] == "sent" and len(rec.applied) == 1
+        # switched off: the next reply fails at once again, and says why
+        from otklik.channels.models import ChannelAccount
+
+        with session_scope() as s:
+            s.execute(update(ChannelAccount).where(ChannelAccount.workspace_id == ws.id).values(enabled=False))
+        second = client.post(f"/api/v1/conversations/{message['conversation_id']}/messages",
+                             json={"text": "Ещё одно"}, headers=ws.agent).json()
+        assert status_of(client, ws, second)["delivery_status"] == "failed"
+        assert item_for(second["id"]).status == "dead" and len(rec.applied) == 1
+    finally:
+        rec.close()
 
 
 def test_internal_note_has_no_outbox_row(client, ws, receiver):

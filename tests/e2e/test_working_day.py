@@ -8,6 +8,7 @@ import httpx
 
 from tests.conftest import make_workspace
 from tests.e2e._ui import post_inbound, sign_in
+from tests.e2e.conftest import screenshot
 
 
 def test_agent_opens_the_customers_attachment_from_the_thread(new_page, live_server):
@@ -34,3 +35,30 @@ def test_agent_opens_the_customers_attachment_from_the_thread(new_page, live_ser
     # the address earlier pages linked to works too, with the agent's session
     old = page.request.get(f"/api/v1/attachments/{attachment_id}/content")
     assert old.status == 200 and old.body() == content
+
+
+def test_a_reply_into_a_channel_that_is_not_connected_is_warned_failed_and_listed(new_page, live_server):
+    ws = make_workspace("e2eundelivered")
+    got = post_inbound(live_server, ws, text="Где мой заказ 4512?", customer_name="Борис")  # the API channel,
+    cid = got["conversation_id"]  # whose webhook this workspace never connected
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    # said before the agent types
+    warning = page.locator("#composer #delivery-warning")
+    assert warning.is_visible() and "не подключён" in warning.inner_text()
+    page.fill("#reply-text", "Заказ 4512 уже в пути")
+    page.click("#reply-send")
+    sent = page.locator("#thread .msg.outbound", has_text="Заказ 4512 уже в пути")
+    sent.wait_for()
+    # marked not delivered at once, with the reason, instead of «queued» for hours
+    failed = sent.locator(".ticks.failed")
+    failed.wait_for(timeout=5_000)
+    assert "not connected" in (failed.get_attribute("title") or "")
+    screenshot(page, "conversation-reply-not-delivered")
+    # and listed under «Недоставленные сообщения» for an admin to retry once the channel is connected
+    admin = new_page()
+    sign_in(admin, ws.admin_email, next_path="/settings/channels")
+    row = admin.locator("#dead-letters tr[data-outbox-id]")
+    row.first.wait_for()
+    assert row.count() == 1 and "not connected" in row.inner_text() and "api" in row.inner_text()
+    assert admin.locator("#dead-title").inner_text() == "Недоставленные сообщения"

@@ -59,6 +59,17 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+class NotConnected(DeliveryError):
+    """No account of the channel can take the reply (none connected, or switched off). Retrying cannot help
+    until an admin connects one, so the row is dead at once: the agent sees «not delivered» with this reason,
+    and the reply waits under Settings → Channels → Undelivered messages to be retried."""
+
+    def __init__(self, channel: str):
+        super().__init__(f"the {channel} channel is not connected or is switched off: there is nothing to "
+                         f"deliver this reply through (connect it in Settings → Channels, then retry)",
+                         permanent=True)
+
+
 class Sender(Protocol):
     def send(self, message: OutboundMessage) -> str | None:
         """Deliver; return the channel's message id. Raise DeliveryError on failure."""
@@ -76,6 +87,16 @@ def get_sender(channel: str, workspace_id: int) -> Sender | None:
     """The configured sender of another channel (a web form's replies go out through the email channel)."""
     factory = _senders.get(channel)
     return factory(workspace_id) if factory else None
+
+
+def can_deliver(channel: str, workspace_id: int) -> bool:
+    """Whether a reply in `channel` has something to go out through now (the agent UI warns when not). A
+    sender that delivers through another channel (a web form's replies are e-mails) answers `can_deliver()`."""
+    sender = get_sender(channel, workspace_id)
+    if sender is None:
+        return False
+    through = getattr(sender, "can_deliver", None)
+    return bool(through()) if callable(through) else True
 
 
 def enqueue_after_commit(session: Session, outbox_id: int) -> None:
@@ -160,8 +181,9 @@ def deliver(outbox_id: int) -> str:
     factory = _senders.get(outbound.channel)
     sender = factory(outbound.workspace_id) if factory else None
     if sender is None:
-        _finish(outbound, error=DeliveryError(f"no {outbound.channel} channel is configured for delivery",
-                                              permanent=False))
+        error = NotConnected(outbound.channel)
+        log.warning("outbox %s is not delivered: %s", outbox_id, error)
+        _finish(outbound, error=error)
         return "unconfigured"
     try:
         channel_message_id = sender.send(outbound)

@@ -37,7 +37,7 @@ from otklik.channels.models import ChannelAccount
 from otklik.conversations import reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Conversation
-from otklik.conversations.outbox import DeliveryError, OutboundMessage, get_sender
+from otklik.conversations.outbox import DeliveryError, NotConnected, OutboundMessage, get_sender
 from otklik.customers.identities import normalise_phone
 from otklik.customers.models import Identity
 from otklik.customers.suggestions import CLAIM_PREFIX, identity_for_claim
@@ -285,8 +285,11 @@ class FormSender:
             raise DeliveryError("the form gave no e-mail address to answer to", permanent=True)
         email_sender = get_sender("email", self.workspace_id)
         if email_sender is None:
-            raise DeliveryError("form replies go by e-mail, and no email channel is configured")
+            raise NotConnected("email")  # form replies go by e-mail
         return email_sender.send(dataclasses.replace(message, channel="email", recipients=recipients))
+
+    def can_deliver(self) -> bool:
+        return get_sender("email", self.workspace_id) is not None
 
 
 class FormPlugin(ChannelPlugin):

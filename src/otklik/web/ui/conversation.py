@@ -119,6 +119,22 @@ def reply_warning(db: Any, conversation: Conversation) -> str | None:
     return reply_checks.explain(db, conversation)
 
 
+def delivery_warning(request: Request, db: Any, conversation: Conversation) -> str | None:
+    """Said before the agent types: the conversation's channel has nothing connected to deliver a reply through
+    (the reply may still be written; the outbox marks it not delivered, with the reason)."""
+    if reply_warning(db, conversation) is not None:  # the channel's own rule already says why not
+        return None
+    from otklik.conversations import outbox
+
+    if outbox.can_deliver(conversation.channel, conversation.workspace_id):
+        return None
+    _ = translator(request)
+    channel = translator(request)(f"channel:{conversation.channel}")  # a coded key, not a message to extract
+    return _("The %(channel)s channel of this conversation is not connected or is switched off: a reply will not "
+             "be delivered. Connect it in Settings → Channels, or answer through another channel of this customer.",
+             channel=channel)
+
+
 def side_context(db: Any, user: UIUser, conversation: Conversation) -> dict[str, Any]:
     return {
         "conversation": conversation,
@@ -142,7 +158,8 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
     context.update(side_context(db, user, conversation))
     return render(request, "conversation.html", **context, items=items, customer_name=customer_name,
                   reply_channels=reply_channels(db, user, conversation),
-                  warning=reply_warning(db, conversation))
+                  warning=reply_warning(db, conversation),
+                  delivery_warning=delivery_warning(request, db, conversation))
 
 
 @router.get("/ui/conversations/{conversation_id}/thread")
