@@ -147,3 +147,26 @@ def test_demo_has_a_second_workspace_whose_kb_is_plain_help_pages():
         clinic = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
         assert session.scalar(select(func.count()).select_from(Article)
                               .where(Article.workspace_id == clinic.id)) == len(articles)
+
+
+def test_demo_prints_the_team_the_widget_key_and_the_shop_page(client, capsys):
+    import re
+
+    from otklik.cli import main
+    from otklik.demo import team_sign_ins
+
+    assert main(["demo", "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    keys = re.findall(r"/widget/demo\?key=(wk_[\w-]+)", out)
+    assert len(keys) == 2 and f"Widget key: {keys[0]}" in out  # the shop's, then the clinic's
+    for key in keys:
+        page = client.get(f"/widget/demo?key={key}")
+        assert page.status_code == 200 and key in page.text
+    team = team_sign_ins()
+    assert len(team) == 6 and {role for _, _, role in team} == {"supervisor", "agent"}  # all but the admin
+    password = re.search(r"Sign in: \S+ / (\S+)", out).group(1)
+    for email, _, role in team:
+        assert f"{email}  (" in out
+        with session_scope() as session:  # each signs in with the printed password
+            _, _, user = accounts.login(session, workspace_slug=SLUG, email=email, password=password, ttl_hours=1)
+            assert user.role == role

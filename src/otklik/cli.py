@@ -48,6 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     Periodic(jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
     Periodic(assistant_jobs.sweep_pending, 60.0).start()  # customer messages a crash left undecided
+    Periodic(jobs.sweep_sla, settings.sla_sweep_seconds).start()  # SLA warnings and breaches, each fired once
     from otklik.channels.registry import start_background
 
     start_background()  # channel pollers (Telegram long polling) and the sweep of unfinished inbound events
@@ -102,7 +103,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from otklik.demo import seed_demo
+    from otklik.demo import seed_demo, team_sign_ins
     from otklik.migrations import upgrade
     from otklik.platform.config import get_settings
 
@@ -110,14 +111,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     upgrade()
     login = seed_demo(reset=args.reset)
     port = args.port or settings.port
+    base = f"http://{settings.host}:{port}"
     print("\n" + "=" * 64)
-    print(f" Otklik demo: http://{settings.host}:{port}   API docs: http://{settings.host}:{port}/api/docs")
+    print(f" Otklik demo: {base}   API docs: {base}/api/docs")
     print(f" Workspace: {login['workspace']}   Sign in: {login['email']} / {login['password']}")
+    print(" The rest of the team, same password:")
+    for email, name, role in team_sign_ins():
+        print(f"   {email}  ({name}, {role})")
     print(f" API token: {login['token']}")
+    print(f" Widget key: {login['widget_key']}")
+    print(f" Demo shop page with the chat widget: {base}/widget/demo?key={login['widget_key']}")
+    print(f" Help center: {base}/help/{login['workspace']}/")
     print(f" Second workspace, a clinic whose KB is plain help pages (no question variants): "
           f"{login['second_workspace']}")
-    print(f"   Sign in: {login['second_email']} / {login['password']}   Help center: "
-          f"http://{settings.host}:{port}/help/{login['second_workspace']}/")
+    print(f"   Sign in: {login['second_email']} / {login['password']}")
+    print(f"   Chat widget: {base}/widget/demo?key={login['second_widget_key']}   Help center: "
+          f"{base}/help/{login['second_workspace']}/")
     print("=" * 64 + "\n", flush=True)
     if args.no_serve:
         return 0

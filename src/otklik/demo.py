@@ -1587,10 +1587,24 @@ def seed_demo(reset: bool = False) -> dict[str, str]:
                 session.execute(delete(Workspace).where(Workspace.id == clinic.id))
                 session.expunge_all()
         seed_clinic(session)
+        # The chat widget's public keys (created with the defaults on first use, as Settings → Website widget
+        # does): `otklik demo` prints the demo shop page of each, /widget/demo?key=...
+        from otklik.web.widget.service import get_settings_row
+
+        clinic = accounts.get_workspace_by_slug(session, CLINIC_SLUG)
+        assert clinic is not None
+        widget_key = get_settings_row(session, admin.workspace_id).public_key
+        second_widget_key = get_settings_row(session, clinic.id).public_key
         # Nothing to announce (no one watches a workspace being built) and nothing to deliver.
         discard_after_commit(session)
     return {"workspace": workspace_slug, "email": EMAIL, "password": PASSWORD, "token": token,
-            "second_workspace": CLINIC_SLUG, "second_email": CLINIC_EMAIL}
+            "widget_key": widget_key, "second_workspace": CLINIC_SLUG, "second_email": CLINIC_EMAIL,
+            "second_widget_key": second_widget_key}
 
 
-__all__ = ["EMAIL", "PASSWORD", "SLUG", "seed_demo"]
+def team_sign_ins() -> list[tuple[str, str, str]]:
+    """(email, name, role) of the demo shop's other team members; they sign in with the demo password too."""
+    return [(email, name, role.value) for key, (name, email, role, _) in STAFF.items() if key != "admin"]
+
+
+__all__ = ["EMAIL", "PASSWORD", "SLUG", "seed_demo", "team_sign_ins"]
