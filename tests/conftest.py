@@ -55,6 +55,9 @@ os.environ["OTKLIK_QUEUE"] = "memory"
 # The e5 encoder costs ~40 ms a passage to index: tests run the assistant on its base variant, except
 # tests/assistant/test_e5.py, which turns it on for its own small KB.
 os.environ.setdefault("OTKLIK_E5", "off")
+# The app's background SLA sweep runs once at start-up, then daily: tests build timelines in the past and sweep
+# them themselves with an explicit `now` (tests/conversations/test_sla.py)
+os.environ.setdefault("OTKLIK_SLA_SWEEP_SECONDS", "86400")
 os.environ["OTKLIK_DATA_DIR"] = str(_TMP / "data")
 os.environ["OTKLIK_QUEUE_PATH"] = str(_TMP / "queue.db")
 REDIS_URL = _worker_redis_url(os.environ.get("OTKLIK_TEST_REDIS_URL"))

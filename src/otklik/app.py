@@ -27,6 +27,7 @@ from otklik.calendars.api import router as calendars_router
 from otklik.channels.registry import load_channels
 from otklik.conversations import jobs as conversation_jobs
 from otklik.conversations.api import router as conversations_router
+from otklik.conversations.sla_api import router as sla_router
 from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
@@ -173,11 +174,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     bus = get_bus()
     assistant_jobs.install()
     await bus.start()
-    consumer = sweeper = assistant_sweeper = None
+    consumer = sweeper = assistant_sweeper = sla_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
         assistant_sweeper = Periodic(assistant_jobs.sweep_pending, 60.0).start()
+        sla_sweeper = Periodic(conversation_jobs.sweep_sla, settings.sla_sweep_seconds).start()
     from otklik.channels.registry import start_background
 
     channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
@@ -195,6 +197,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sweeper.stop()
         if assistant_sweeper:
             assistant_sweeper.stop()
+        if sla_sweeper:
+            sla_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
@@ -209,6 +213,7 @@ def create_app() -> FastAPI:
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
     for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
+                   sla_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

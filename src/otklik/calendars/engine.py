@@ -274,7 +274,9 @@ class BusinessCalendar:
         if minutes < 0:
             raise ValueError("minutes must not be negative")
         ts = int(start.timestamp())
-        tl = self._timeline(ts)
+        tl = self._tl
+        if tl is None or not tl.lo_ts <= ts < tl.hi_ts:  # the common case is one comparison, no call
+            tl = self._timeline(ts)
         for _ in range(MAX_YEARS_AHEAD + 1):
             if minutes == 0:
                 i = bisect.bisect_right(tl.starts, ts) - 1
@@ -300,7 +302,9 @@ class BusinessCalendar:
         s, e = int(start.timestamp()), int(end.timestamp())
         if e < s:
             raise ValueError("end is before start")
-        tl = self._timeline(s, e)
+        tl = self._tl
+        if tl is None or not (tl.lo_ts <= s and e < tl.hi_ts):
+            tl = self._timeline(s, e)
         return (tl.worked(e) - tl.worked(s)) // 60
 
     def is_open(self, at: dt.datetime) -> bool:

@@ -30,7 +30,7 @@ from otklik.conversations.schemas import (
     ReplyIn,
 )
 from otklik.platform.api import Page
-from otklik.platform.db import run_transaction
+from otklik.platform.db import run_transaction, utcnow
 from otklik.platform.errors import NotFound
 from otklik.platform.jsonbody import SafeJSONRoute
 from otklik.platform.pagination import decode_cursor
@@ -52,7 +52,9 @@ def conversations_out(db: Session, conversations: Sequence[Conversation]) -> lis
         message_count=c.message_count, last_message_preview=c.last_message_preview, version=c.version,
         created_at=c.created_at, updated_at=c.updated_at, last_message_at=c.last_message_at,
         last_customer_message_at=c.last_customer_message_at, first_response_at=c.first_response_at,
-        solved_at=c.solved_at, closed_at=c.closed_at) for c in conversations]
+        solved_at=c.solved_at, closed_at=c.closed_at, waiting_since=c.waiting_since,
+        assistant_answered_at=c.assistant_answered_at, sla_due_at=c.sla_due_at,
+        sla_breached=bool(c.sla_breached)) for c in conversations]
 
 
 def messages_out(db: Session, messages: Sequence[Message]) -> list[MessageOut]:
@@ -79,15 +81,21 @@ def list_conversations(
     created_from: dt.datetime | None = None,
     created_to: dt.datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="full-text search in messages")] = None,
-    sort: Literal["last_message_at", "waiting", "created_at", "priority", "number"] = "last_message_at",
+    sla_breached: Annotated[bool, Query(description="only conversations with a breached SLA target")] = False,
+    due_within: Annotated[int | None, Query(ge=0, le=525_600, description="only conversations whose earliest "
+                                            "running SLA target is due within this many minutes")] = None,
+    sort: Literal["last_message_at", "waiting", "created_at", "priority", "number", "due"] = "last_message_at",
     order: Literal["asc", "desc"] = "desc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
 ) -> Page[ConversationOut]:
+    """`sort=due`: the soonest SLA due time first (ascending whatever `order` says), then conversations with
+    no running target."""
     filters = service.ConversationFilters(
         status=status or [], assignee_id=assignee_id, unassigned=unassigned, team_id=team_id, channel=channel,
         tag=tag, priority=priority or [], customer_id=customer_id,
-        created_from=_aware(created_from), created_to=_aware(created_to), q=q)
+        created_from=_aware(created_from), created_to=_aware(created_to), q=q, sla_breached=sla_breached,
+        due_before=utcnow() + dt.timedelta(minutes=due_within) if due_within is not None else None)
     rows, next_cursor = service.list_conversations(db, actor, filters, sort=sort, descending=order == "desc",
                                                    cursor=cursor, limit=limit)
     return Page(items=conversations_out(db, rows), next_cursor=next_cursor)

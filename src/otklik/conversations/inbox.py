@@ -191,16 +191,52 @@ def mark_read(session: Session, actor: Actor, conversation_id: int) -> None:
                                           Mention.seen_at.is_(None)).values(seen_at=now))
 
 
+# The assistant answered and the customer has said nothing since for this long: nobody waits any more
+# (docs/service-levels.md, «Waiting time»). A customer message after the answer starts waiting again.
+ASSISTANT_SILENCE_SECONDS = 30 * 60
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def wait_state(conversation: Conversation, now: dt.datetime | None = None) -> tuple[int | None, str]:
-    """(seconds the customer has waited for us, 'ok' | 'near' | 'over'); None when nobody waits on us."""
-    if conversation.status not in (Status.new.value, Status.open.value):
+    """(seconds the customer has waited for a person, 'ok' | 'near' | 'over' | 'bot'); None when nobody waits.
+
+    Waiting starts at the first customer message no person has answered (`waiting_since`) and ends with a
+    person's public reply. A bot message never ends it: a conversation the assistant handed off waits from the
+    customer's message; one the assistant answered shows 'bot' and stops waiting once the customer has been
+    silent for ASSISTANT_SILENCE_SECONDS. Colours: the SLA's due time when a target runs, else fixed targets."""
+    if conversation.status not in (Status.new.value, Status.open.value) or conversation.waiting_since is None:
         return None, "ok"
-    if conversation.last_message_at > conversation.last_customer_message_at:
-        return None, "ok"  # we answered last
-    waited = int(((now or utcnow()) - conversation.last_customer_message_at).total_seconds())
+    now = now or utcnow()
+    since = aware(conversation.waiting_since)
+    answered = conversation.assistant_answered_at
+    if answered is not None and aware(answered) >= since:
+        if (now - aware(answered)).total_seconds() >= ASSISTANT_SILENCE_SECONDS:
+            return None, "ok"
+        return max(int((now - since).total_seconds()), 0), "bot"
+    waited = max(int((now - since).total_seconds()), 0)
+    if conversation.sla_due_at is not None:
+        return waited, sla_colour(conversation, now)
     target = WAIT_TARGET_SECONDS[conversation.priority]
     state = "over" if waited >= target else "near" if waited >= target * NEAR_TARGET else "ok"
-    return max(waited, 0), state
+    return waited, state
+
+
+def sla_colour(conversation: Conversation, now: dt.datetime) -> str:
+    """'over' past the earliest due time, 'near' in its last quarter (of the time from the wait's start), else
+    'ok'."""
+    due = conversation.sla_due_at
+    if due is None:
+        return "ok"
+    due = aware(due)
+    left = (due - now).total_seconds()
+    if left <= 0:
+        return "over"
+    start = aware(conversation.waiting_since or conversation.created_at)
+    span = max((due - start).total_seconds(), 1.0)
+    return "near" if left / span <= 1 - NEAR_TARGET else "ok"
 
 
 # -- mentions ------------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ class Conversation(Base):
         Index("ix_conv_ws_team_status", "workspace_id", "team_id", "status", "last_message_at", "id"),
         Index("ix_conv_ws_customer", "workspace_id", "customer_id", "id"),
         Index("ix_conv_ws_created", "workspace_id", "created_at", "id"),
+        Index("ix_conv_ws_status_due", "workspace_id", "status", "sla_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +128,14 @@ class Conversation(Base):
     # The assistant's signals (conversations/signals.py): shown in red in the inbox, filterable.
     sentiment: Mapped[str | None] = mapped_column(String(8))  # negative / neutral / positive
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Waiting time (docs/service-levels.md): since the first customer message that no person has answered yet;
+    # a bot message never clears it. `assistant_answered_at`: the assistant answered after that message.
+    waiting_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    assistant_answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # SLA (conversations/sla.py): the earliest due time of a running timer (the inbox's «due soonest»), and
+    # whether any target of this conversation was breached.
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ConversationTag(Base):

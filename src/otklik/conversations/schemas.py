@@ -63,9 +63,13 @@ class ConversationOut(BaseModel):
     updated_at: dt.datetime
     last_message_at: dt.datetime
     last_customer_message_at: dt.datetime
-    first_response_at: dt.datetime | None
+    first_response_at: dt.datetime | None  # the first public reply of a person (never the assistant's)
     solved_at: dt.datetime | None
     closed_at: dt.datetime | None
+    waiting_since: dt.datetime | None = None  # a customer waits on a person since (docs/service-levels.md)
+    assistant_answered_at: dt.datetime | None = None
+    sla_due_at: dt.datetime | None = None  # the earliest running SLA target's due time
+    sla_breached: bool = False
 
 
 class AttachmentOut(BaseModel):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from otklik.accounts.models import Role, Team, User
 from otklik.accounts.service import Actor, next_conversation_number, record_audit
+from otklik.conversations import sla
 from otklik.conversations.models import (
     PRIORITY_RANK,
     Attachment,
@@ -125,8 +126,11 @@ class ConversationFilters:
     category: str | None = None
     language: str | None = None
     sentiment: str | None = None
-    flagged: bool = False  # urgent or negative (the assistant's signals)
+    flagged: bool = False  # urgent or negative (the assistant's signals), or urgent priority
     ids: list[int] | None = None  # e.g. the conversations that mention me
+    # SLA (issue 13): a target breached; the earliest running target due before this moment
+    sla_breached: bool = False
+    due_before: dt.datetime | None = None
 
 
 SORTS = {
@@ -135,6 +139,7 @@ SORTS = {
     "created_at": Conversation.created_at,
     "priority": Conversation.priority,
     "number": Conversation.number,
+    "due": Conversation.sla_due_at,  # soonest SLA due time first; conversations without one after them
 }
 
 
@@ -150,8 +155,10 @@ def _cursor_value(conversation: Conversation, sort: str) -> Any:
 def _parse_cursor_value(sort: str, value: Any) -> Any:
     from otklik.conversations.models import RANK_PRIORITY
 
+    if sort == "due" and value is None:
+        return None  # the page ended among conversations without a due time
     try:
-        if sort in ("last_message_at", "waiting", "created_at"):
+        if sort in ("last_message_at", "waiting", "created_at", "due"):
             return dt.datetime.fromisoformat(value)
         if sort == "priority":
             return RANK_PRIORITY[int(value)]
@@ -192,7 +199,12 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
     if filters.sentiment:
         stmt = stmt.where(Conversation.sentiment == filters.sentiment)
     if filters.flagged:
-        stmt = stmt.where(or_(Conversation.urgent.is_(True), Conversation.sentiment == "negative"))
+        stmt = stmt.where(or_(Conversation.urgent.is_(True), Conversation.sentiment == "negative",
+                              Conversation.priority == Priority.urgent))
+    if filters.sla_breached:
+        stmt = stmt.where(Conversation.sla_breached.is_(True))
+    if filters.due_before is not None:
+        stmt = stmt.where(Conversation.sla_due_at <= filters.due_before)
     if filters.channel:
         stmt = stmt.where(Conversation.channel == filters.channel)
     if filters.priority:
@@ -219,6 +231,8 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
         else:
             stmt = stmt.where(Conversation.id.in_(select(Message.conversation_id).where(
                 Message.workspace_id == actor.workspace_id, clause)))
+    if sort == "due":
+        return _list_by_due(session, stmt, statuses, cursor, limit)
     if cursor:
         raw_value, last_id = decode_cursor(cursor)
         value = _parse_cursor_value(sort, raw_value)
@@ -240,6 +254,41 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = encode_cursor(_cursor_value(last, sort), last.id)
+    return rows[:limit], next_cursor
+
+
+def _list_by_due(session: Session, stmt: Any, statuses: list[str], cursor: str | None,
+                 limit: int) -> tuple[list[Conversation], str | None]:
+    """«Due soonest»: conversations with a running SLA target by due time, then the rest by id. Each status walks
+    its (workspace, status, sla_due_at, id) index, so a page reads about a page of rows (bench/inbox_page.py)."""
+    due, last_id, phase_null = None, 0, False
+    if cursor:
+        raw_value, last_id = decode_cursor(cursor)
+        due = _parse_cursor_value("due", raw_value)
+        phase_null = due is None
+    column = Conversation.sla_due_at
+    parts = [stmt.where(Conversation.status == st) for st in statuses] if len(statuses) > 1 else [stmt]
+    rows: list[Conversation] = []
+    if not phase_null:
+        timed = [p.where(column.is_not(None)) for p in parts]
+        if due is not None:
+            timed = [p.where(or_(column > due, and_(column == due, Conversation.id > last_id))) for p in timed]
+        for part in timed:
+            rows += session.scalars(part.order_by(column.asc(), Conversation.id.asc()).limit(limit + 1))
+        rows.sort(key=lambda c: (c.sla_due_at, c.id))
+        rows = rows[:limit + 1]
+        last_id = 0
+    if len(rows) <= limit:
+        untimed = [p.where(column.is_(None), Conversation.id > last_id) for p in parts]
+        rest: list[Conversation] = []
+        for part in untimed:
+            rest += session.scalars(part.order_by(Conversation.id.asc()).limit(limit + 1 - len(rows)))
+        rest.sort(key=lambda c: c.id)
+        rows += rest[:limit + 1 - len(rows)]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.sla_due_at.isoformat() if last.sla_due_at else None, last.id)
     return rows[:limit], next_cursor
 
 
@@ -560,6 +609,10 @@ def receive_many(session: Session, workspace_id: int, inbounds: Sequence[Inbound
             conversation.status = status_after_customer_message(Status(before_status)).value
             if before_status == Status.solved.value and conversation.status != Status.solved.value:
                 conversation.solved_at = None
+            was_waiting = conversation.waiting_since is not None
+            if not was_waiting:
+                conversation.waiting_since = message.created_at
+            sla.on_customer_message(session, conversation, message.created_at, was_waiting=was_waiting)
             if new_conversation:
                 record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
                              action="created", after={"channel": conversation.channel,
@@ -648,8 +701,16 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
         text=plain, html=clean_html, is_internal=is_internal, channel=channel, delivery_status=status,
         attachment_ids=attachment_ids, meta=meta)
     if not is_internal:
-        if conversation.first_response_at is None:
-            conversation.first_response_at = message.created_at
+        if author == AuthorKind.agent:
+            # only a person answers: the assistant's messages never count as a first response or end a wait
+            # (docs/service-levels.md, «Waiting time»)
+            if conversation.first_response_at is None:
+                conversation.first_response_at = message.created_at
+            conversation.waiting_since = None
+            conversation.assistant_answered_at = None
+            sla.on_agent_reply(session, conversation, message.created_at)
+        elif author == AuthorKind.assistant and conversation.waiting_since is not None:
+            conversation.assistant_answered_at = message.created_at
         before = conversation.status
         conversation.status = status_after_public_reply(Status(before)).value
         if actor.user_id is not None and conversation.assignee_id is None and author == AuthorKind.agent:
@@ -779,6 +840,13 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
         after_tags = _set_tags(session, conversation, changes["tags"] or [])
         if sorted(before_tags) != sorted(after_tags):
             changed["tags"] = (before_tags, after_tags)
+    if "status" in changed:
+        sla.on_status(session, conversation, changed["status"][0], changed["status"][1], now)
+        if conversation.status in (Status.solved.value, Status.closed.value):
+            conversation.waiting_since = conversation.assistant_answered_at = None
+    if changed.keys() & {"priority", "team_id", "category", "language"}:
+        sla.reevaluate(session, actor, conversation, now, reason="changed: " + ", ".join(
+            sorted(changed.keys() & {"priority", "team_id", "category", "language"})))
     if changed:
         conversation.version += 1
         conversation.updated_at = now
@@ -813,6 +881,10 @@ def merge_conversations(session: Session, actor: Actor, *, target_id: int, sourc
                                      or source.first_response_at < target.first_response_at):
         target.first_response_at = source.first_response_at
     target.created_at = min(target.created_at, source.created_at)
+    waits = [w for w in (target.waiting_since, source.waiting_since) if w is not None]
+    target.waiting_since = min(waits) if waits else None
+    source.waiting_since = source.assistant_answered_at = None
+    sla.stop_all(session, source, utcnow())  # its timers no longer apply; the target's keep counting
     merged_tags = tags_of(session, [target.id, source.id])
     _set_tags(session, target, merged_tags[target.id] + merged_tags[source.id])
     before_status = source.status

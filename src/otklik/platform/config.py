@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 8
     outbox_lease_seconds: int = 60
     outbox_sweep_seconds: float = 15.0
+    sla_sweep_seconds: float = 15.0  # how often workers fire due SLA warnings and breaches
     # Outgoing mail of the platform itself (password resets). Unset host: email is not set up, and an admin
     # hands out one-time reset links from the users settings page instead.
     smtp_host: str | None = None

@@ -6,6 +6,7 @@ as fragments (`/ui/inbox/list`, `/ui/inbox/counts`) that app.js re-fetches when 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -27,11 +28,14 @@ from otklik.web.ui.deps import CurrentUser, UIUser, redirect, render, ui_router
 router = ui_router()
 PAGE_SIZE = 30
 STATUS_CHOICES = ("active", "new", "open", "pending", "solved", "closed", "any")
-SORT_CHOICES = {"waiting": ("waiting", False), "priority": ("priority", True), "recent": ("last_message_at", True)}
+SORT_CHOICES = {"waiting": ("waiting", False), "priority": ("priority", True), "recent": ("last_message_at", True),
+                "due": ("due", False)}
+SLA_CHOICES = ("", "breached", "soon")  # «SLA breached», «due within 30 minutes»
+DUE_SOON_MINUTES = 30
 VIEW_LABELS = (("mine", "Mine"), ("unassigned", "Unassigned"), ("team", "My team"), ("all", "All"),
                ("mentions", "Mentions"))
 FILTER_KEYS = ("view", "status", "channel", "priority", "tag", "category", "assignee", "language", "flagged",
-               "sort")
+               "sla", "sort")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class InboxQuery:
     assignee: str = ""
     language: str = ""
     flagged: str = ""
+    sla: str = ""
     sort: str = "waiting"
     cursor: str = ""
     _filter_query: str | None = field(default=None, repr=False, compare=False)
@@ -77,6 +82,8 @@ class InboxQuery:
             raise field_error("assignee", "a user id or 'none'")
         if q.flagged not in ("", "1"):
             raise field_error("flagged", "'1' or empty")
+        if q.sla not in SLA_CHOICES:
+            raise field_error("sla", "'breached', 'soon' or empty")
         if q.language and len(q.language) > 8:
             raise field_error("language", "at most 8 characters")
         return q
@@ -93,6 +100,9 @@ class InboxQuery:
         f.category = self.category or None
         f.language = self.language or None
         f.flagged = self.flagged == "1"
+        f.sla_breached = self.sla == "breached"
+        if self.sla == "soon":
+            f.due_before = utcnow() + dt.timedelta(minutes=DUE_SOON_MINUTES)
         if self.assignee == "none":
             f.unassigned = True
         elif self.assignee:
@@ -119,7 +129,7 @@ class InboxQuery:
     @property
     def has_filters(self) -> bool:
         return any(getattr(self, k) for k in ("channel", "priority", "tag", "category", "assignee", "language",
-                                              "flagged")) or self.status != "active"
+                                              "flagged", "sla")) or self.status != "active"
 
 
 @dataclass
@@ -131,6 +141,8 @@ class Row:
     wait_seconds: int | None
     wait_state: str
     assignee_name: str
+    sla_left: int | None = None  # seconds to the earliest running SLA target (negative: late)
+    sla_state: str = "ok"
 
     @property
     def alert(self) -> bool:
@@ -153,9 +165,12 @@ def list_rows(db: Session, user: UIUser, query: InboxQuery, team_ids: list[int],
     rows = []
     for c in items:
         waited, state = inbox.wait_state(c, now)
+        due = c.sla_due_at
         rows.append(Row(conversation=c, customer_name=names.get(c.customer_id, ""), tags=tags.get(c.id, []),
                         unread=c.id in unread, wait_seconds=waited, wait_state=state,
-                        assignee_name=users.get(c.assignee_id, "") if c.assignee_id else ""))
+                        assignee_name=users.get(c.assignee_id, "") if c.assignee_id else "",
+                        sla_left=int((inbox.aware(due) - now).total_seconds()) if due is not None else None,
+                        sla_state=inbox.sla_colour(c, now)))
     return rows, next_cursor
 
 
@@ -170,7 +185,7 @@ def inbox_context(request: Request, db: Session, user: UIUser, query: InboxQuery
         "saved_views": inbox.list_saved_views(db, user.actor),
         "users": users, "channels": CHANNELS,
         "priorities": [p.value for p in Priority], "status_choices": STATUS_CHOICES,
-        "sort_choices": list(SORT_CHOICES),
+        "sort_choices": list(SORT_CHOICES), "sla_choices": SLA_CHOICES,
     }
 
 

@@ -10,10 +10,16 @@
   var T = {
     ru: { viewing: "%s тоже смотрит", typing: "%s печатает…", and: " и ", solved: "Диалог решён",
           assigned: "Назначено вам", unresolved: "Заполните переменные шаблона: ", empty: "Нет шаблонов",
-          offline: "Нет связи с сервером, переподключаемся…", newMessage: "Новое сообщение" },
+          offline: "Нет связи с сервером, переподключаемся…", newMessage: "Новое сообщение",
+          slaWarning: "SLA: #%n — скоро срок (%k)", slaBreached: "SLA нарушен: #%n (%k)",
+          first_response: "первый ответ", next_response: "следующий ответ", resolution: "решение",
+          units: ["с", "мин", "ч", "д"] },
     en: { viewing: "%s is also viewing", typing: "%s is typing…", and: " and ", solved: "Conversation solved",
           assigned: "Assigned to you", unresolved: "Fill in the template variables: ", empty: "No templates",
-          offline: "Connection lost, reconnecting…", newMessage: "New message" }
+          offline: "Connection lost, reconnecting…", newMessage: "New message",
+          slaWarning: "SLA: #%n is due soon (%k)", slaBreached: "SLA breached: #%n (%k)",
+          first_response: "first response", next_response: "next response", resolution: "resolution",
+          units: ["s", "min", "h", "d"] }
   }[lang] || {};
 
   function csrf() {
@@ -66,6 +72,21 @@
   /* -- the conversation list: selection and keyboard ------------------------------------------------ */
   var conversationEl = document.getElementById("conversation");
   var conversationId = conversationEl ? Number(conversationEl.dataset.conversationId) : null;
+  // a conversation opens at its latest messages (the agent's own last reply in view), as a chat does, and stays
+  // there while the composer's suggestions arrive and take their share, unless the agent scrolled up
+  var openedThread = conversationEl && document.getElementById("thread");
+  if (openedThread) {
+    var pinnedToEnd = true;
+    openedThread.scrollTop = openedThread.scrollHeight;
+    openedThread.addEventListener("scroll", function () {
+      pinnedToEnd = openedThread.scrollTop + openedThread.clientHeight >= openedThread.scrollHeight - 4;
+    });
+    if (window.ResizeObserver) {
+      new ResizeObserver(function () {
+        if (pinnedToEnd) openedThread.scrollTop = openedThread.scrollHeight;
+      }).observe(openedThread);
+    }
+  }
 
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("#conversation-list .conv-row")); }
   function selectedIndex(list) {
@@ -167,6 +188,7 @@
         thread.appendChild(item);
       });
       thread.scrollTop = thread.scrollHeight;
+      refreshStale();
       if (document.visibilityState === "visible") post("/ui/conversations/" + conversationId + "/read");
     }).finally(function () {
       fetchingThread = false;
@@ -174,9 +196,18 @@
     });
   }
 
+  // a delivery status can change before its message is on the page (a reply that fails at once): it is
+  // fetched again once the thread has the message, instead of the page showing «queued» until a reload
+  var staleMessages = {};
+  function refreshStale() {
+    Object.keys(staleMessages).forEach(function (id) {
+      if (document.getElementById("msg-" + id)) { delete staleMessages[id]; refreshMessage(Number(id)); }
+    });
+  }
   function refreshMessage(messageId) {
     var el = document.getElementById("msg-" + messageId);
-    if (!conversationId || !el) return;
+    if (!conversationId) return;
+    if (!el) { staleMessages[messageId] = true; refreshThread(); return; }
     fetch("/ui/conversations/" + conversationId + "/thread?only=" + messageId,
           { credentials: "same-origin", headers: { "HX-Request": "true" } })
       .then(function (r) { return r.ok ? r.text() : ""; })
@@ -245,6 +276,43 @@
   }
   setInterval(renderPresence, 1000);
 
+  /* -- SLA: live countdowns in the inbox, warnings and breaches for the people concerned -------------- */
+  function waitText(seconds) {
+    var u = T.units || ["s", "min", "h", "d"], s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + " " + u[0];
+    if (s < 3600) return Math.floor(s / 60) + " " + u[1];
+    if (s < 86400) {
+      var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+      return m && h < 10 ? h + " " + u[2] + " " + m + " " + u[1] : h + " " + u[2];
+    }
+    return Math.floor(s / 86400) + " " + u[3];
+  }
+  function tickSla() {
+    var now = Date.now();
+    document.querySelectorAll(".sla-due[data-due]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.dataset.due) - now) / 1000);
+      var out = el.querySelector(".sla-left");
+      if (out) out.textContent = (left < 0 ? "−" : "") + waitText(Math.abs(left));
+      if (left <= 0 && el.dataset.slaState !== "over") {
+        el.classList.remove("ok", "near");
+        el.classList.add("over");
+        el.dataset.slaState = "over";
+      }
+    });
+  }
+  setInterval(tickSla, 15000);
+  function slaNotice(type, d) {
+    var text = (type === "sla.breached" ? T.slaBreached : T.slaWarning).replace("%n", d.number)
+      .replace("%k", T[d.kind] || d.kind);
+    var el = toast(text, type === "sla.breached" ? "error" : "");
+    if (el) el.classList.add("sla-toast");
+    beep();
+    if (window.Notification && Notification.permission === "granted") {
+      var n = new Notification(text, { tag: "otklik-sla-" + d.conversation_id + "-" + d.kind });
+      n.onclick = function () { window.focus(); window.location = "/conversations/" + d.conversation_id; };
+    }
+  }
+
   /* -- the WebSocket -------------------------------------------------------------------------------- */
   var socket = null, retry = 1000, lastTyping = 0;
   function sendPresence(state, hello) {
@@ -263,6 +331,10 @@
     } else if (ev.type === "conversation.updated" || ev.type === "conversation.created") {
       refreshList();
       if (conversationId && d.id === conversationId) { refreshSide(); refreshThread(); }
+    } else if (ev.type === "sla.warning" || ev.type === "sla.breached") {
+      refreshList();
+      if (conversationId && d.conversation_id === conversationId) refreshSide();
+      if ((d.notify_user_ids || []).indexOf(userId) >= 0) slaNotice(ev.type, d);
     } else if (ev.type === "presence") {
       if (!conversationId || d.conversation_id !== conversationId || d.user_id === userId) return;
       if (d.state === "left") delete peers[d.user_id];
