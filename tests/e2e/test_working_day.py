@@ -4,6 +4,9 @@ that is not connected)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
 
 from tests.conftest import make_workspace
@@ -62,3 +65,64 @@ def test_a_reply_into_a_channel_that_is_not_connected_is_warned_failed_and_liste
     row.first.wait_for()
     assert row.count() == 1 and "not connected" in row.inner_text() and "api" in row.inner_text()
     assert admin.locator("#dead-title").inner_text() == "Недоставленные сообщения"
+
+
+LONG_QUESTION = ("Здравствуйте! Заказала 3 декабря чайник и блендер, заказ 4512, оплатила картой сразу.\n"
+                 "Обещали доставку курьером по Москве на следующий день, но прошла уже неделя.\n"
+                 "В личном кабинете статус «передан в доставку», трек-номер в СМС не пришёл.\n"
+                 "Подскажите, пожалуйста, сколько стоит доставка и когда привезут? Если не привезут до пятницы,\n"
+                 "хочу отменить заказ и вернуть деньги на карту.")
+
+
+def test_the_thread_keeps_two_thirds_of_the_column_at_1280x800(new_page, live_server):
+    from tests.assistant.test_live import seed_kb
+
+    ws = make_workspace("e2elayout")
+    seed_kb(ws)
+    r = httpx.patch(f"{live_server}/api/v1/assistant/settings", json={"enabled": True}, headers=ws.admin,
+                    timeout=60)
+    assert r.status_code == 200, r.text
+    got = post_inbound(live_server, ws, text=LONG_QUESTION, customer_name="Анна Смирнова")
+    cid = got["conversation_id"]
+    r = httpx.post(f"{live_server}/api/v1/conversations/{cid}/messages", headers=ws.agent, timeout=30,
+                   json={"text": "Анна, здравствуйте! Заказ 4512 передан курьеру, привезём завтра до 18:00."})
+    assert r.status_code == 201, r.text
+    page = new_page(viewport=(1280, 800))
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.locator("#delivery-warning").wait_for()  # the channel's warning (this API channel is not connected)
+    page.locator("#assist-suggestions .assist-item").first.wait_for(state="attached", timeout=30_000)
+    page.wait_for_timeout(300)
+
+    def box(selector: str) -> dict:
+        found = page.locator(selector).first.bounding_box()
+        assert found is not None, selector
+        return found
+
+    def assert_the_thread_is_the_page() -> None:
+        column, thread = box("#conversation"), box("#thread")
+        assert thread["height"] >= column["height"] * 2 / 3, (thread, column)
+        # the customer's message is whole (not squeezed to a clipped line), the agent's reply in view
+        question = page.locator("#thread .msg.inbound", has_text="Заказала 3 декабря").first
+        heights = question.evaluate(
+            "el => [el.clientHeight, el.scrollHeight, el.querySelector('.msg-body').clientHeight]")
+        assert heights[0] >= heights[1] - 1 and heights[2] > 4 * 16, heights
+        reply = box("#thread .msg.outbound[data-author-kind='agent']")
+        assert thread["y"] <= reply["y"] and reply["y"] + reply["height"] <= thread["y"] + thread["height"] + 1, (
+            reply, thread)
+        # the reply box and the send button stay on screen
+        send = box("#reply-send")
+        assert send["y"] + send["height"] <= 800 and box("#reply-text")["height"] >= 40
+
+    assert_the_thread_is_the_page()
+    path = screenshot(page, "conversation-long-thread-1280x800")
+    # all of it open (the suggestions, the summary): they scroll in their own third, the thread stays
+    for closed in page.locator("#composer details:not([open]) > summary").all():
+        closed.click()
+    page.click("#assist-summary-button")
+    page.locator("#assist-summary-text").wait_for(state="attached", timeout=30_000)
+    page.wait_for_timeout(300)
+    assert_the_thread_is_the_page()
+    extras = page.locator("#composer-extras").evaluate("el => [el.scrollHeight, el.clientHeight]")
+    assert extras[0] > extras[1]  # more than fits: a scroll area, not a taller composer
+    docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "conversation-long-thread-1280x800.png"
+    shutil.copyfile(path, docs)
