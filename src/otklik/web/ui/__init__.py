@@ -21,12 +21,13 @@ from otklik.web.ui import (
     knowledge,
     search,
     settings,
+    sla,
 )
 from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars)
+         calendars, sla)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
