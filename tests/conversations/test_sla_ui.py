@@ -42,3 +42,18 @@ def test_agent_reads_in_english_and_cannot_change(app, client, ws):
     page = agent.get("/settings/sla")
     assert page.status_code == 200 and "first response 30 min" in page.text and 'id="sla-create-form"' not in page.text
     assert agent.post("/settings/sla", {"name": "x", "first": "5"}, htmx=False).status_code in (302, 303, 403)
+
+
+def test_the_conversation_side_panel_shows_the_timers(app, client, ws):
+    from tests.conftest import inbound
+
+    client.post("/api/v1/sla-policies", json={"name": "Всё", "first_response_minutes": 30, "resolution_minutes": 600,
+                                               "business_hours": False}, headers=ws.admin)
+    got = inbound(client, ws, text="Где заказ?", identity="side@example.com")
+    b = Browser(app, ws.admin_email)
+    side = b.get(f"/ui/conversations/{got['conversation_id']}/side")
+    assert side.status_code == 200 and 'id="sla-timers"' in side.text
+    assert 'data-sla-kind="first_response" data-sla-state="running"' in side.text and "первый ответ" in side.text
+    timers = client.get(f"/api/v1/conversations/{got['conversation_id']}/sla", headers=ws.agent).json()
+    assert [t["kind"] for t in timers] == ["first_response", "resolution"]
+    assert 0 < timers[0]["seconds_left"] <= 1800 and timers[0]["state"] == "running"

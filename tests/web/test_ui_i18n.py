@@ -34,8 +34,8 @@ def used_messages() -> set[str]:
     for rel in PY:
         for _, msg, _, _ in extract_from_file("python", WEB / rel, keywords={"_": None}):
             found.add(msg if isinstance(msg, str) else msg[0])
-    found.discard("status:")
-    found.discard("priority:")
+    for prefix in ("status:", "priority:", "sla:", "sla-state:"):
+        found.discard(prefix)
     return found
 
 
@@ -43,7 +43,9 @@ def coded_keys() -> set[str]:
     keys = {f"status:{s.value}" for s in Status} | {"status:active", "status:any"}
     keys |= {f"priority:{p.value}" for p in Priority}
     keys |= {f"channel:{c}" for c in CHANNELS} | {f"chan:{c}" for c in CHANNELS}
-    keys |= {f"sort:{s}" for s in ("waiting", "priority", "recent")}
+    keys |= {f"sort:{s}" for s in ("waiting", "priority", "recent", "due")}
+    keys |= {f"sla:{k}" for k in ("first_response", "next_response", "resolution")}
+    keys |= {f"sla-state:{k}" for k in ("running", "paused", "met", "breached", "stopped")}
     keys |= {f"sentiment:{s}" for s in ("negative", "neutral", "positive")}
     keys |= {f"delivery:{s}" for s in ("read", "delivered", "sent", "queued")}
     return keys

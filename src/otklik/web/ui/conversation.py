@@ -18,6 +18,7 @@ from otklik.accounts.deps import DB
 from otklik.accounts.models import AuditEntry
 from otklik.conversations import inbox
 from otklik.conversations import service as conversations
+from otklik.conversations import sla
 from otklik.conversations.models import Conversation, Message, Priority, Status
 from otklik.conversations.service import CHANNELS
 from otklik.conversations.templates import VARIABLE
@@ -30,7 +31,7 @@ from otklik.web.ui.inbox import InboxQuery, inbox_context
 router = ui_router()
 THREAD_LIMIT = 500
 SYSTEM_ACTIONS = {"status_changed", "assigned", "team_changed", "priority_changed", "merged", "merged_into",
-                  "tags_changed", "category_changed", "signals_changed"}
+                  "tags_changed", "category_changed", "signals_changed", "sla_breached", "sla_warning", "sla_changed"}
 # identity kinds a written reply can go out through (a phone number gets no chat message)
 REPLY_KINDS = ("email", "telegram", "vk", "whatsapp", "max", "widget")
 
@@ -68,6 +69,12 @@ def _event_text(request: Request, entry: AuditEntry, users: dict[int, str]) -> s
         return _("%(who)s changed the category to %(new)s", who=who, new=after.get("category") or "—")
     if entry.action in ("merged", "merged_into"):
         return _("%(who)s merged conversations", who=who)
+    if entry.action == "sla_breached":
+        return _("SLA breached: %(kind)s", kind=_("sla:" + str(after.get("kind"))))
+    if entry.action == "sla_warning":
+        return _("SLA: %(kind)s is due soon", kind=_("sla:" + str(after.get("kind"))))
+    if entry.action == "sla_changed":
+        return _("SLA targets recounted after the change")
     if entry.action == "signals_changed":
         return _("Signals: %(signals)s", signals=", ".join(f"{k}={v}" for k, v in after.items()))
     return entry.action
@@ -142,6 +149,7 @@ def side_context(db: Any, user: UIUser, conversation: Conversation) -> dict[str,
         "teams": accounts.list_teams(db, user.actor),
         "tags": conversations.tags_of(db, [conversation.id])[conversation.id],
         "statuses": [s.value for s in Status], "priorities": [p.value for p in Priority],
+        "sla_timers": [sla.timer_view(t) for t in sla.timers_for(db, conversation.id)],
     }
 
 
