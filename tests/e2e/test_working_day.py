@@ -13,6 +13,7 @@ import httpx
 from tests.conftest import make_workspace
 from tests.e2e._ui import post_inbound, sign_in
 from tests.e2e.conftest import screenshot
+from tests.e2e.test_widget import shop  # noqa: F401  (the fixture: a shop page on another origin)
 
 
 def test_agent_opens_the_customers_attachment_from_the_thread(new_page, live_server):
@@ -128,3 +129,37 @@ def test_the_thread_keeps_two_thirds_of_the_column_at_1280x800(new_page, live_se
     if os.environ.get("OTKLIK_DOCS_SCREENSHOTS") == "1":  # refresh the copy in docs/ on purpose, not on every run
         docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "conversation-long-thread-1280x800.png"
         shutil.copyfile(path, docs)
+
+
+def test_a_callback_request_reaches_the_agent_with_the_assistants_note_and_no_failing_job(
+        new_page, live_server, shop):  # noqa: F811  (the fixture imported above)
+    from tests.e2e.test_widget import eventually, shop_page, widget_conversation
+
+    ws = make_workspace("e2ecallback")
+    key = httpx.get(f"{live_server}/api/v1/widget/settings", headers=ws.admin, timeout=10).json()["public_key"]
+    r = httpx.patch(f"{live_server}/api/v1/assistant/settings", json={"enabled": True}, headers=ws.admin,
+                    timeout=60)
+    assert r.status_code == 200, r.text
+    log = Path(os.environ["OTKLIK_DATA_DIR"]) / f"live-server-{live_server.rsplit(':', 1)[1]}.log"
+    log_before = log.stat().st_size if log.exists() else 0
+    visitor = new_page()
+    visitor.goto(shop_page(shop, live_server, key, "callback-19.html"))
+    visitor.locator("#otklik-widget[data-state=ready]").wait_for(state="attached")
+    visitor.locator(".ow-launcher").click()
+    visitor.locator(".ow-menu [data-kind=callback]").click()
+    form = visitor.locator(".ow-callback-form")
+    form.locator("[name=name]").fill("Олег")
+    form.locator("[name=phone]").fill("8 (999) 765-43-21")
+    form.locator("button[type=submit]").click()
+    visitor.locator(".ow-done").wait_for()
+    conversation = eventually(lambda: widget_conversation(live_server, ws, "phone"))
+    assert isinstance(conversation, dict)
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{conversation['id']}")
+    page.locator("#thread .msg.inbound", has_text="Просьба перезвонить").wait_for()
+    # the assistant handed it to a person with its note, and wrote nothing into the phone conversation
+    page.locator("#thread .msg.note[data-author-kind='assistant']").wait_for()
+    assert page.locator("#thread .msg.outbound[data-author-kind='assistant']").count() == 0
+    assert page.locator("#reply-warning").is_visible()  # the phone channel's own rule, said to the agent
+    new_log = log.read_bytes()[log_before:].decode(errors="replace") if log.exists() else ""
+    assert "Traceback" not in new_log and "takes no written replies" not in new_log, new_log[-2000:]
