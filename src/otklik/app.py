@@ -37,6 +37,8 @@ from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
+from otklik.service_levels import jobs as rule_jobs
+from otklik.service_levels.api import router as rules_router
 from otklik.web.realtime import router as realtime_router
 from otklik.web.ui import install as install_ui
 from otklik.web.widget.api import WidgetCORS
@@ -173,13 +175,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     "set a long random OTKLIK_SECRET_KEY before connecting real channels")
     bus = get_bus()
     assistant_jobs.install()
+    rule_jobs.install()
     await bus.start()
-    consumer = sweeper = assistant_sweeper = sla_sweeper = None
+    consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
         assistant_sweeper = Periodic(assistant_jobs.sweep_pending, 60.0).start()
         sla_sweeper = Periodic(conversation_jobs.sweep_sla, settings.sla_sweep_seconds).start()
+        rules_sweeper = Periodic(rule_jobs.sweep_time_rules, 60.0).start()
     from otklik.channels.registry import start_background
 
     channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
@@ -199,6 +203,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             assistant_sweeper.stop()
         if sla_sweeper:
             sla_sweeper.stop()
+        if rules_sweeper:
+            rules_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
@@ -211,9 +217,10 @@ def create_app() -> FastAPI:
                               "(create one at POST /api/v1/api-tokens) or a session cookie + `X-CSRF-Token`.")
     install_error_handlers(app)
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
+    rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
     for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
-                   sla_router,
+                   sla_router, rules_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

@@ -49,6 +49,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     Periodic(jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
     Periodic(assistant_jobs.sweep_pending, 60.0).start()  # customer messages a crash left undecided
     Periodic(jobs.sweep_sla, settings.sla_sweep_seconds).start()  # SLA warnings and breaches, each fired once
+    from otklik.service_levels import jobs as rule_jobs
+
+    rule_jobs.install()
+    Periodic(rule_jobs.sweep_time_rules, 60.0).start()  # time-based automation rules («pending for 3 days»)
     from otklik.channels.registry import start_background
 
     start_background()  # channel pollers (Telegram long polling) and the sweep of unfinished inbound events

@@ -1381,6 +1381,28 @@ def _seed_calendars(session: Session, admin: accounts.Actor, teams: dict[str, in
             calendars.set_team_calendar(session, admin, teams[team], row.id)
 
 
+# SLA policies (issue 13), the seeds' targets: a chat answered within minutes, email within hours, resolution in
+# working days; urgent ones in calendar time. Created before the history, so its conversations carry timers:
+# the ones still waiting are near or past their targets when the demo starts.
+SLA_POLICIES = (
+    {"name": "Срочные", "conditions": {"priorities": ["urgent"]}, "first_response_minutes": 30,
+     "next_response_minutes": 60, "resolution_minutes": 8 * 60, "business_hours": False,
+     "escalation": {"notify_team_lead": True}},
+    {"name": "Чаты и мессенджеры", "conditions": {"channels": ["widget", "telegram", "vk", "whatsapp", "max"]},
+     "first_response_minutes": 15, "next_response_minutes": 30, "resolution_minutes": 2 * 12 * 60,
+     "escalation": {"notify_team_lead": True}},
+    {"name": "Почта, формы, звонки", "conditions": {}, "first_response_minutes": 2 * 60,
+     "next_response_minutes": 8 * 60, "resolution_minutes": 3 * 12 * 60},
+)
+
+
+def _seed_sla(session: Session, admin: accounts.Actor) -> None:
+    from otklik.conversations import sla
+
+    for policy in SLA_POLICIES:
+        sla.create_policy(session, admin, dict(policy))
+
+
 def _seed(session: Session, now: dt.datetime) -> User:
     rng = random.Random(SEED)
     workspace = accounts.create_workspace(session, slug=SLUG, name=NAME)
@@ -1393,6 +1415,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
                                     member_ids=[users[m].id for m in members])
         teams[key] = team.id
     _seed_calendars(session, actors["admin"], teams)
+    _seed_sla(session, actors["admin"])
 
     builder = _Builder(rng, now)
     people = builder.people()
@@ -1471,35 +1494,38 @@ def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User
                     triage["team_id"] = teams[plan.team]
                 if plan.assignee:
                     triage["assignee_id"] = users[plan.assignee].id
-                conversations.update_conversation(session, actors["marina"], conversation.id, triage)
+                conversations.update_conversation(session, actors["marina"], conversation.id, triage, at=turn.at)
         else:
             assert conversation is not None
             author = turn.author or plan.assignee or "irina"
-            message = conversations.reply(session, actors[author], conversation.id, text=turn.text,
-                                          is_internal=turn.who == "n", history=True)
-            message.created_at = turn.at
+            conversations.reply(session, actors[author], conversation.id, text=turn.text,
+                                is_internal=turn.who == "n", history=True, sent_at=turn.at)
     assert conversation is not None
+    last = plan.turns[-1].at
+    solved = closed = last  # drawn in the order the demo always drew them, so its data stay the same
+    if plan.status in ("solved", "closed"):
+        solved = min(last + dt.timedelta(minutes=rng.randint(1, 40)), now - dt.timedelta(minutes=1))
+        if plan.status == "closed":
+            closed = min(solved + dt.timedelta(hours=rng.randint(2, 40)), now - dt.timedelta(seconds=30))
     if plan.status != "new":
         steps = {"open": ["open"], "pending": ["pending"], "solved": ["solved"], "closed": ["solved", "closed"]}
+        when = {"open": last, "pending": last, "solved": solved, "closed": closed}
         for status in steps[plan.status]:
             if conversation.status != status:
                 conversations.update_conversation(session, actors[plan.assignee or "marina"], conversation.id,
-                                                  {"status": status})
+                                                  {"status": status}, at=when[status])
 
     # The services stamp replies and status changes "now"; put them back where the story happened.
     public = [t for t in plan.turns if t.who != "n"]
     answers = [t for t in plan.turns if t.who == "a"]
-    last = plan.turns[-1].at
     conversation.last_message_at = public[-1].at
     conversation.last_customer_message_at = max(t.at for t in plan.turns if t.who == "c")
     conversation.first_response_at = answers[0].at if answers else None
     conversation.updated_at = last
     conversation.solved_at = conversation.closed_at = None
     if plan.status in ("solved", "closed"):
-        solved = min(last + dt.timedelta(minutes=rng.randint(1, 40)), now - dt.timedelta(minutes=1))
         conversation.solved_at = conversation.updated_at = solved
         if plan.status == "closed":
-            closed = min(solved + dt.timedelta(hours=rng.randint(2, 40)), now - dt.timedelta(seconds=30))
             conversation.closed_at = conversation.updated_at = closed
     return sequence
 

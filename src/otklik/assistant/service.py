@@ -519,6 +519,12 @@ def _hand_off(session: Session, actor: Actor, conversation: Conversation, decisi
             conversations.update_conversation(session, actor, conversation.id, changes)
         except (DomainError, Forbidden):
             log.warning("hand-off could not update conversation %s", conversation.id)
+    from otklik.platform.events import Event, after_commit
+
+    # after commit, for whoever reacts to a hand-off (automation rules), without the assistant knowing them
+    after_commit(session, Event("assistant.handoff", conversation.workspace_id, {
+        "conversation_id": conversation.id, "number": conversation.number, "reason": decision.reason,
+        "priority": conversation.priority.value, "team_id": conversation.team_id}))
 
 
 def _history(session: Session, conversation_id: int) -> list[Message]:

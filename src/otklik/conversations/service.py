@@ -674,12 +674,16 @@ def create_conversation(session: Session, actor: Actor, *, customer_id: int, cha
 def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | None = None,
           html: str | None = None, is_internal: bool = False, attachment_ids: Sequence[int] = (),
           author: AuthorKind = AuthorKind.agent, channel: str | None = None,
-          meta: dict[str, Any] | None = None, history: bool = False) -> Message:
+          meta: dict[str, Any] | None = None, history: bool = False,
+          sent_at: dt.datetime | None = None) -> Message:
     """An agent's or the assistant's reply (or internal note). Public replies get an outbox row, same commit.
 
     A channel's reply check (`reply_checks`, e.g. WhatsApp's 24-hour window) may refuse a public reply (409);
     `meta` carries channel specifics such as an approved WhatsApp template. `history=True` records a reply that
-    was already sent elsewhere (an import, the demo's past): no channel check, no outbox row, status sent."""
+    was already sent elsewhere (an import, the demo's past): no channel check, no outbox row, status sent, and
+    `sent_at` says when (so waiting time and SLA timers count the real history)."""
+    if sent_at is not None and not history:
+        raise field_error("sent_at", "only a reply recorded as history has its own time")
     conversation = get_conversation(session, actor, conversation_id, for_update=True)
     if conversation.merged_into_id is not None:
         raise Conflict(f"conversation {conversation_id} was merged into {conversation.merged_into_id}",
@@ -699,7 +703,7 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
     message = _add_message(
         session, conversation, direction=Direction.outbound, author=author, author_user_id=actor.user_id,
         text=plain, html=clean_html, is_internal=is_internal, channel=channel, delivery_status=status,
-        attachment_ids=attachment_ids, meta=meta)
+        attachment_ids=attachment_ids, meta=meta, created_at=sent_at)
     if not is_internal:
         if author == AuthorKind.agent:
             # only a person answers: the assistant's messages never count as a first response or end a wait
@@ -774,8 +778,9 @@ UPDATABLE = {"status", "priority", "assignee_id", "team_id", "category", "langua
 
 
 def update_conversation(session: Session, actor: Actor, conversation_id: int, changes: dict[str, Any], *,
-                        expected_version: int | None = None) -> Conversation:
-    """Change fields of a conversation; each change is audited. `expected_version` guards lost updates."""
+                        expected_version: int | None = None, at: dt.datetime | None = None) -> Conversation:
+    """Change fields of a conversation; each change is audited. `expected_version` guards lost updates. `at`
+    (imports and the demo's history only): when the change happened, for solved times and SLA timers."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise field_error(sorted(unknown)[0], "cannot be changed here")
@@ -787,7 +792,7 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
         raise Conflict(f"conversation {conversation_id} was merged into {conversation.merged_into_id}",
                        code="merged")
     changed: dict[str, tuple[Any, Any]] = {}
-    now = utcnow()
+    now = at or utcnow()
     if "status" in changes:
         target = Status(changes["status"])
         current = Status(conversation.status)

@@ -42,4 +42,5 @@ def all_models() -> None:
     import otklik.customers.suggestions
     import otklik.customers.tasks
     import otklik.knowledge.models
+    import otklik.service_levels.models
     import otklik.web.widget.models  # noqa: F401
