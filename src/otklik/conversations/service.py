@@ -351,6 +351,9 @@ def message_event_data(message: Message) -> dict[str, Any]:
 
 
 def _announce(session: Session, event_type: str, workspace_id: int, data: dict[str, Any]) -> None:
+    origin = session.info.get("event_origin")
+    if origin is not None:  # who caused it (an automation rule and its chain depth): loop protection above
+        data = {**data, "origin": origin}
     after_commit(session, Event(event_type, workspace_id, data))
 
 
@@ -860,8 +863,10 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
                 key, f"{key}_changed")
             record_audit(session, actor, entity_type="conversation", entity_id=conversation.id, action=action,
                          before={key: old}, after={key: new})
-        _announce(session, "conversation.updated", actor.workspace_id,
-                  {**conversation_event_data(conversation), "changed": sorted(changed)})
+        data = {**conversation_event_data(conversation), "changed": sorted(changed)}
+        if "tags" in changed:
+            data["tags_added"] = sorted(set(changed["tags"][1]) - set(changed["tags"][0]))
+        _announce(session, "conversation.updated", actor.workspace_id, data)
     return conversation
 
 
