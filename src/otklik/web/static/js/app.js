@@ -300,7 +300,7 @@
       }
     });
   }
-  setInterval(tickSla, 15000);
+  setInterval(tickSla, 5000);
   function slaNotice(type, d) {
     var text = (type === "sla.breached" ? T.slaBreached : T.slaWarning).replace("%n", d.number)
       .replace("%k", T[d.kind] || d.kind);
