@@ -59,6 +59,8 @@ BODIES = {
     ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "x"},
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PUT", "/api/v1/teams/{team_id}/members"): {"member_ids": []},
+    ("PUT", "/api/v1/teams/{team_id}/routing"): {"auto_assign": False},
+    ("PUT", "/api/v1/users/{user_id}/skills"): {"languages": []},
     ("PATCH", "/api/v1/articles/{article_id}"): {"published": False},
     ("PATCH", "/api/v1/faq/{faq_id}"): {"published": False},
     ("PATCH", "/api/v1/templates/{template_id}"): {"body": "x"},

@@ -123,3 +123,31 @@ def test_assistant_out_of_hours_counts_on_the_calendar_with_holidays(client, ws)
         opening = service.next_opening(db, ws.id, None, dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC))
         assert opening is not None and opening.isoformat() == "2027-01-11T09:00:00+03:00"
         assert service.next_opening(db, ws.id, None, dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.UTC)) is None
+
+
+def test_the_widget_is_online_by_the_business_calendar(client, ws):
+    """Settings → Website widget «By the business calendar»: online while the calendar is open, the offline form
+    on a holiday (9 March 2026) and at night; the calendar named, else the workspace default."""
+    import datetime as dt
+
+    from otklik.platform.db import session_scope
+    from otklik.web.widget import service as widget
+
+    create(client, ws)  # Moscow, Mon–Fri 09–18, RU: the default
+    config = {"hours": {"mode": "calendar", "calendar_id": None}}
+    with session_scope(write=False) as db:
+        def online(at: dt.datetime) -> bool:
+            return widget.is_online(config, at, session=db, workspace_id=ws.id)
+
+        assert online(dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.UTC))  # Wednesday 11:00 in Moscow
+        assert not online(dt.datetime(2026, 3, 9, 8, 0, tzinfo=dt.UTC))  # the 8 March day off, moved to Monday
+        assert not online(dt.datetime(2026, 3, 4, 19, 0, tzinfo=dt.UTC))  # 22:00
+    key = client.get("/api/v1/widget/settings", headers=ws.admin).json()["public_key"]
+    r = client.put("/api/v1/widget/settings", json={"config": {"hours": {"mode": "calendar"}}}, headers=ws.admin)
+    assert r.status_code == 200, r.text
+    online_now = client.get("/api/v1/widget/config", params={"key": key}).json()["online"]
+    with session_scope(write=False) as db:
+        from otklik.calendars.service import default_calendar, engine_of
+
+        expected = engine_of(default_calendar(db, ws.id)).is_open(dt.datetime.now(dt.UTC))
+    assert online_now is expected

@@ -38,7 +38,8 @@ def authenticate(request: Request, db: Session) -> Actor:
             raise Unauthorized("the API token is unknown or revoked")
         _, user = found
         request.state.auth = "token"
-        return service.actor_for(user)
+        request.state.actor = actor = service.actor_for(user)  # who was here (routing's idle tracking)
+        return actor
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthorized("sign in or send an API token")
@@ -51,7 +52,8 @@ def authenticate(request: Request, db: Session) -> Actor:
         if not sent or not same(sent, login_session.csrf_token):
             raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)", code="csrf")
     request.state.auth = "session"
-    return service.actor_for(user)
+    request.state.actor = actor = service.actor_for(user)
+    return actor
 
 
 def _current_actor(request: Request, db: DB) -> Actor:

@@ -54,7 +54,7 @@ def conversations_out(db: Session, conversations: Sequence[Conversation]) -> lis
         last_customer_message_at=c.last_customer_message_at, first_response_at=c.first_response_at,
         solved_at=c.solved_at, closed_at=c.closed_at, waiting_since=c.waiting_since,
         assistant_answered_at=c.assistant_answered_at, sla_due_at=c.sla_due_at,
-        sla_breached=bool(c.sla_breached)) for c in conversations]
+        sla_breached=bool(c.sla_breached), transfer_count=c.transfer_count or 0) for c in conversations]
 
 
 def messages_out(db: Session, messages: Sequence[Message]) -> list[MessageOut]:

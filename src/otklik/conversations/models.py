@@ -104,13 +104,14 @@ class Conversation(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
-    channel: Mapped[str] = mapped_column(String(16))
+    # active_history: the routing's flush hook needs the old assignee/status/channel to move agents' counts
+    channel: Mapped[str] = mapped_column(String(16), active_history=True)
     subject: Mapped[str] = mapped_column(String(300), default="")
-    status: Mapped[str] = mapped_column(String(10), default=Status.new.value)
+    status: Mapped[str] = mapped_column(String(10), default=Status.new.value, active_history=True)
     priority: Mapped[Priority] = mapped_column(PriorityType, default=Priority.normal)
     category: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(8))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), active_history=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     previous_conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id",
                                                                              ondelete="SET NULL"))
@@ -136,6 +137,10 @@ class Conversation(Base):
     # whether any target of this conversation was breached.
     sla_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Routing (conversations/routing.py): when a person was first assigned, and how many times it was handed to
+    # another person after that (a transfer; an unassign-then-assign counts once).
+    first_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ConversationTag(Base):

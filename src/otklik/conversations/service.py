@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from otklik.accounts.models import Role, Team, User
 from otklik.accounts.service import Actor, next_conversation_number, record_audit
-from otklik.conversations import sla
+from otklik.conversations import routing, sla
 from otklik.conversations.models import (
     PRIORITY_RANK,
     Attachment,
@@ -663,11 +663,15 @@ def create_conversation(session: Session, actor: Actor, *, customer_id: int, cha
     if assignee_id is not None:
         _check_assignee(session, actor, assignee_id)
         conversation.assignee_id = assignee_id
+        routing.note_transfer(conversation, None, assignee_id, utcnow())
     if team_id is not None:
         _check_team(session, actor, team_id)
         conversation.team_id = team_id
     if tags:
         _set_tags(session, conversation, tags)
+    if conversation.team_id is not None and conversation.assignee_id is None:
+        session.flush()
+        routing.assign(session, conversation, actor=actor)  # same transaction: the team auto-assigns
     record_audit(session, actor, entity_type="conversation", entity_id=conversation.id, action="created",
                  after=conversation_event_data(conversation))
     _announce(session, "conversation.created", actor.workspace_id, conversation_event_data(conversation))
@@ -722,6 +726,7 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
         conversation.status = status_after_public_reply(Status(before)).value
         if actor.user_id is not None and conversation.assignee_id is None and author == AuthorKind.agent:
             conversation.assignee_id = actor.user_id  # whoever answers first owns it
+            routing.note_transfer(conversation, None, actor.user_id, message.created_at)
             record_audit(session, actor, entity_type="conversation", entity_id=conversation.id,
                          action="assigned", before={"assignee_id": None}, after={"assignee_id": actor.user_id},
                          note="assigned on first reply")
@@ -796,6 +801,9 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
                        code="merged")
     changed: dict[str, tuple[Any, Any]] = {}
     now = at or utcnow()
+    if changes.keys() & {"status", "assignee_id", "team_id"}:
+        routing.lock_teams_for(session, conversation)  # team rows before agents' rows (routing's lock order)
+    freed = conversation.assignee_id
     if "status" in changes:
         target = Status(changes["status"])
         current = Status(conversation.status)
@@ -825,6 +833,7 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
                 actor.require(Role.agent)
         if assignee != conversation.assignee_id:
             changed["assignee_id"] = (conversation.assignee_id, assignee)
+            routing.note_transfer(conversation, conversation.assignee_id, assignee, now)
             conversation.assignee_id = assignee
     if "team_id" in changes:
         team = changes["team_id"]
@@ -867,7 +876,19 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
         if "tags" in changed:
             data["tags_added"] = sorted(set(changed["tags"][1]) - set(changed["tags"][0]))
         _announce(session, "conversation.updated", actor.workspace_id, data)
+    if changed.keys() & {"status", "assignee_id", "team_id"}:
+        _route_after_change(session, actor, conversation, freed)
     return conversation
+
+
+def _route_after_change(session: Session, actor: Actor, conversation: Conversation, before: int | None) -> None:
+    """In the change's transaction: an unassigned conversation of an auto-assigning team gets an agent; an agent
+    whose conversation was solved, closed or handed on has room again, so their teams' queues move."""
+    if conversation.assignee_id is None and conversation.team_id is not None:
+        routing.assign(session, conversation, actor=actor)
+    if before is not None and (conversation.assignee_id != before
+                               or conversation.status in (Status.solved.value, Status.closed.value)):
+        routing.drain(session, routing.teams_of(session, [before]))
 
 
 def merge_conversations(session: Session, actor: Actor, *, target_id: int, source_id: int) -> Conversation:
@@ -913,6 +934,8 @@ def merge_conversations(session: Session, actor: Actor, *, target_id: int, sourc
                  before={"status": before_status}, after={"target_id": target.id, "status": "closed"})
     _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(target))
     _announce(session, "conversation.updated", actor.workspace_id, conversation_event_data(source))
+    if source.assignee_id is not None:  # the closed source frees a slot
+        routing.drain(session, routing.teams_of(session, [source.assignee_id]))
     return target
 
 

@@ -652,6 +652,10 @@ def _fire(session: Session, timer_id: int, event: str, now: dt.datetime) -> None
                          after={"team_id": conversation.team_id, "assignee_id": None},
                          note=f"SLA {timer.kind} breached: escalated")
             actions.append("reassign")
+            from otklik.conversations import routing
+
+            session.flush()
+            routing.assign(session, conversation, now=now)  # the new team may hand it to an agent at once
         if esc.get("notify_team_lead"):
             supervisors = select(User.id).where(User.workspace_id == conversation.workspace_id,
                                                 User.is_active.is_(True), User.role.in_(("supervisor", "admin")))

@@ -36,6 +36,7 @@ def all_models() -> None:
     import otklik.channels.models
     import otklik.conversations.inbox
     import otklik.conversations.models
+    import otklik.conversations.routing
     import otklik.conversations.sla
     import otklik.conversations.templates
     import otklik.customers.models

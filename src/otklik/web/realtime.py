@@ -24,6 +24,7 @@ from otklik.accounts import service as accounts
 from otklik.accounts.deps import SESSION_COOKIE
 from otklik.accounts.models import User
 from otklik.accounts.service import Actor
+from otklik.conversations import routing
 from otklik.platform.db import session_scope
 from otklik.platform.errors import TooLarge
 from otklik.platform.events import Event, get_bus
@@ -90,6 +91,12 @@ async def _authenticate(ws: WebSocket) -> Actor | None:
     return await run_in_threadpool(_actor_from_token, frame["token"][:200])
 
 
+async def _seen(actor: Actor) -> None:
+    """A frame from an agent: they are at their desk (routing counts an idle agent as away)."""
+    if actor.user_id is not None and routing.due_to_touch(actor.user_id):
+        await run_in_threadpool(routing.touch, actor.workspace_id, actor.user_id)
+
+
 @router.websocket("/api/v1/ws")
 async def stream(ws: WebSocket) -> None:
     await ws.accept()
@@ -104,6 +111,7 @@ async def stream(ws: WebSocket) -> None:
     await ws.send_json({"type": "ready", "workspace_id": actor.workspace_id, "user_id": actor.user_id})
 
     name = await run_in_threadpool(_user_name, actor.user_id)
+    await _seen(actor)
     window_start, sent_in_window = time.monotonic(), 0
 
     async def reader() -> None:
@@ -113,6 +121,7 @@ async def stream(ws: WebSocket) -> None:
             with contextlib.suppress(ValueError, AttributeError):  # MalformedJSON is a ValueError: ignored
                 frame = loads(raw[:2000], what="the frame")
                 kind = frame.get("type")
+                await _seen(actor)
                 if kind == "ping":
                     await ws.send_json({"type": "pong"})
                 elif kind == "presence":

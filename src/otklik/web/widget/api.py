@@ -190,7 +190,7 @@ def widget_config(request: Request, db: DB, key: Annotated[str, Query(min_length
     """What the widget draws: colours, texts, launcher buttons, quick replies, whether anyone is on shift."""
     row = service.settings_by_key(db, key)
     _check_origin(request, row)
-    return service.public_config(row, _language(lang, request))
+    return service.public_config(row, _language(lang, request), db)
 
 
 @router.post("/session")
@@ -205,7 +205,7 @@ def start_session(body: SessionIn, request: Request, db: DB) -> dict[str, Any]:
     visitor, new_token = service.start_session(db, row, token=body.token, language=language, claim=claim)
     return {"token": new_token or body.token, "new": new_token is not None, "verified": visitor.external_id is not None,
             "conversation_id": visitor.conversation_id, "messages": service.history(db, visitor),
-            "config": service.public_config(row, language)}
+            "config": service.public_config(row, language, db)}
 
 
 @router.get("/messages")

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 
 from otklik.accounts.deps import DB
+from otklik.calendars.service import list_calendars
 from otklik.web.ui.deps import (
     AdminUser,
     environment,
@@ -78,7 +79,8 @@ def _config_from_form(form: Any, current: dict[str, Any]) -> dict[str, Any]:
         "quick_replies": {lang: _lines(get(f"quick_{lang}"), 8) for lang in service.LANGUAGES},
         "greetings": greetings,
         "hours": {"mode": get("hours_mode") or "always", "timezone": get("timezone") or "Europe/Moscow",
-                  "days": days if get("hours_mode") == "schedule" else {}},
+                  "days": days if get("hours_mode") == "schedule" else {},
+                  "calendar_id": int(get("calendar_id")) if get("calendar_id").isdigit() else None},
     }
 
 
@@ -97,6 +99,7 @@ def _page(request: Request, user: Any, db: Any, *, errors: list[str] | None = No
                   row=row, config=config, snippet=snippet,
                   base=base, kinds=KINDS, buttons=buttons, greetings=greetings, hours=hours,
                   hours_range=first_range, weekdays=WEEKDAYS, errors=errors or [], secret=secret, saved=saved,
+                  calendars=list_calendars(db, user.actor),
                   texts={lang: {**service.DEFAULT_TEXTS[lang], **(config.get("texts") or {}).get(lang, {})}
                          for lang in service.LANGUAGES})
 

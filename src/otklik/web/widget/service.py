@@ -120,17 +120,20 @@ class Greeting(BaseModel):
 
 
 class Hours(BaseModel):
-    """When the chat is staffed. `always`, `never` (offline form only) or `schedule` (weekday -> ranges)."""
+    """When the chat is staffed. `always`, `never` (offline form only), `calendar` (a business calendar: the one
+    named, else the workspace default, holidays included) or `schedule` (the widget's own weekday ranges, kept for
+    settings saved before calendars existed)."""
 
     model_config = ConfigDict(extra="forbid")
     mode: str = "always"
     timezone: str = "Europe/Moscow"
     days: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)  # "0" = Monday
+    calendar_id: int | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Hours:
-        if self.mode not in ("always", "never", "schedule"):
-            raise ValueError("mode is one of: always, never, schedule")
+        if self.mode not in ("always", "never", "schedule", "calendar"):
+            raise ValueError("mode is one of: always, never, calendar, schedule")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -270,19 +273,30 @@ def origin_allowed(row: WidgetSettings, origin: str | None, own_host: str) -> bo
     return normalised in row.allowed_origins or urlsplit(normalised).netloc == own_host
 
 
-def is_online(config: dict[str, Any], now: dt.datetime | None = None) -> bool:
+def is_online(config: dict[str, Any], now: dt.datetime | None = None, *, session: Session | None = None,
+              workspace_id: int | None = None) -> bool:
     hours = config.get("hours") or {}
     mode = hours.get("mode", "always")
     if mode == "always":
         return True
     if mode == "never":
         return False
+    if mode == "calendar":
+        if session is None or workspace_id is None:
+            return True
+        from otklik.calendars.models import Calendar
+        from otklik.calendars.service import default_calendar, engine_of
+
+        row = session.get(Calendar, hours["calendar_id"]) if hours.get("calendar_id") else None
+        if row is None or row.workspace_id != workspace_id:
+            row = default_calendar(session, workspace_id)
+        return True if row is None else engine_of(row).is_open(now or utcnow())
     local = (now or utcnow()).astimezone(ZoneInfo(hours.get("timezone") or "Europe/Moscow"))
     hhmm = local.strftime("%H:%M")
     return any(start <= hhmm < end for start, end in (hours.get("days") or {}).get(str(local.weekday()), []))
 
 
-def public_config(row: WidgetSettings, language: str) -> dict[str, Any]:
+def public_config(row: WidgetSettings, language: str, session: Session | None = None) -> dict[str, Any]:
     """What the widget needs to draw itself, in one language; nothing secret."""
     config = row.config or {}
     lang = language if language in LANGUAGES else "ru"
@@ -298,7 +312,7 @@ def public_config(row: WidgetSettings, language: str) -> dict[str, Any]:
     return {
         "language": lang, "color": config.get("color", "#2952cc"), "text_color": config.get("text_color", "#ffffff"),
         "position": config.get("position", "right"), "texts": texts, "buttons": buttons,
-        "quick_replies": (config.get("quick_replies") or {}).get(lang, []), "online": is_online(config),
+        "quick_replies": (config.get("quick_replies") or {}).get(lang, []), "online": is_online(config, session=session, workspace_id=row.workspace_id),
         "identity_required_signature": bool(row.identity_secret),
     }
 
