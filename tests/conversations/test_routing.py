@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from otklik.accounts import service as accounts
-from otklik.accounts.models import AuditEntry, Role, TeamMember
+from otklik.accounts.models import Role, TeamMember
 from otklik.conversations import routing
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Conversation
@@ -134,7 +134,7 @@ def test_least_busy(client, ws):
     client.put(f"/api/v1/teams/{team}/routing", json={"auto_assign": True, "method": "least_busy"}, headers=ws.admin)
     convs = [new_conversation(ws, team) for _ in range(4)]
     got = Counter(assignee(c) for c in convs)
-    assert got[agents[1]] == 3 and got[agents[0]] == 1  # 3+1 = 0+3... then they alternate
+    assert got[agents[1]] == 3 and got[agents[0]] == 1  # the idle one until both have three, then in turn
 
 
 def test_skills_languages_and_categories(client, ws):
@@ -158,7 +158,6 @@ def test_availability_offline_away_idle_and_coming_online(client, ws):
     waiting = new_conversation(ws, team)
     assert assignee(waiting) is None
     # the agent switches to online with their own token: what waits is theirs at once
-    _, token = None, None
     with session_scope() as session:
         user = session.get(accounts.User, agents[0])
         token, _ = accounts.create_api_token(session, accounts.actor_for(user), name="t")
@@ -278,7 +277,7 @@ def test_race_many_conversations_at_once_respect_capacity_and_spread(client, ws,
                 def work(session, cid=cid):
                     conversations.update_conversation(session, accounts.Actor.system(ws.id), cid, {"team_id": team})
                 run_transaction(work, attempts=20)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     first = convs[:50]
@@ -311,7 +310,7 @@ def test_race_many_conversations_at_once_respect_capacity_and_spread(client, ws,
             barrier.wait(timeout=30)
             run_transaction(lambda s: conversations.update_conversation(s, accounts.Actor.system(ws.id), cid,
                                                                         {"status": "solved"}), attempts=20)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=solve, args=(c,)) for c in solved]
@@ -329,10 +328,8 @@ def test_race_many_conversations_at_once_respect_capacity_and_spread(client, ws,
     assert all(chat <= 10 for chat, _ in final.values()), final
 
 
-@pytest.mark.parametrize("state", ["online"])
+@pytest.mark.parametrize("state", ["online", "away", "offline"])
 def test_my_availability_is_read_back(client, ws, state):
     r = client.put("/api/v1/users/me/availability", json={"state": state}, headers=ws.agent)
     assert r.status_code == 200
     assert client.get("/api/v1/users/me/availability", headers=ws.agent).json()["chosen_availability"] == state
-    audit = client.get(f"/api/v1/audit?entity_type=user&entity_id={ws.agent_id}", headers=ws.admin).json()
-    assert audit == [] or all(e["entity_type"] == "user" for e in audit)
