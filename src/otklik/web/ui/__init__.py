@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from otklik.web.ui import (
     assist,
     auth,
+    automation,
     calendars,
     channels,
     conversation,
@@ -27,7 +28,7 @@ from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla)
+         calendars, sla, automation)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
