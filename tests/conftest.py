@@ -52,6 +52,11 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 DATABASE_URL = _worker_database_url(os.environ.get("OTKLIK_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db")
 os.environ["OTKLIK_DATABASE_URL"] = DATABASE_URL
 os.environ["OTKLIK_QUEUE"] = "memory"
+# The in-process app runs no background sweeps (outbox, assistant, SLA, time rules: `Periodic` threads in the
+# lifespan): tests call the sweeps themselves, and a sweep of the app's own firing in the middle of a test raced
+# it (an index rebuilt under the test, a breach fired on the real clock instead of the test's). Channel pollers
+# already stay off with the memory queue (channels.registry.start_background).
+os.environ["OTKLIK_EMBEDDED_WORKER"] = "false"
 # The e5 encoder costs ~40 ms a passage to index: tests run the assistant on its base variant, except
 # tests/assistant/test_e5.py, which turns it on for its own small KB.
 os.environ.setdefault("OTKLIK_E5", "off")
