@@ -16,9 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
 from otklik.accounts.models import AuditEntry
-from otklik.conversations import inbox
+from otklik.conversations import inbox, sla
 from otklik.conversations import service as conversations
-from otklik.conversations import sla
 from otklik.conversations.models import Conversation, Message, Priority, Status
 from otklik.conversations.service import CHANNELS
 from otklik.conversations.templates import VARIABLE
@@ -49,7 +48,8 @@ class ThreadItem:
 
 def _event_text(request: Request, entry: AuditEntry, users: dict[int, str]) -> str:
     _ = translator(request)
-    who = users.get(entry.actor_user_id or 0) or (_("Assistant") if entry.actor_kind == "assistant" else _("System"))
+    who = users.get(entry.actor_user_id or 0) or (_("Assistant") if entry.actor_kind == "assistant" else
+                                                  _("Automation rule") if entry.actor_kind == "rule" else _("System"))
     before, after = entry.before or {}, entry.after or {}
     if entry.action == "status_changed":
         return _("%(who)s changed the status: %(old)s → %(new)s", who=who,
@@ -75,6 +75,8 @@ def _event_text(request: Request, entry: AuditEntry, users: dict[int, str]) -> s
         return _("SLA: %(kind)s is due soon", kind=_("sla:" + str(after.get("kind"))))
     if entry.action == "sla_changed":
         return _("SLA targets recounted after the change")
+    if entry.action == "macro_applied":
+        return _("%(who)s applied the macro «%(name)s»", who=who, name=after.get("name") or "?")
     if entry.action == "signals_changed":
         return _("Signals: %(signals)s", signals=", ".join(f"{k}={v}" for k, v in after.items()))
     return entry.action
