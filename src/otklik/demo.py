@@ -1403,6 +1403,40 @@ def _seed_sla(session: Session, admin: accounts.Actor) -> None:
         sla.create_policy(session, admin, dict(policy))
 
 
+def _seed_automation(session: Session, admin: accounts.Actor, users: dict[str, User], teams: dict[str, int]) -> None:
+    """Two rules and two macros (Settings → Rules, Settings → Macros; docs/service-levels.md)."""
+    from otklik.conversations import templates as reply_templates
+    from otklik.service_levels import service as automation
+
+    photo = reply_templates.create_template(
+        session, admin, name="Фото для возврата", shortcut="photo", language="ru",
+        body="Пришлите, пожалуйста, фото товара, упаковки и документа о покупке — по ним оформим возврат "
+             "по обращению №{{conversation.number}}.")
+    closing = reply_templates.create_template(
+        session, admin, name="Закрываем без ответа", shortcut="close", language="ru",
+        body="Мы не получили ответа три дня и закрываем обращение №{{conversation.number}}. Если вопрос остался, "
+             "просто напишите сюда — мы продолжим.")
+    automation.create_rule(session, admin, {
+        "name": "Юрист / суд / Роспотребнадзор → срочно", "trigger": "customer_message",
+        "conditions": [{"field": "text", "op": "contains",
+                        "value": ["юрист", "адвокат", "в суд", "суда", "судом", "роспотребнадзор", "претензи"]}],
+        "actions": [{"type": "set_priority", "value": "urgent"}, {"type": "add_tag", "value": "претензия"},
+                    {"type": "add_note", "text": "Клиент упоминает суд, юриста или Роспотребнадзор: старшему смены "
+                                                 "(Марина Белова), ответ в течение часа, без обещаний до проверки."},
+                    {"type": "notify", "user_ids": [users["marina"].id], "text": "претензия клиента"}]})
+    automation.create_rule(session, admin, {
+        "name": "Ожидает ответа 3 дня → решено", "trigger": "time",
+        "trigger_options": {"status": "pending", "hours": 72},
+        "actions": [{"type": "send_template", "template_id": closing.id}, {"type": "set_status", "value": "solved"}]})
+    automation.create_macro(session, admin, {"name": "Возврат: запросить фото", "actions": [
+        {"type": "send_template", "template_id": photo.id}, {"type": "add_tag", "value": "возврат"},
+        {"type": "set_status", "value": "pending"}]})
+    automation.create_macro(session, admin, {"name": "Передать в «Гарантия и сервис»", "actions": [
+        {"type": "set_team", "value": teams["service"]}, {"type": "set_assignee", "value": None},
+        {"type": "add_tag", "value": "гарантия"},
+        {"type": "add_note", "text": "Передано в «Гарантию и сервис»: нужна диагностика или гарантийный ремонт."}]})
+
+
 def _seed(session: Session, now: dt.datetime) -> User:
     rng = random.Random(SEED)
     workspace = accounts.create_workspace(session, slug=SLUG, name=NAME)
@@ -1462,6 +1496,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
     ):
         reply_templates.create_template(session, actors["marina"], name=name, shortcut=shortcut, body=body,
                                         language="ru")
+    _seed_automation(session, actors["admin"], users, teams)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]

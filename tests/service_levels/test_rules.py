@@ -46,7 +46,7 @@ def runs(client, ws, cid: int) -> list[dict]:
 def test_a_customer_message_with_a_legal_threat_is_made_urgent_tagged_and_noted(client, ws):
     rule = client.post("/api/v1/rules", json=LEGAL, headers=ws.admin)
     assert rule.status_code == 201, rule.text
-    calm = inbound(client, ws, identity="calm@example.com", text="Где мой заказ?")
+    calm = inbound(client, ws, identity="calm@example.com", text="Где мой заказ? Посуда разбилась")
     angry = inbound(client, ws, identity="angry@example.com", text="Обращусь в Роспотребнадзор и в СУД!")
     assert conv(client, ws, calm["conversation_id"])["priority"] == "normal"
     got = conv(client, ws, angry["conversation_id"])
@@ -297,3 +297,23 @@ def test_a_macro_applies_template_tag_and_pending_in_one_call(client, ws, other_
         audit = session.scalar(select(AuditEntry).where(AuditEntry.entity_id == cid,
                                                         AuditEntry.action == "macro_applied"))
         assert audit is not None and audit.actor_user_id == ws.agent_id
+
+
+def test_notify_names_its_users_in_an_event(client, ws, monkeypatch):
+    from otklik.platform import events
+
+    seen = []
+    bus = events.get_bus()
+    original = bus.publish
+    monkeypatch.setattr(bus, "publish", lambda e: (seen.append(e), original(e)))
+    r = client.post("/api/v1/rules", json={"name": "tell the agent", "trigger": "customer_message",
+                                           "actions": [{"type": "notify", "user_ids": [ws.agent_id],
+                                                        "text": "VIP wrote"}]}, headers=ws.admin)
+    assert r.status_code == 201, r.text
+    cid = inbound(client, ws)["conversation_id"]
+    [event] = [e for e in seen if e.type == "rule.notify"]
+    assert event.data["notify_user_ids"] == [ws.agent_id] and event.data["conversation_id"] == cid
+    assert event.data["rule"] == "tell the agent" and event.data["text"] == "VIP wrote"
+    bad = client.post("/api/v1/rules", json={"name": "x", "trigger": "customer_message",
+                                             "actions": [{"type": "notify", "user_ids": [10**9]}]}, headers=ws.admin)
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "actions.0.user_ids.0"

@@ -11,6 +11,7 @@ Semantics (docs/service-levels.md, «Rules and macros»):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -260,8 +261,9 @@ def condition_holds(session: Session, cond: dict[str, Any], ctx: Context) -> boo
     conv = ctx.conversation
     actual: Any
     if name == "text":
+        # a word or phrase found at the start of a word: «суд» finds «в суд», «судом», never «посуда»
         haystack = " ".join(ctx.text.lower().replace("ё", "е").split())
-        found = any(w.replace("ё", "е") in haystack for w in value)
+        found = any(re.search(r"(?<!\w)" + re.escape(w.replace("ё", "е")), haystack) for w in value)
         return found if op == "contains" else not found
     if name == "tags":
         found = any(w in ctx.tags for w in value)

@@ -335,6 +335,17 @@
       refreshList();
       if (conversationId && d.conversation_id === conversationId) refreshSide();
       if ((d.notify_user_ids || []).indexOf(userId) >= 0) slaNotice(ev.type, d);
+    } else if (ev.type === "rule.notify") {
+      // an automation rule's «notify» action: a toast and a browser notification for the users it names
+      if ((d.notify_user_ids || []).indexOf(userId) >= 0) {
+        var note = "#" + d.number + " · " + (d.rule || "") + (d.text ? ": " + d.text : "");
+        toast(note, "");
+        beep();
+        if (window.Notification && Notification.permission === "granted") {
+          var rn = new Notification(note, { tag: "otklik-rule-" + d.conversation_id });
+          rn.onclick = function () { window.focus(); window.location = "/conversations/" + d.conversation_id; };
+        }
+      }
     } else if (ev.type === "presence") {
       if (!conversationId || d.conversation_id !== conversationId || d.user_id === userId) return;
       if (d.state === "left") delete peers[d.user_id];
