@@ -163,13 +163,12 @@ def ensure_agents(conn: Any, user_ids: Iterable[int]) -> None:
 
 def _apply_deltas(conn: Any, deltas: Counter[tuple[int, str]]) -> None:
     table = cast(Table, AgentRouting.__table__)
-    pending = {k: d for k, d in deltas.items() if d}
-    if not pending:
-        return
-    ensure_agents(conn, {u for u, _ in pending})
-    for (user_id, kind), d in sorted(pending.items()):
+    for (user_id, kind), d in sorted((k, d) for k, d in deltas.items() if d):
         column = table.c.open_email if kind == EMAIL else table.c.open_chat
-        conn.execute(update(table).where(table.c.user_id == user_id).values({column: column + d}))
+        stmt = update(table).where(table.c.user_id == user_id).values({column: column + d})
+        if conn.execute(stmt).rowcount == 0:  # no row yet: made with the counts as they stand before this flush
+            ensure_agents(conn, [user_id])
+            conn.execute(stmt)
 
 
 @event.listens_for(Session, "before_flush")
@@ -493,32 +492,34 @@ def _lock_team(session: Session, team_id: int) -> TeamRouting | None:
                           .execution_options(populate_existing=True))
 
 
-def _skills_match(agent: AgentRouting, conversation: Conversation) -> bool:
+def _skills_match(agent: Any, conversation: Conversation) -> bool:
     languages, categories = agent.languages or [], agent.categories or []
     if languages and conversation.language and conversation.language.lower() not in languages:
         return False
     return not (categories and conversation.category and conversation.category not in categories)
 
 
-def _candidates(session: Session, team: TeamRouting, now: dt.datetime) -> list[AgentRouting]:
-    """Online (and not idle) active members of the team, by user id; their rows as they stand now."""
+def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime) -> list[Any]:
+    """Online (and not idle) active members of the team with a free slot of this kind, by user id: one query over
+    the team's members (an agent who was never seen has no row yet and is not online)."""
     away_after = settings_view(workspace_settings(session, team.workspace_id))["away_after_minutes"]
-    members = list(session.scalars(select(TeamMember.user_id).join(User, User.id == TeamMember.user_id).where(
-        TeamMember.team_id == team.team_id, User.is_active.is_(True))))
-    if not members:
-        return []
-    ensure_agents(session.connection(), members)
-    stmt = select(AgentRouting).where(AgentRouting.user_id.in_(members), AgentRouting.availability == ONLINE)
+    load = AgentRouting.open_email if kind == EMAIL else AgentRouting.open_chat
+    stmt = (select(AgentRouting.user_id, AgentRouting.open_chat, AgentRouting.open_email, AgentRouting.languages,
+                   AgentRouting.categories)
+            .join(TeamMember, TeamMember.user_id == AgentRouting.user_id)
+            .join(User, User.id == AgentRouting.user_id)
+            .where(TeamMember.team_id == team.team_id, User.is_active.is_(True), AgentRouting.availability == ONLINE,
+                   load < (team.capacity_email if kind == EMAIL else team.capacity_chat)))
     if away_after:
         stmt = stmt.where(AgentRouting.last_seen_at >= now - dt.timedelta(minutes=away_after))
-    return list(session.scalars(stmt.order_by(AgentRouting.user_id).execution_options(populate_existing=True)))
+    return list(session.execute(stmt.order_by(AgentRouting.user_id)))
 
 
-def _load(agent: AgentRouting, kind: str) -> int:
-    return agent.open_email if kind == EMAIL else agent.open_chat
+def _load(agent: Any, kind: str) -> int:
+    return int(agent.open_email if kind == EMAIL else agent.open_chat)
 
 
-def choose(team: TeamRouting, agents: Sequence[AgentRouting], conversation: Conversation) -> list[AgentRouting]:
+def choose(team: TeamRouting, agents: Sequence[Any], conversation: Conversation) -> list[Any]:
     """The agents in the order the method prefers them, those with a free slot and the skills only."""
     kind = kind_of(conversation.channel)
     capacity = team.capacity_email if kind == EMAIL else team.capacity_chat
@@ -551,9 +552,11 @@ def assign(session: Session, conversation: Conversation, *, now: dt.datetime | N
     team = _lock_team(session, conversation.team_id)
     if team is None or not team.auto_assign:
         return None
-    for agent in choose(team, _candidates(session, team, now), conversation):
-        locked = agent_row(session, agent.user_id, for_update=True)  # the count again, under the agent's lock
-        kind = kind_of(conversation.channel)
+    kind = kind_of(conversation.channel)
+    for agent in choose(team, _candidates(session, team, kind, now), conversation):
+        # the count again, under the agent's row lock (another team's decision may have filled them meanwhile)
+        locked = session.execute(select(AgentRouting.open_chat, AgentRouting.open_email)
+                                 .where(AgentRouting.user_id == agent.user_id).with_for_update()).one()
         if _load(locked, kind) >= (team.capacity_email if kind == EMAIL else team.capacity_chat):
             continue
         conversation.assignee_id = agent.user_id
@@ -561,7 +564,8 @@ def assign(session: Session, conversation: Conversation, *, now: dt.datetime | N
         conversation.version += 1
         conversation.updated_at = now
         team.last_user_id = agent.user_id
-        locked.last_assigned_at = now
+        session.execute(update(AgentRouting).where(AgentRouting.user_id == agent.user_id)
+                        .values(last_assigned_at=now).execution_options(synchronize_session=False))
         record_audit(session, system, entity_type="conversation", entity_id=conversation.id, action="assigned",
                      before={"assignee_id": None}, after={"assignee_id": agent.user_id},
                      note=f"auto-assigned ({team.method.replace('_', '-')}, team {team.team_id})")

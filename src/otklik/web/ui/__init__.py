@@ -20,6 +20,7 @@ from otklik.web.ui import (
     helpcenter,
     inbox,
     knowledge,
+    routing,
     search,
     settings,
     sla,
@@ -28,7 +29,7 @@ from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla, automation)
+         calendars, sla, automation, routing)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:

@@ -64,6 +64,7 @@ class UIUser:
     workspace: Workspace
     csrf_token: str
     session_expires_at: dt.datetime
+    availability: str = "online"  # routing: online / away (chosen or idle) / offline, for the top bar's switch
 
     @property
     def id(self) -> int:
@@ -122,9 +123,18 @@ def _current_user(request: Request, db: DB, sent_csrf: Annotated[str, Depends(_s
         raise Forbidden("missing or wrong CSRF token; reload the page and try again", code="csrf")
     workspace = accounts.get_workspace(db, user.workspace_id)
     ui_user = UIUser(actor=accounts.actor_for(user), user=user, workspace=workspace,
-                     csrf_token=login_session.csrf_token, session_expires_at=login_session.expires_at)
+                     csrf_token=login_session.csrf_token, session_expires_at=login_session.expires_at,
+                     availability=_availability(db, user.workspace_id, user.id))
     request.state.ui_user = ui_user
     return ui_user
+
+
+def _availability(db: Session, workspace_id: int, user_id: int) -> str:
+    """The availability the agent chose (this very request ends any idle «away»: routing.touch)."""
+    from otklik.conversations import routing
+
+    row = db.get(routing.AgentRouting, user_id)
+    return row.availability if row is not None and row.workspace_id == workspace_id else routing.ONLINE
 
 
 CurrentUser = Annotated[UIUser, Depends(_current_user)]
