@@ -30,6 +30,13 @@ from otklik.calendars.models import Calendar
 from otklik.platform.errors import Conflict, NotFound, field_error
 
 MAX_CALENDARS = 50  # per workspace
+# Bumped on every change of a calendar or of a team's calendar in this process: caches of "which calendar does
+# this team count on" (conversations/sla.py) compare it and drop what they hold.
+GENERATION = [0]
+
+
+def _changed() -> None:
+    GENERATION[0] += 1
 MAX_EXTRA_DAYS = 1000  # days_off / working_days per calendar
 WORKWEEK_9_TO_18 = {d: [["09:00", "18:00"]] for d in WEEKDAYS[:5]} | {"sat": [], "sun": []}
 
@@ -167,6 +174,7 @@ def create_calendar(session: Session, actor: Actor, data: dict[str, Any]) -> Cal
     if data.get("is_default") or count == 0:  # a workspace's first calendar is its default
         _make_default(session, row)
     record_audit(session, actor, entity_type="calendar", entity_id=row.id, action="created", after=_snapshot(row))
+    _changed()
     return row
 
 
@@ -184,6 +192,7 @@ def update_calendar(session: Session, actor: Actor, calendar_id: int, data: dict
         raise field_error("is_default", "make another calendar the default instead")
     record_audit(session, actor, entity_type="calendar", entity_id=row.id, action="updated", before=before,
                  after=_snapshot(row))
+    _changed()
     return row
 
 
@@ -195,6 +204,7 @@ def delete_calendar(session: Session, actor: Actor, calendar_id: int) -> None:
         raise Conflict("this is the workspace's default calendar: make another one the default first")
     session.execute(update(Team).where(Team.calendar_id == row.id).values(calendar_id=None))
     record_audit(session, actor, entity_type="calendar", entity_id=row.id, action="deleted", before=_snapshot(row))
+    _changed()
     session.delete(row)
 
 
@@ -209,6 +219,7 @@ def set_team_calendar(session: Session, actor: Actor, team_id: int, calendar_id:
     team.calendar_id = calendar_id
     record_audit(session, actor, entity_type="team", entity_id=team.id, action="calendar_changed",
                  before={"calendar_id": before}, after={"calendar_id": calendar_id})
+    _changed()
     return team
 
 

@@ -615,7 +615,8 @@ def receive_many(session: Session, workspace_id: int, inbounds: Sequence[Inbound
             was_waiting = conversation.waiting_since is not None
             if not was_waiting:
                 conversation.waiting_since = message.created_at
-            sla.on_customer_message(session, conversation, message.created_at, was_waiting=was_waiting)
+            sla.on_customer_message(session, conversation, message.created_at, was_waiting=was_waiting,
+                                    new_conversation=new_conversation)
             if new_conversation:
                 record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
                              action="created", after={"channel": conversation.channel,

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, select, update
@@ -39,7 +42,7 @@ from otklik.calendars.models import Calendar
 from otklik.calendars.service import calendar_for, engine_of
 from otklik.conversations.models import Conversation, Priority, Status
 from otklik.customers.models import Customer
-from otklik.platform.db import Base, JSONType, UTCDateTime, utcnow
+from otklik.platform.db import Base, JSONType, UTCDateTime, affected, utcnow
 from otklik.platform.errors import NotFound, field_error
 
 FIRST, NEXT, RESOLUTION = "first_response", "next_response", "resolution"
@@ -104,6 +107,59 @@ class SlaTimer(Base):
 
 
 # -- policies -----------------------------------------------------------------------------------------------------
+
+CACHE_SECONDS = 5.0  # another process's policy or calendar edit is seen within this long (this process's at once)
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A policy as the clocks read it: a plain, immutable copy, cached per process for CACHE_SECONDS (a policy
+    lookup is then no query: SLA adds well under a millisecond to an inbound message, bench/sla.py)."""
+
+    id: int
+    name: str
+    position: int
+    enabled: bool
+    conditions: dict[str, Any]
+    first_response_minutes: int | None
+    next_response_minutes: int | None
+    resolution_minutes: int | None
+    business_hours: bool
+    calendar_id: int | None
+    warn_share: float
+    escalation: dict[str, Any]
+
+    @classmethod
+    def of(cls, p: SlaPolicy) -> PolicyView:
+        return cls(id=p.id, name=p.name, position=p.position, enabled=p.enabled, conditions=dict(p.conditions or {}),
+                   first_response_minutes=p.first_response_minutes, next_response_minutes=p.next_response_minutes,
+                   resolution_minutes=p.resolution_minutes, business_hours=p.business_hours,
+                   calendar_id=p.calendar_id, warn_share=p.warn_share, escalation=dict(p.escalation or {}))
+
+
+_policy_cache: dict[int, tuple[float, list[PolicyView]]] = {}
+_policy_lock = threading.Lock()
+
+
+def workspace_policies(session: Session, workspace_id: int) -> list[PolicyView]:
+    """Every policy of a workspace in order (enabled or not), from the process cache."""
+    hit = _policy_cache.get(workspace_id)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    with session.no_autoflush:
+        rows = session.scalars(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id)
+                               .order_by(SlaPolicy.position, SlaPolicy.id)).all()
+    views = [PolicyView.of(p) for p in rows]
+    with _policy_lock:
+        _policy_cache[workspace_id] = (now + CACHE_SECONDS, views)
+    return views
+
+
+def _policy_view(session: Session, workspace_id: int, policy_id: int | None) -> PolicyView | None:
+    if policy_id is None:
+        return None
+    return next((p for p in workspace_policies(session, workspace_id) if p.id == policy_id), None)
 
 
 def _check_minutes(value: Any, field: str) -> int | None:
@@ -218,6 +274,14 @@ def _apply(session: Session, actor: Actor, p: SlaPolicy, data: dict[str, Any]) -
         raise field_error("first_response_minutes", "a policy needs at least one target")
 
 
+def _forget_policies(session: Session) -> None:
+    with _policy_lock:
+        _policy_cache.clear()  # this process sees its own edits at once (others within CACHE_SECONDS)
+    from otklik.platform.events import after_commit
+
+    after_commit(session, lambda: _policy_cache.clear())  # and not a copy read inside the edit's transaction
+
+
 def _make_room(session: Session, p: SlaPolicy) -> None:
     """A policy put at a position goes before the one that was there (the first match wins)."""
     session.execute(update(SlaPolicy).where(SlaPolicy.workspace_id == p.workspace_id, SlaPolicy.id != p.id,
@@ -252,6 +316,7 @@ def create_policy(session: Session, actor: Actor, data: dict[str, Any]) -> SlaPo
     if "position" in data:
         _make_room(session, p)
     record_audit(session, actor, entity_type="sla_policy", entity_id=p.id, action="created", after=_snapshot(p))
+    _forget_policies(session)
     return p
 
 
@@ -265,6 +330,7 @@ def update_policy(session: Session, actor: Actor, policy_id: int, data: dict[str
     p.updated_at = utcnow()
     record_audit(session, actor, entity_type="sla_policy", entity_id=p.id, action="updated", before=before,
                  after=_snapshot(p))
+    _forget_policies(session)
     return p
 
 
@@ -273,9 +339,10 @@ def delete_policy(session: Session, actor: Actor, policy_id: int) -> None:
     p = get_policy(session, actor, policy_id)
     record_audit(session, actor, entity_type="sla_policy", entity_id=p.id, action="deleted", before=_snapshot(p))
     session.delete(p)
+    _forget_policies(session)
 
 
-def matches(p: SlaPolicy, conversation: Conversation, customer_attributes: dict[str, Any] | None) -> bool:
+def matches(p: SlaPolicy | PolicyView, conversation: Conversation, customer_attributes: dict[str, Any] | None) -> bool:
     c = p.conditions or {}
     if c.get("channels") and conversation.channel not in c["channels"]:
         return False
@@ -295,15 +362,13 @@ def matches(p: SlaPolicy, conversation: Conversation, customer_attributes: dict[
     return True
 
 
-def policy_for(session: Session, conversation: Conversation) -> SlaPolicy | None:
+def policy_for(session: Session, conversation: Conversation) -> PolicyView | None:
     with session.no_autoflush:
         return _policy_for(session, conversation)
 
 
-def _policy_for(session: Session, conversation: Conversation) -> SlaPolicy | None:
-    policies = session.scalars(select(SlaPolicy).where(SlaPolicy.workspace_id == conversation.workspace_id,
-                                                       SlaPolicy.enabled.is_(True))
-                               .order_by(SlaPolicy.position, SlaPolicy.id)).all()
+def _policy_for(session: Session, conversation: Conversation) -> PolicyView | None:
+    policies = [p for p in workspace_policies(session, conversation.workspace_id) if p.enabled]
     if not policies:
         return None
     attributes = None
@@ -320,18 +385,52 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
+def _tx_cache(session: Session, name: str) -> dict[Any, Any]:
+    """A per-transaction memo (reset when the transaction changes): lookups an inbound batch repeats."""
+    tx = session.get_transaction()
+    cache = session.info.get(name)
+    if cache is None or cache[0] is not tx:
+        cache = session.info[name] = (tx, {})
+    return cache[1]
+
+
+_calendar_cache: dict[tuple[int, int | None, int | None], tuple[float, int, int | None, Any]] = {}
+
+
+def _calendar(session: Session, workspace_id: int, team_id: int | None,
+              calendar_id: int | None) -> tuple[int | None, Any]:
+    """(calendar id, expanded calendar) a timer counts on: its own (the policy's), else the team's, else the
+    workspace default; (None, None) without one. Cached per process for CACHE_SECONDS and dropped at once when
+    this process changes a calendar (calendars.service.GENERATION)."""
+    from otklik.calendars import service as calendars
+
+    key = (workspace_id, team_id, calendar_id)
+    now, generation = time.monotonic(), calendars.GENERATION[0]
+    hit = _calendar_cache.get(key)
+    if hit is not None and hit[0] > now and hit[1] == generation:
+        return hit[2], hit[3]
+    with session.no_autoflush:
+        row = session.get(Calendar, calendar_id) if calendar_id else None
+        if row is None or row.workspace_id != workspace_id:
+            row = calendar_for(session, workspace_id, team_id)
+        found = (row.id, engine_of(row)) if row is not None else (None, None)
+    if len(_calendar_cache) > 10_000:
+        _calendar_cache.clear()
+    _calendar_cache[key] = (now + CACHE_SECONDS, generation, *found)
+    return found
+
+
 class _Clock:
     """Adds and measures minutes for one timer: business minutes on its calendar, or plain minutes."""
 
     def __init__(self, session: Session, timer: SlaTimer, conversation: Conversation):
         self.engine = None
         if timer.business_hours:
-            row = session.get(Calendar, timer.calendar_id) if timer.calendar_id else None
-            if row is None or row.workspace_id != conversation.workspace_id:
-                row = calendar_for(session, conversation.workspace_id, conversation.team_id)
-            if row is not None:
-                timer.calendar_id = row.id
-                self.engine = engine_of(row)
+            calendar_id, engine = _calendar(session, conversation.workspace_id, conversation.team_id,
+                                            timer.calendar_id)
+            if engine is not None:
+                timer.calendar_id = calendar_id
+                self.engine = engine
 
     def add(self, start: dt.datetime, minutes: int) -> dt.datetime:
         start = _aware(start)
@@ -366,33 +465,30 @@ def _schedule(session: Session, timer: SlaTimer, conversation: Conversation, sha
 
 
 def _share(session: Session, timer: SlaTimer) -> float:
-    p = session.get(SlaPolicy, timer.policy_id) if timer.policy_id else None
+    p = _policy_view(session, timer.workspace_id, timer.policy_id)
     return p.warn_share if p is not None else DEFAULT_WARN_SHARE
 
 
 def _timers(session: Session, conversation_id: int) -> dict[str, SlaTimer]:
     """A conversation's timers by kind, read once per transaction (no autoflush: a batch of inbound messages
     stays one INSERT) and kept in the transaction's cache, so timers added in it are seen."""
-    tx = session.get_transaction()
-    cache = session.info.get("sla_timers")
-    if cache is None or cache[0] is not tx:
-        cache = session.info["sla_timers"] = (tx, {})
-    timers = cache[1].get(conversation_id)
+    cache = _tx_cache(session, "sla_timers")
+    timers = cache.get(conversation_id)
     if timers is None:
         with session.no_autoflush:
             timers = {t.kind: t for t in session.scalars(select(SlaTimer).where(
                 SlaTimer.conversation_id == conversation_id))}
-        cache[1][conversation_id] = timers
+        cache[conversation_id] = timers
     return timers
 
 
-def _target(p: SlaPolicy, kind: str) -> int | None:
+def _target(p: PolicyView, kind: str) -> int | None:
     return {FIRST: p.first_response_minutes, NEXT: p.next_response_minutes,
             RESOLUTION: p.resolution_minutes}[kind]
 
 
 def _start(session: Session, conversation: Conversation, timers: dict[str, SlaTimer], kind: str,
-           p: SlaPolicy, at: dt.datetime) -> None:
+           p: PolicyView, at: dt.datetime) -> None:
     target = _target(p, kind)
     if not target:
         return
@@ -460,9 +556,11 @@ def _refresh_due(session: Session, conversation: Conversation, timers: Iterable[
 
 
 def on_customer_message(session: Session, conversation: Conversation, at: dt.datetime, *,
-                        was_waiting: bool) -> None:
+                        was_waiting: bool, new_conversation: bool = False) -> None:
     """A customer message: starts first response and resolution on a conversation's first one; resumes a paused
     (pending) or solved resolution; starts next response when it begins a new wait after a person answered."""
+    if new_conversation:  # created in this transaction: it has no timers to read
+        _tx_cache(session, "sla_timers").setdefault(conversation.id, {})
     timers = _timers(session, conversation.id)
     answered = conversation.first_response_at is not None
     if not timers:
@@ -488,11 +586,11 @@ def on_customer_message(session: Session, conversation: Conversation, at: dt.dat
     _refresh_due(session, conversation, timers.values())
 
 
-def _policy_of(session: Session, conversation: Conversation, timers: dict[str, SlaTimer]) -> SlaPolicy | None:
+def _policy_of(session: Session, conversation: Conversation, timers: dict[str, SlaTimer]) -> PolicyView | None:
     """The policy the conversation's timers count by (kept until a change re-evaluates it)."""
     for timer in timers.values():
         if timer.policy_id is not None:
-            p = session.get(SlaPolicy, timer.policy_id)
+            p = _policy_view(session, conversation.workspace_id, timer.policy_id)
             if p is not None and p.enabled:
                 return p
     return policy_for(session, conversation)
@@ -601,18 +699,18 @@ def sweep(session: Session, now: dt.datetime | None = None, workspace_id: int | 
     warn_ids = session.scalars(select(SlaTimer.id).where(SlaTimer.state == RUNNING, SlaTimer.warn_at <= now, *scope)
                                .order_by(SlaTimer.warn_at).limit(SWEEP_BATCH)).all()
     for timer_id in warn_ids:
-        claimed = session.execute(update(SlaTimer).where(SlaTimer.id == timer_id, SlaTimer.warn_at.is_not(None),
-                                                         SlaTimer.warn_at <= now, SlaTimer.state == RUNNING)
-                                  .values(warn_at=None, warned_at=now)).rowcount
+        claimed = affected(session.execute(update(SlaTimer).where(
+            SlaTimer.id == timer_id, SlaTimer.warn_at.is_not(None), SlaTimer.warn_at <= now, SlaTimer.state == RUNNING)
+            .values(warn_at=None, warned_at=now)))
         if claimed == 1:
             fired["warned"] += 1
             _fire(session, timer_id, "sla.warning", now)
     due_ids = session.scalars(select(SlaTimer.id).where(SlaTimer.state == RUNNING, SlaTimer.due_at <= now, *scope)
                               .order_by(SlaTimer.due_at).limit(SWEEP_BATCH)).all()
     for timer_id in due_ids:
-        claimed = session.execute(update(SlaTimer).where(SlaTimer.id == timer_id, SlaTimer.state == RUNNING,
-                                                         SlaTimer.due_at <= now)
-                                  .values(state=BREACHED, breached_at=now, warn_at=None)).rowcount
+        claimed = affected(session.execute(update(SlaTimer).where(
+            SlaTimer.id == timer_id, SlaTimer.state == RUNNING, SlaTimer.due_at <= now)
+            .values(state=BREACHED, breached_at=now, warn_at=None)))
         if claimed == 1:
             fired["breached"] += 1
             _fire(session, timer_id, "sla.breached", now)
@@ -635,7 +733,7 @@ def _fire(session: Session, timer_id: int, event: str, now: dt.datetime) -> None
     actions: list[str] = []
     if event == "sla.breached":
         conversation.sla_breached = True
-        p = session.get(SlaPolicy, timer.policy_id) if timer.policy_id else None
+        p = _policy_view(session, conversation.workspace_id, timer.policy_id)
         esc = (p.escalation if p is not None else None) or {}
         if esc.get("raise_priority") and conversation.priority != Priority.urgent:
             old = conversation.priority
