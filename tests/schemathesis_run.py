@@ -49,6 +49,7 @@ def main() -> int:
             "-H", f"Authorization: Bearer {token}", "--max-examples", examples, "--generation-deterministic",
             "--request-timeout", "20", "--exclude-path", "/api/v1/auth/logout",
             "--exclude-path-regex", "^/api/v1/api-tokens/",
+            *os.environ.get("SCHEMATHESIS_ARGS", "").split(),  # e.g. --include-path-regex calendars (by hand)
         ], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         print(_without_closing_banner(result.stdout), flush=True)
         return result.returncode
