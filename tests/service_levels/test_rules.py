@@ -317,3 +317,15 @@ def test_notify_names_its_users_in_an_event(client, ws, monkeypatch):
     bad = client.post("/api/v1/rules", json={"name": "x", "trigger": "customer_message",
                                              "actions": [{"type": "notify", "user_ids": [10**9]}]}, headers=ws.admin)
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "actions.0.user_ids.0"
+
+
+def test_a_customer_reopening_a_solved_conversation_is_a_status_change(client, ws):
+    r = client.post("/api/v1/rules", json={"name": "reopened", "trigger": "status_changed",
+                                           "conditions": [{"field": "status", "op": "is", "value": "open"}],
+                                           "actions": [{"type": "add_tag", "value": "reopened"}]}, headers=ws.admin)
+    assert r.status_code == 201
+    cid = inbound(client, ws, identity="back@example.com")["conversation_id"]
+    client.patch(f"/api/v1/conversations/{cid}", json={"status": "solved"}, headers=ws.admin)
+    assert "reopened" not in conv(client, ws, cid)["tags"]
+    inbound(client, ws, identity="back@example.com", text="Снова не работает")
+    assert conv(client, ws, cid)["status"] == "open" and "reopened" in conv(client, ws, cid)["tags"]

@@ -574,6 +574,7 @@ def receive_many(session: Session, workspace_id: int, inbounds: Sequence[Inbound
     latest = _latest_conversations(session, workspace_id, [c.id for c in people.values()])
     system = Actor.system(workspace_id, kind="customer")
     results: list[Received] = []
+    reopened: set[int] = set()  # a customer's message changed the status (solved/pending -> open)
     try:
         for p in prepared:
             inbound = p.inbound
@@ -625,6 +626,7 @@ def receive_many(session: Session, workspace_id: int, inbounds: Sequence[Inbound
                 record_audit(session, system, entity_type="conversation", entity_id=conversation.id,
                              action="status_changed", before={"status": before_status},
                              after={"status": conversation.status}, note="customer wrote again")
+                reopened.add(conversation.id)
             results.append(Received(conversation, message, duplicate=False, new_conversation=new_conversation))
         session.flush()  # every message of the batch in one multi-row INSERT
     except IntegrityError:
@@ -639,8 +641,11 @@ def receive_many(session: Session, workspace_id: int, inbounds: Sequence[Inbound
         conv = result.conversation
         if conv.id not in announced:
             announced.add(conv.id)
+            data = conversation_event_data(conv)
+            if conv.id in reopened:
+                data["changed"] = ["status"]  # what an «on status change» automation rule reacts to
             _announce(session, "conversation.created" if result.new_conversation else "conversation.updated",
-                      workspace_id, conversation_event_data(conv))
+                      workspace_id, data)
     return results
 
 

@@ -332,7 +332,7 @@ def run_one(session: Session, rule_id: int, conversation_id: int, trigger: str, 
         return None
     if trigger == "time":
         conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id)
-                                      .with_for_update())
+                                      .with_for_update().execution_options(populate_existing=True))
         assert conversation is not None
         if not _time_due(session, rule, conversation, utcnow()):
             return None  # another sweeper ran it meanwhile, or the conversation moved on
