@@ -170,3 +170,32 @@ def test_demo_prints_the_team_the_widget_key_and_the_shop_page(client, capsys):
         with session_scope() as session:  # each signs in with the printed password
             _, _, user = accounts.login(session, workspace_slug=SLUG, email=email, password=password, ttl_hours=1)
             assert user.role == role
+
+
+def test_demo_routes_the_delivery_team(client):
+    """Issue 13: «Доставка и возвраты» auto-assigns in turn (5 chats / 10 emails an agent), everybody is online,
+    Ekaterina also speaks English; a new English chat for the team goes to her at once."""
+    from otklik.conversations import routing
+    from otklik.conversations import service as conversations
+
+    seed_demo()
+    with session_scope() as session:
+        ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+        assert ws is not None
+        team = session.scalar(select(Team).where(Team.workspace_id == ws.id, Team.name == "Доставка и возвраты"))
+        assert team is not None
+        row = session.get(routing.TeamRouting, team.id)
+        assert row is not None and (row.auto_assign, row.method, row.capacity_chat, row.capacity_email) == (
+            True, "round_robin", 5, 10)
+        agents = {u.email.split(".")[0]: u for u in session.scalars(select(User).where(
+            User.workspace_id == ws.id, User.role != "admin"))}
+        states = {k: session.get(routing.AgentRouting, u.id) for k, u in agents.items()}
+        assert all(s is not None and s.availability == "online" for s in states.values())
+        assert states["ekaterina"].languages == ["ru", "en"] and states["olga"].languages == ["ru"]
+        got = conversations.receive(session, ws.id, conversations.InboundMessage(
+            channel="telegram", identity_kind="telegram", identity_value="5550001", text="Where is my parcel?",
+            language="en"))
+        conversations.update_conversation(session, accounts.Actor.system(ws.id), got.conversation.id,
+                                          {"team_id": team.id})
+        assert got.conversation.assignee_id == agents["ekaterina"].id
+        session.rollback()

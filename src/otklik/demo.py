@@ -1437,6 +1437,29 @@ def _seed_automation(session: Session, admin: accounts.Actor, users: dict[str, U
         {"type": "add_note", "text": "Передано в «Гарантию и сервис»: нужна диагностика или гарантийный ремонт."}]})
 
 
+# Routing (issue 13): «Доставка и возвраты» assigns new conversations itself, in turn, at most 5 chats and 10
+# emails an agent; everybody speaks Russian, Ekaterina English too; all agents online. Turned on after the history
+# is replayed (the past keeps its own assignees); the team's unassigned open conversations are handed out at once.
+ROUTING_TEAM = "delivery"
+ENGLISH_SPEAKERS = ("ekaterina",)
+
+
+def _seed_routing(session: Session, users: dict[str, User], teams: dict[str, int]) -> None:
+    from otklik.conversations import routing
+
+    admin = accounts.actor_for(users["admin"])
+    # demo agents are not at their keyboards: idle time does not make them away here (a real install: 15 min)
+    routing.update_workspace_settings(session, admin, {"away_after_minutes": 0})
+    for key, user in users.items():
+        if key == "admin":
+            continue
+        routing.set_skills(session, admin, user.id, {"languages": ["ru", "en"] if key in ENGLISH_SPEAKERS
+                                                     else ["ru"]})
+        routing.set_availability(session, accounts.actor_for(user), "online")
+    routing.update_team_routing(session, admin, teams[ROUTING_TEAM], {
+        "auto_assign": True, "method": "round_robin", "capacity_chat": 5, "capacity_email": 10})
+
+
 def _seed(session: Session, now: dt.datetime) -> User:
     rng = random.Random(SEED)
     workspace = accounts.create_workspace(session, slug=SLUG, name=NAME)
@@ -1497,6 +1520,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
         reply_templates.create_template(session, actors["marina"], name=name, shortcut=shortcut, body=body,
                                         language="ru")
     _seed_automation(session, actors["admin"], users, teams)
+    _seed_routing(session, users, teams)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
