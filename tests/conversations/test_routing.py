@@ -333,3 +333,20 @@ def test_my_availability_is_read_back(client, ws, state):
     r = client.put("/api/v1/users/me/availability", json={"state": state}, headers=ws.agent)
     assert r.status_code == 200
     assert client.get("/api/v1/users/me/availability", headers=ws.agent).json()["chosen_availability"] == state
+
+
+def test_a_rule_condition_can_read_the_transfer_count(client, ws):
+    import datetime as dt_
+
+    from otklik.service_levels import service as rules
+
+    a, b = make_agents(ws, 2)
+    cid = new_conversation(ws)
+    for who in (a, b, a):
+        client.patch(f"/api/v1/conversations/{cid}", json={"assignee_id": who}, headers=ws.admin)
+    with session_scope() as session:
+        conds = rules.check_conditions(session, ws.id, [{"field": "transfer_count", "op": "is", "value": [2, 3]}])
+        conv = session.get(Conversation, cid)
+        ctx = rules.Context(conversation=conv, tags=[], text="", attributes={}, at=dt_.datetime.now(dt_.UTC))
+        assert rules.matches(session, conds, ctx)
+        assert not rules.matches(session, [{**conds[0], "value": [0, 1]}], ctx)

@@ -35,7 +35,7 @@ from otklik.service_levels.models import Macro, Rule, RuleRun
 TRIGGERS = ("conversation_created", "customer_message", "conversation_updated", "status_changed", "tag_added",
             "sla_warning", "sla_breached", "assistant_handoff", "time")
 FIELDS = ("channel", "status", "priority", "team_id", "assignee_id", "category", "language", "tags", "text",
-          "sentiment", "urgent", "business_hours")  # and customer.<attribute>
+          "sentiment", "urgent", "business_hours", "transfer_count")  # and customer.<attribute>
 OPS = ("is", "is_not", "contains", "not_contains")
 MAX_DEPTH = 5
 MAX_RULES = 200
