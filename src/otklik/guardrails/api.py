@@ -1,0 +1,68 @@
+"""HTTP surface of the guardrails: consumer-law deadlines.
+
+Contract that outside checks call (keep names): POST /consumer-law/deadlines with `situation`, optional ISO
+dates `purchased_on`, `delivered_on`, `demanded_on`, `agreed_delivery_on`, `today`, numbers `price`, `prepaid`,
+booleans `distance_sale`, `return_terms_in_writing`, `quality_check`, `in_stock` ->
+{"obligations": [{"key", "article", "starts_on", "due_on", "days_left", "overdue_days", "penalty"}],
+ "missing": [...]}; 422 naming the field on an unknown situation, impossible dates or negative sums.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from otklik.accounts.deps import DB, CurrentActor
+from otklik.accounts.schemas import Strict
+from otklik.guardrails import service
+from otklik.guardrails.law import SITUATIONS
+
+router = APIRouter(tags=["consumer law"])
+Money = Decimal
+
+
+class DeadlinesIn(Strict):
+    situation: str = Field(max_length=40, description=f"One of: {', '.join(SITUATIONS)}")
+    purchased_on: dt.date | None = None
+    delivered_on: dt.date | None = None
+    demanded_on: dt.date | None = None
+    agreed_delivery_on: dt.date | None = None
+    today: dt.date | None = Field(default=None, description="Default: today in the workspace calendar's zone")
+    price: Money | None = Field(default=None, ge=0, le=Decimal("1e12"), max_digits=20, decimal_places=2)
+    prepaid: Money | None = Field(default=None, ge=0, le=Decimal("1e12"), max_digits=20, decimal_places=2)
+    distance_sale: bool | None = None
+    return_terms_in_writing: bool | None = None
+    quality_check: bool | None = None
+    in_stock: bool | None = None
+
+
+class Obligation(BaseModel):
+    key: str
+    title: str
+    article: str
+    starts_on: str
+    due_on: str
+    days_left: int
+    overdue_days: int
+    penalty: str | None  # roubles, a decimal string; null when the law sets no penalty for this delay
+    penalty_article: str | None = None
+    penalty_rate_per_day: str | None = None
+
+
+class DeadlinesOut(BaseModel):
+    situation: str
+    today: str
+    law_version: str
+    obligations: list[Obligation]
+    missing: list[str]
+
+
+@router.post("/consumer-law/deadlines", response_model=DeadlinesOut)
+def consumer_law_deadlines(body: DeadlinesIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """What the seller owes in this situation, by when (ГК ст. 191–193 on the workspace's production calendar),
+    and the penalty accrued to `today` once late."""
+    return service.compute(db, actor.workspace_id, body.situation, body.model_dump(exclude={"situation"}))
