@@ -710,7 +710,15 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
         _check_channel(channel)
     if not is_internal and not history:
         from otklik.conversations import reply_checks
+        from otklik.conversations.templates import VARIABLE
 
+        # a template's {{variable}} left unfilled never reaches a customer, whichever path the reply takes (the
+        # UI, the API, a macro, a rule, the assistant)
+        unfilled = sorted({m.group(1) for m in VARIABLE.finditer(plain)})
+        if unfilled:
+            raise Conflict(f"fill in the template variables first: {', '.join(unfilled)}",
+                           code="unresolved_variables",
+                           fields=[{"field": "text", "message": "unfilled: " + ", ".join(unfilled)}])
         reply_checks.ensure_can_reply(session, conversation, channel=channel, meta=meta)
     status = DeliveryStatus.not_sent if is_internal else DeliveryStatus.sent if history else DeliveryStatus.queued
     message = _add_message(
