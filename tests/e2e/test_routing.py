@@ -80,6 +80,13 @@ def test_supervisor_sets_team_auto_assignment(new_page, live_server):
     page.wait_for_selector("#teams-error")
     assert "capacity_chat" in page.locator("#teams-error").inner_text()
     assert form.count() == 1
+    page.fill(f"#skills-{ws.agent_id}-languages", "ru, EN")
+    page.fill(f"#skills-{ws.agent_id}-categories", "late_delivery")
+    page.click(f"#skills-{ws.agent_id}-save")
+    page.wait_for_selector(f'#skills-{ws.agent_id}-languages[value="ru, en"]')
+    with session_scope(write=False) as session:
+        agent = session.get(routing.AgentRouting, ws.agent_id)
+        assert agent is not None and (agent.languages, agent.categories) == (["ru", "en"], ["late_delivery"])
     page.check("#routing-out-of-hours")
     page.click("#workspace-routing-save")
     page.wait_for_selector("#routing-out-of-hours:checked")

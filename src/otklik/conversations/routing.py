@@ -344,6 +344,15 @@ def agent_view(session: Session, row: AgentRouting) -> dict[str, Any]:
             "last_seen_at": row.last_seen_at}
 
 
+def agents_view(session: Session, workspace_id: int) -> dict[int, dict[str, Any]]:
+    """Every user's routing state (for Settings → Teams): availability as it counts now, skills, open counts."""
+    away_after = settings_view(workspace_settings(session, workspace_id))["away_after_minutes"]
+    rows = session.scalars(select(AgentRouting).where(AgentRouting.workspace_id == workspace_id))
+    return {r.user_id: {"availability": effective_availability(r, away_after), "languages": list(r.languages or []),
+                        "categories": list(r.categories or []), "open_chat": r.open_chat,
+                        "open_email": r.open_email} for r in rows}
+
+
 def _user(session: Session, actor: Actor, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or user.workspace_id != actor.workspace_id:

@@ -73,3 +73,25 @@ def workspace_routing(request: Request, user: AdminUser, db: DB,
         db.rollback()
         return _teams_page(request, db, user, status_code=422, error=exc.message)
     return redirect("/settings/teams", request)
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+
+
+@router.post("/settings/users/{user_id}/skills")
+def user_skills(request: Request, user_id: int, user: SupervisorUser, db: DB,
+                languages: Annotated[str, Form(max_length=1000)] = "",
+                categories: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    from otklik.web.ui.settings import _teams_page
+
+    try:
+        routing.set_skills(db, user.actor, user_id, {"languages": _names(languages),
+                                                     "categories": _names(categories)})
+    except DomainError as exc:
+        if exc.status_code != 422:
+            raise
+        db.rollback()
+        field = exc.fields[0]["field"] if exc.fields else ""
+        return _teams_page(request, db, user, status_code=422, error=f"{field}: {exc.message}" if field else exc.message)
+    return redirect("/settings/teams#agents-routing", request)

@@ -175,7 +175,8 @@ def _teams_page(request: Request, db: Session, user: UIUser, *, status_code: int
     return render(request, "settings/teams.html", status_code=status_code, teams=teams, members=members,
                   users=accounts.list_users(db, user.actor), error=error, is_admin=user.has_role(Role.admin),
                   routing={t.id: routing.team_view(routing.team_routing(db, user.actor, t.id)) for t in teams},
-                  routing_settings=routing.settings_view(routing.workspace_settings(db, user.actor.workspace_id)))
+                  routing_settings=routing.settings_view(routing.workspace_settings(db, user.actor.workspace_id)),
+                  agents=routing.agents_view(db, user.actor.workspace_id))
 
 
 def _member_ids(values: list[str]) -> list[int]:
