@@ -45,6 +45,11 @@ def foreign(client, ws, other_ws):
         "other_id": cust["id"],  # a duplicate suggestion's other customer
         "faq_id": client.post("/api/v1/faq", json={"question": "B?", "answer": "b"},
                               headers=other_ws.admin).json()["id"],
+        "rule_id": client.post("/api/v1/rules", json={"name": "B", "trigger": "customer_message", "enabled": False,
+                                                      "actions": [{"type": "add_tag", "value": "b"}]},
+                               headers=other_ws.admin).json()["id"],
+        "macro_id": client.post("/api/v1/macros", json={"name": "B", "actions": [{"type": "add_tag", "value": "b"}]},
+                                headers=other_ws.admin).json()["id"],
     }
 
 
@@ -70,6 +75,9 @@ BODIES = {
     ("POST", "/api/v1/customers/{customer_id}/suggestions/{other_id}/dismiss"): {"reason": "x"},
     ("PATCH", "/api/v1/channels/accounts/{account_id}"): {"name": "x"},
     ("POST", "/api/v1/channels/accounts/{account_id}/connect"): {"base_url": "https://a.example.ru"},
+    ("PATCH", "/api/v1/rules/{rule_id}"): {"enabled": True},
+    ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "x"},
+    ("POST", "/api/v1/macros/{macro_id}/apply"): {"conversation_id": 1},
 }
 
 
