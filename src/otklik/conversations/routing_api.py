@@ -3,7 +3,9 @@ availability (their own) and skills (set by supervisors)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -130,9 +132,22 @@ def put_skills(user_id: int, body: SkillsIn, actor: CurrentActor, db: DB) -> Age
     return _agent_out(db, routing.set_skills(db, actor, user_id, body.model_dump(exclude_none=True)))
 
 
+_seen_pool: ThreadPoolExecutor | None = None
+
+
+async def seen(workspace_id: int, user_id: int | None) -> None:
+    """Note an agent's activity (`routing.touch`, at most once a minute per process) on a thread of its own,
+    named otklik-… like the app's other background work, so it is never counted as the request's."""
+    global _seen_pool
+    if user_id is None or not routing.due_to_touch(user_id):
+        return
+    if _seen_pool is None:
+        _seen_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otklik-seen")
+    await asyncio.wrap_future(_seen_pool.submit(routing.touch, workspace_id, user_id))
+
+
 class SeenAgents:
-    """ASGI middleware: after a request of a signed-in person (API token or session), note that they are here
-    (`routing.touch`, at most once a minute per process, after the response is sent)."""
+    """ASGI middleware: after a request of a signed-in person (API token or session), note that they are here."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -145,8 +160,5 @@ class SeenAgents:
         actor = state.get("actor")
         if actor is None and state.get("ui_user") is not None:
             actor = state["ui_user"].actor
-        user_id = getattr(actor, "user_id", None)
-        if actor is not None and user_id is not None and routing.due_to_touch(user_id):
-            from starlette.concurrency import run_in_threadpool
-
-            await run_in_threadpool(routing.touch, actor.workspace_id, user_id)
+        if actor is not None:
+            await seen(actor.workspace_id, actor.user_id)

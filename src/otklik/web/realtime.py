@@ -24,7 +24,7 @@ from otklik.accounts import service as accounts
 from otklik.accounts.deps import SESSION_COOKIE
 from otklik.accounts.models import User
 from otklik.accounts.service import Actor
-from otklik.conversations import routing
+from otklik.conversations.routing_api import seen
 from otklik.platform.db import session_scope
 from otklik.platform.errors import TooLarge
 from otklik.platform.events import Event, get_bus
@@ -93,8 +93,7 @@ async def _authenticate(ws: WebSocket) -> Actor | None:
 
 async def _seen(actor: Actor) -> None:
     """A frame from an agent: they are at their desk (routing counts an idle agent as away)."""
-    if actor.user_id is not None and routing.due_to_touch(actor.user_id):
-        await run_in_threadpool(routing.touch, actor.workspace_id, actor.user_id)
+    await seen(actor.workspace_id, actor.user_id)
 
 
 @router.websocket("/api/v1/ws")
