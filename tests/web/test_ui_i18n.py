@@ -34,7 +34,7 @@ def used_messages() -> set[str]:
     for rel in PY:
         for _, msg, _, _ in extract_from_file("python", WEB / rel, keywords={"_": None}):
             found.add(msg if isinstance(msg, str) else msg[0])
-    for prefix in ("status:", "priority:", "sla:", "sla-state:"):
+    for prefix in ("status:", "priority:", "sla:", "sla-state:", "legal:", "situation:"):
         found.discard(prefix)
     return found
 
@@ -46,6 +46,11 @@ def coded_keys() -> set[str]:
     keys |= {f"sort:{s}" for s in ("waiting", "priority", "recent", "due")}
     keys |= {f"sla:{k}" for k in ("first_response", "next_response", "resolution")}
     keys |= {f"sla-state:{k}" for k in ("running", "paused", "met", "breached", "stopped")}
+    from otklik.guardrails.deadlines import DATE_FIELDS, FLAG_FIELDS, MONEY_FIELDS
+    from otklik.guardrails.law import SITUATIONS
+
+    keys |= {f"legal:{k}" for k in (*DATE_FIELDS[:-1], *MONEY_FIELDS, *FLAG_FIELDS, "inputs")}
+    keys |= {f"situation:{k}" for k in SITUATIONS}
     keys |= {f"sentiment:{s}" for s in ("negative", "neutral", "positive")}
     keys |= {f"delivery:{s}" for s in ("read", "delivered", "sent", "queued")}
     return keys

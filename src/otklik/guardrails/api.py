@@ -66,3 +66,34 @@ def consumer_law_deadlines(body: DeadlinesIn, actor: CurrentActor, db: DB) -> di
     """What the seller owes in this situation, by when (ГК ст. 191–193 on the workspace's production calendar),
     and the penalty accrued to `today` once late."""
     return service.compute(db, actor.workspace_id, body.situation, body.model_dump(exclude={"situation"}))
+
+
+class CaseIn(Strict):
+    situation: str | None = Field(default=None, max_length=40, description="null: from the contact reason")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="purchased_on, delivered_on, demanded_on, "
+                                   "agreed_delivery_on (ISO dates), price, prepaid (roubles), distance_sale, "
+                                   "return_terms_in_writing, quality_check, in_stock (true/false)")
+
+
+class CaseOut(BaseModel):
+    situation: str | None
+    chosen: bool
+    inputs: dict[str, Any]
+    obligations: list[Obligation]
+    missing: list[str]
+    law_version: str
+    today: str | None = None
+
+
+@router.get("/conversations/{conversation_id}/consumer-law", response_model=CaseOut, tags=["conversations"])
+def get_case(conversation_id: int, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """The conversation's consumer-law case: its situation (chosen by an agent, else from the contact reason),
+    the inputs confirmed so far, what the seller owes and by when, and which inputs are still missing."""
+    from otklik.conversations.service import get_conversation
+
+    return service.case_view(db, actor, get_conversation(db, actor, conversation_id))
+
+
+@router.put("/conversations/{conversation_id}/consumer-law", response_model=CaseOut, tags=["conversations"])
+def put_case(conversation_id: int, body: CaseIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    return service.save_case(db, actor, conversation_id, body.situation, body.inputs)

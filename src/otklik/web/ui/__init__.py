@@ -20,6 +20,7 @@ from otklik.web.ui import (
     helpcenter,
     inbox,
     knowledge,
+    legal,
     routing,
     search,
     settings,
@@ -29,7 +30,7 @@ from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla, automation, routing)
+         calendars, sla, automation, routing, legal)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
