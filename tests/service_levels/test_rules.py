@@ -329,3 +329,18 @@ def test_a_customer_reopening_a_solved_conversation_is_a_status_change(client, w
     assert "reopened" not in conv(client, ws, cid)["tags"]
     inbound(client, ws, identity="back@example.com", text="Снова не работает")
     assert conv(client, ws, cid)["status"] == "open" and "reopened" in conv(client, ws, cid)["tags"]
+
+
+def test_a_real_assistant_hand_off_runs_the_hand_off_rules(client, ws):
+    from tests.assistant.test_live import enable, seed_kb
+
+    seed_kb(ws)
+    enable(client, ws)
+    r = client.post("/api/v1/rules", json={"name": "bot gave up", "trigger": "assistant_handoff",
+                                           "conditions": [{"field": "channel", "op": "is", "value": "api"}],
+                                           "actions": [{"type": "add_tag", "value": "после-бота"}]}, headers=ws.admin)
+    assert r.status_code == 201
+    cid = inbound(client, ws, text="позовите живого человека, не хочу с ботом", identity="human@example.com")[
+        "conversation_id"]
+    assert "после-бота" in conv(client, ws, cid)["tags"]
+    assert [(r["trigger"], r["matched"]) for r in runs(client, ws, cid)] == [("assistant_handoff", True)]
