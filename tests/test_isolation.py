@@ -50,6 +50,10 @@ def foreign(client, ws, other_ws):
                                headers=other_ws.admin).json()["id"],
         "macro_id": client.post("/api/v1/macros", json={"name": "B", "actions": [{"type": "add_tag", "value": "b"}]},
                                 headers=other_ws.admin).json()["id"],
+        "calendar_id": client.post("/api/v1/calendars", json={"name": "B", "time_zone": "Europe/Moscow"},
+                                   headers=other_ws.admin).json()["id"],
+        "policy_id": client.post("/api/v1/sla-policies", json={"name": "B", "first_response_minutes": 5},
+                                 headers=other_ws.admin).json()["id"],
     }
 
 
@@ -78,6 +82,17 @@ BODIES = {
     ("PATCH", "/api/v1/rules/{rule_id}"): {"enabled": True},
     ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "x"},
     ("POST", "/api/v1/macros/{macro_id}/apply"): {"conversation_id": 1},
+    ("PATCH", "/api/v1/calendars/{calendar_id}"): {"name": "x"},
+    ("PUT", "/api/v1/teams/{team_id}/calendar"): {"calendar_id": None},
+    ("PATCH", "/api/v1/sla-policies/{policy_id}"): {"name": "x"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/consumer-law"): {"inputs": {}},
+}
+# Query strings valid in shape, for the same reason.
+QUERIES = {
+    ("GET", "/api/v1/calendars/{calendar_id}/add"): {"start": "2026-03-04T10:00:00+03:00", "minutes": 5},
+    ("GET", "/api/v1/calendars/{calendar_id}/between"): {"start": "2026-03-04T10:00:00+03:00",
+                                                          "end": "2026-03-05T10:00:00+03:00"},
+    ("GET", "/api/v1/calendars/{calendar_id}/days"): {"year": 2026},
 }
 
 
@@ -104,7 +119,7 @@ def test_every_object_endpoint_hides_other_workspaces(app, client, ws, foreign):
                 r = client.request(method, url, json={"source_id": source}, headers=ws.admin)
                 assert r.status_code == 404, (method, url, r.status_code, r.text)
                 body = {"source_id": own_conv if "conversations" in route.path else own_customer}
-            r = client.request(method, path, json=body, headers=ws.admin)
+            r = client.request(method, path, json=body, params=QUERIES.get((method, template)), headers=ws.admin)
             assert r.status_code == 404, (method, route.path, r.status_code, r.text)
             assert r.json()["error"]["code"] == "not_found"
             checked.append((method, route.path))
