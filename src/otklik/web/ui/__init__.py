@@ -7,6 +7,7 @@ add a page). Pages never write SQL: they call the domain services and render tem
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from otklik.web.ui import (
@@ -40,4 +41,11 @@ for _module in PAGES:
 def install(app: FastAPI) -> None:
     """Include the pages and serve /static (vendored, pinned assets: nothing from a CDN)."""
     app.include_router(router)
+    app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def favicon() -> FileResponse:
+    """The browser's own request for /favicon.ico (every page asked and got a 404): a vendored 32×32 icon."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})

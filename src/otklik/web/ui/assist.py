@@ -60,12 +60,17 @@ def reasons_to_text(reasons: list[dict[str, Any]]) -> str:
     return "\n".join(f"{r['name']} | {r.get('description', '')}" for r in reasons)
 
 
+def percent(fraction: float) -> str:
+    """0.731 -> "73.1", 0.95 -> "95": a threshold as a person reads it."""
+    return f"{fraction * 100:.1f}".removesuffix(".0")
+
+
 def _page(request: Request, user: Any, db: Any, *, error: str | None = None, saved: bool = False) -> Response:
     row = service.get_settings_row(db, user.actor.workspace_id)
     return render(request, "settings/assistant.html", settings=service.settings_dict(row), channels=CHANNELS,
                   reasons_text=reasons_to_text(list(row.reasons or [])),
                   teams=accounts.list_teams(db, user.actor), error=error, saved=saved,
-                  calendar=calendar_for(db, user.actor.workspace_id, row.handoff_team_id),
+                  calendar=calendar_for(db, user.actor.workspace_id, row.handoff_team_id), percent=percent,
                   status_code=422 if error else 200)
 
 
@@ -81,12 +86,22 @@ def save_settings(request: Request, user: SupervisorUser, db: DB,
                   answer_threshold: Annotated[float, Form(ge=0, le=1)] = DEFAULT_ANSWER_THRESHOLD,
                   negativity_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
                   urgency_threshold: Annotated[float, Form(ge=0, le=1)] = 0.95,
+                  answer_threshold_percent: Annotated[float | None, Form(ge=0, le=100)] = None,
+                  negativity_threshold_percent: Annotated[float | None, Form(ge=0, le=100)] = None,
+                  urgency_threshold_percent: Annotated[float | None, Form(ge=0, le=100)] = None,
                   tone: Annotated[str, Form(max_length=16)] = "formal",
                   greeting: Annotated[str, Form(max_length=1000)] = "",
                   bot_name: Annotated[str, Form(max_length=80)] = "",
                   reasons: Annotated[str, Form(max_length=30_000)] = "",
                   out_of_hours_message: Annotated[str, Form(max_length=1000)] = "",
                   handoff_team_id: Annotated[str, Form(max_length=12)] = "") -> Response:
+    # the page shows the thresholds as percentages (73 %, not 0.731); the fractions are still accepted
+    if answer_threshold_percent is not None:
+        answer_threshold = round(answer_threshold_percent / 100, 4)
+    if negativity_threshold_percent is not None:
+        negativity_threshold = round(negativity_threshold_percent / 100, 4)
+    if urgency_threshold_percent is not None:
+        urgency_threshold = round(urgency_threshold_percent / 100, 4)
     changes: dict[str, Any] = {
         "enabled": enabled, "channels": channels or [], "answer_threshold": answer_threshold,
         "negativity_threshold": negativity_threshold, "urgency_threshold": urgency_threshold, "tone": tone,

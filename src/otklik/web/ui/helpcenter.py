@@ -167,4 +167,7 @@ def help_article(request: Request, workspace_slug: str, article_slug: str, db: D
     return _page(request, "helpcenter/article.html", lang=article.language if article.language in TEXT else "en",
                  workspace=workspace, article=article, body_html=Markup(render(article.body)),  # noqa: S704 - sanitised by nh3
                  translations=others, related=related, languages=[x for x in LANGUAGES if x in available],
-                 q="", base=f"/help/{workspace.slug}/")
+                 q="", base=f"/help/{workspace.slug}/",
+                 # the language switch on an article goes to its translation (the home page only where none)
+                 lang_links={tr.language: f"/help/{workspace.slug}/a/{tr.slug}" for tr in others}
+                 | {article.language: f"/help/{workspace.slug}/a/{article.slug}"})

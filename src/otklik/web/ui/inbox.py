@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
+from otklik.accounts.models import Role
 from otklik.conversations import inbox
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Priority, Status
@@ -120,6 +121,12 @@ class InboxQuery:
         params = self.params(**override)
         return path + ("?" + urlencode(params) if params else "")
 
+    def view_url(self, view: str) -> str:
+        """A view's link, naming the view even for «Mine» (a bare /inbox may land a supervisor elsewhere)."""
+        params = self.params(view=view)
+        params.setdefault("view", view)
+        return "/inbox?" + urlencode(params)
+
     @property
     def filter_query(self) -> str:
         if self._filter_query is None:
@@ -190,9 +197,25 @@ def inbox_context(request: Request, db: Session, user: UIUser, query: InboxQuery
 
 
 @router.get("/inbox")
-def inbox_page(request: Request, user: CurrentUser, db: DB) -> HTMLResponse:
+def inbox_page(request: Request, user: CurrentUser, db: DB) -> Response:
     query = InboxQuery.parse(request.query_params)
+    if "view" not in request.query_params and user.has_role(Role.supervisor) and not query.cursor:
+        # An admin or supervisor with nothing of their own lands where the work is: «Unassigned» when
+        # conversations wait there, else «All» (an empty «Mine» while others wait was the first thing seen)
+        landing = _landing_view(db, user, query)
+        if landing != query.view:
+            return redirect(query.url(view=landing))
     return render(request, "inbox.html", **inbox_context(request, db, user, query))
+
+
+def _landing_view(db: Session, user: UIUser, query: InboxQuery) -> str:
+    team_ids = inbox.team_ids_of(db, user.actor)
+    for view in ("mine", "unassigned"):
+        filters = inbox.view_filters(db, user.actor, view, query.filters(), team_ids=team_ids)
+        items, _ = conversations.list_conversations(db, user.actor, filters, limit=1)
+        if items:
+            return view
+    return "all"
 
 
 @router.get("/ui/inbox/list")
