@@ -115,6 +115,7 @@
     if (!conversationId) return;
     htmx.ajax("POST", "/ui/conversations/" + conversationId + "/update",
               { target: "#conversation-side", swap: "innerHTML", values: values }).then(function () {
+      refreshCustomer();
       if (message) toast(message);
     });
   }
@@ -221,6 +222,21 @@
 
   var refreshList = debounce(function () { trigger("otklik:refresh-list"); trigger("otklik:refresh-counts"); }, 700);
   var refreshSide = debounce(function () { trigger("otklik:refresh-side"); }, 200);
+  /* The customer panel (history with each conversation's status, notes, tasks) follows the conversation too,
+     unless the agent is typing in it: a note or task half written is never wiped by a re-render. */
+  var refreshCustomer = debounce(function () {
+    var panel = document.getElementById("customer-panel");
+    if (!panel) return;
+    var busy = Array.prototype.some.call(panel.querySelectorAll("input:not([type=hidden]), textarea"),
+                                         function (f) { return f === document.activeElement || f.value; });
+    if (busy) { customerStale = true; return; }
+    customerStale = false;
+    trigger("otklik:refresh-customer");
+  }, 300);
+  var customerStale = false;
+  document.addEventListener("focusout", function (e) {
+    if (customerStale && e.target && e.target.closest && e.target.closest("#customer-panel")) refreshCustomer();
+  });
 
   /* -- notifications -------------------------------------------------------------------------------- */
   var audioCtx = null;
@@ -330,7 +346,7 @@
       if (conversationId && d.conversation_id === conversationId) refreshMessage(d.id);
     } else if (ev.type === "conversation.updated" || ev.type === "conversation.created") {
       refreshList();
-      if (conversationId && d.id === conversationId) { refreshSide(); refreshThread(); }
+      if (conversationId && d.id === conversationId) { refreshSide(); refreshThread(); refreshCustomer(); }
     } else if (ev.type === "sla.warning" || ev.type === "sla.breached") {
       refreshList();
       if (conversationId && d.conversation_id === conversationId) refreshSide();
