@@ -39,8 +39,13 @@ def trigger_of(event: Event) -> tuple[str, int] | None:
 
 
 def on_event(event: Event) -> None:
+    from otklik.service_levels.service import enabled_triggers
+
     data = event.data
     origin = data.get("origin") or {}
+    used = enabled_triggers(event.workspace_id)
+    if not used:
+        return  # no enabled rule in this workspace: no job
     if event.type == "conversation.updated":
         changed = data.get("changed") or []
         if not changed:
@@ -51,10 +56,11 @@ def on_event(event: Event) -> None:
         if data.get("tags_added"):
             triggers.append("tag_added")
         for trigger in triggers:
-            run_rules(event.workspace_id, trigger, int(data["id"]), origin, None)
+            if trigger in used:
+                run_rules(event.workspace_id, trigger, int(data["id"]), origin, None)
         return
     found = trigger_of(event)
-    if found is not None:
+    if found is not None and found[0] in used:
         text = data.get("body_text") if event.type == "message.created" else None
         run_rules(event.workspace_id, found[0], found[1], origin, text)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from otklik.conversations.models import AuthorKind, Conversation, Direction, Mes
 from otklik.customers.models import Customer
 from otklik.platform.db import utcnow
 from otklik.platform.errors import Conflict, NotFound, field_error
+from otklik.platform.events import after_commit
 from otklik.service_levels import actions as action_kit
 from otklik.service_levels.models import Macro, Rule, RuleRun
 
@@ -130,6 +132,36 @@ def check_conditions(session: Session, workspace_id: int, value: Any) -> list[di
     return out
 
 
+# -- which triggers a workspace uses (so an event with no rule to run costs no job) ----------------------------------
+
+TRIGGERS_TTL = 5.0  # seconds another process may take to see a new rule's trigger
+_triggers: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def enabled_triggers(workspace_id: int) -> frozenset[str]:
+    """The triggers of the workspace's enabled rules, cached per process for `TRIGGERS_TTL` seconds (dropped at once
+    in the process that changes a rule)."""
+    from otklik.platform.db import session_scope
+
+    now = time.monotonic()
+    hit = _triggers.get(workspace_id)
+    if hit is not None and now - hit[0] < TRIGGERS_TTL:
+        return hit[1]
+    with session_scope(write=False) as session:
+        found = frozenset(session.scalars(select(Rule.trigger).where(Rule.workspace_id == workspace_id,
+                                                                     Rule.enabled.is_(True)).distinct()))
+    _triggers[workspace_id] = (now, found)
+    return found
+
+
+def _forget_triggers(session: Session, workspace_id: int) -> None:
+    def forget() -> None:
+        _triggers.pop(workspace_id, None)
+
+    forget()
+    after_commit(session, forget)  # again once committed: a concurrent event may have cached the old set
+
+
 # -- rules: storage -----------------------------------------------------------------------------------------------
 
 def _snapshot(rule: Rule) -> dict[str, Any]:
@@ -193,6 +225,7 @@ def create_rule(session: Session, actor: Actor, data: dict[str, Any]) -> Rule:
         raise field_error("name", "another rule has this name")
     session.add(rule)
     session.flush()
+    _forget_triggers(session, actor.workspace_id)
     record_audit(session, actor, entity_type="automation_rule", entity_id=rule.id, action="created",
                  after=_snapshot(rule))
     return rule
@@ -205,6 +238,7 @@ def update_rule(session: Session, actor: Actor, rule_id: int, data: dict[str, An
     if _name_taken(session, Rule, actor.workspace_id, rule.name, rule.id):
         raise field_error("name", "another rule has this name")
     rule.updated_at = utcnow()
+    _forget_triggers(session, actor.workspace_id)
     record_audit(session, actor, entity_type="automation_rule", entity_id=rule.id, action="updated", before=before,
                  after=_snapshot(rule))
     return rule
@@ -215,6 +249,7 @@ def delete_rule(session: Session, actor: Actor, rule_id: int) -> None:
     record_audit(session, actor, entity_type="automation_rule", entity_id=rule.id, action="deleted",
                  before=_snapshot(rule))
     session.delete(rule)
+    _forget_triggers(session, actor.workspace_id)
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------
