@@ -380,15 +380,43 @@ def chosen_option(text: str, options: list[str], index: KbIndex | None) -> KbDoc
     return next((d for d in docs if " ".join(d.title.lower().split()).strip(" .!?") == said), None)
 
 
+# The note is read by a person: codes become words (a workspace's own contact reasons are shown as named)
+REASON_WORDS = {
+    "return_good_quality": "возврат товара надлежащего качества", "damaged_in_delivery": "повреждён при доставке",
+    "defective": "брак", "warranty_repair": "гарантийный ремонт", "installation": "установка и подключение",
+    "missing_parts": "некомплект", "how_to_use": "как пользоваться", "late_delivery": "задержка доставки",
+    "order_status": "статус заказа", "cancel_change": "отмена или изменение заказа",
+    "payment_refund": "оплата и возврат денег", "delivery_info": "условия доставки",
+    "loyalty_promo": "бонусы и промокоды", "account_data": "учётная запись и персональные данные",
+    "business_documents": "документы для юрлиц", "product_question": "вопрос о товаре", "complaint": "жалоба",
+    "other": "другое",
+}
+SENTIMENT_WORDS = {"negative": "негативная", "neutral": "нейтральная", "positive": "позитивная"}
+HANDOFF_WORDS = {
+    "abuse": "оскорбления", "legal_threat": "угроза суда или претензия", "human_requested": "клиент просит человека",
+    "urgent": "срочно", "negative": "негатив", "repeated_failure": "ответы не помогли", "language": "язык без статей",
+    "not_covered": "в базе знаний нет ответа", "low_confidence": "нет уверенного ответа", "empty": "пустое сообщение",
+    "confident": "уверенный ответ", "chosen": "клиент выбрал статью", "close_articles": "предложены похожие статьи",
+    "courtesy": "приветствие или благодарность", "not_helped": "ответ не помог",
+}
+LANGUAGE_WORDS = {"ru": "русский", "en": "английский"}
+
+
+def _words(table: dict[str, str], code: str) -> str:
+    return table.get(code) or code.replace("_", " ")
+
+
 def summary(texts: list[str], decisions: list[Decision], assistant_replies: list[str]) -> str:
     """The hand-off note for the agent: what the customer wants, facts given, what the assistant said."""
     last = decisions[-1] if decisions else None
     lines = []
     if last is not None:
         u = last.understanding
-        lines.append(f"Причина обращения: {u.reason} · тональность: {u.sentiment} · срочность: "
-                     f"{'да' if u.urgent else 'нет'} · язык: {u.language}")
-        lines.append(f"Передано оператору: {last.reason}" + (f" ({last.note})" if last.note else ""))
+        lines.append(f"Причина обращения: {_words(REASON_WORDS, u.reason)} · тональность: "
+                     f"{_words(SENTIMENT_WORDS, u.sentiment)} · срочность: {'да' if u.urgent else 'нет'} · язык: "
+                     f"{_words(LANGUAGE_WORDS, u.language)}")
+        lines.append(f"Передано оператору: {_words(HANDOFF_WORDS, last.reason)}"
+                     + (f" ({last.note})" if last.note else ""))
     wants = " / ".join(" ".join(t.split())[:200] for t in texts[-3:])
     lines.append(f"Клиент пишет: {wants}")
     facts: dict[str, list[str]] = {}
@@ -407,5 +435,5 @@ def summary(texts: list[str], decisions: list[Decision], assistant_replies: list
     else:
         lines.append("Ассистент клиенту не отвечал.")
     if last is not None and last.alternatives:
-        lines.append("Похожие статьи: " + ", ".join(f"{a['title']} ({a['score']:.2f})" for a in last.alternatives))
+        lines.append("Похожие статьи: " + ", ".join(f"{a['title']} ({a['score'] * 100:.0f} %)" for a in last.alternatives))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import io
+import re
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -35,6 +36,22 @@ CATEGORY_LABELS = {
 }
 
 
+def coded(language: str, prefix: str, value: str | None) -> str:
+    """A code a person is about to read («assistant:handoff», a contact reason, an attribute key) in words: its
+    catalog entry `prefix:value`, else the shipped contact reason's label, else the code with spaces (never a
+    raw `snake_case` or an untranslated msgid)."""
+    if not value:
+        return "—"
+    gettext = gettext_for(language).gettext
+    key = f"{prefix}:{value}"
+    text = gettext(key)
+    if text and text != key:
+        return text
+    if value in CATEGORY_LABELS:
+        return gettext(CATEGORY_LABELS[value])
+    return value.replace("_", " ")
+
+
 @cache
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalog of a language (the .po is the source of truth, so nothing can go stale)."""
@@ -47,6 +64,22 @@ def translations(language: str) -> gettext.NullTranslations:
     write_mo(buf, catalog, use_fuzzy=False)
     buf.seek(0)
     return gettext.GNUTranslations(buf)
+
+
+@cache
+def russian_source_texts(language: str) -> dict[str, str]:
+    """Texts written in Russian in the code (the channel plugins' titles and field hints, which the web layer
+    may not import) and translated in this language's catalog: Russian msgid -> text. Empty for Russian."""
+    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    if language == "ru" or not po.exists():
+        return {}
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=language)
+    return {m.id: m.string for m in catalog
+            if isinstance(m.id, str) and isinstance(m.string, str) and m.string and _CYRILLIC.search(m.id)}
+
+
+_CYRILLIC = re.compile("[А-Яа-яЁё]")
 
 
 def normalise(language: str | None) -> str | None:

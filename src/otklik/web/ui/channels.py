@@ -14,7 +14,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from otklik.platform.config import get_settings
-from otklik.web.ui.deps import AdminUser, render, translator, ui_router
+from otklik.web import i18n
+from otklik.web.ui.deps import AdminUser, render, request_language, translator, ui_router
 
 router = ui_router()
 
@@ -32,4 +33,6 @@ TEXTS = (
 def channels_page(request: Request, user: AdminUser) -> Response:
     _ = translator(request)
     base = (get_settings().public_url or str(request.base_url)).rstrip("/")
-    return render(request, "settings/channels.html", texts={t: _(t) for t in TEXTS}, public_base=base)
+    # the plugins' own titles and field hints are Russian in the code: the catalog translates them here
+    texts = i18n.russian_source_texts(request_language(request)) | {t: _(t) for t in TEXTS}
+    return render(request, "settings/channels.html", texts=texts, public_base=base)

@@ -24,7 +24,8 @@ from otklik.conversations.templates import VARIABLE
 from otklik.customers import service as customers
 from otklik.platform.db import session_scope
 from otklik.platform.errors import Conflict, field_error
-from otklik.web.ui.deps import CurrentUser, UIUser, render, translator, ui_router
+from otklik.web import i18n
+from otklik.web.ui.deps import CurrentUser, UIUser, render, request_language, translator, ui_router
 from otklik.web.ui.inbox import InboxQuery, inbox_context
 
 router = ui_router()
@@ -66,7 +67,8 @@ def _event_text(request: Request, entry: AuditEntry, users: dict[int, str]) -> s
     if entry.action == "tags_changed":
         return _("%(who)s changed the tags: %(tags)s", who=who, tags=", ".join(after.get("tags") or []) or "—")
     if entry.action == "category_changed":
-        return _("%(who)s changed the category to %(new)s", who=who, new=after.get("category") or "—")
+        return _("%(who)s changed the category to %(new)s", who=who,
+                 new=i18n.coded(request_language(request), "category", after.get("category")))
     if entry.action in ("merged", "merged_into"):
         return _("%(who)s merged conversations", who=who)
     if entry.action == "sla_breached":
@@ -78,7 +80,12 @@ def _event_text(request: Request, entry: AuditEntry, users: dict[int, str]) -> s
     if entry.action == "macro_applied":
         return _("%(who)s applied the macro «%(name)s»", who=who, name=after.get("name") or "?")
     if entry.action == "signals_changed":
-        return _("Signals: %(signals)s", signals=", ".join(f"{k}={v}" for k, v in after.items()))
+        words = []
+        if "sentiment" in after:
+            words.append(i18n.coded(request_language(request), "sentiment", str(after["sentiment"])))
+        if "urgent" in after:
+            words.append(_("urgent") if after["urgent"] else _("not urgent"))
+        return _("Signals: %(signals)s", signals=", ".join(words) or "—")
     return entry.action
 
 

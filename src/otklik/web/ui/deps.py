@@ -181,6 +181,7 @@ def environment(language: str) -> Environment:
     env.globals["static"] = static_url
     env.globals["LANGUAGE_NAMES"] = i18n.LANGUAGE_NAMES
     env.globals["CATEGORY_LABELS"] = i18n.CATEGORY_LABELS
+    env.globals["coded"] = lambda prefix, value: i18n.coded(language, prefix, value)
     env.filters["wait"] = lambda seconds: i18n.wait_text(seconds, language)
     env.filters["datetime"] = lambda value, tz="Europe/Moscow": i18n.datetime_text(value, language, tz)
     return env

@@ -50,18 +50,18 @@
     ul.replaceChildren();
     for (const kind of list) {
       ul.append(el("li", { class: "channel-kind card", "data-kind": kind.kind },
-        el("span", { class: "channel-icon", "aria-hidden": "true", text: kind.icon || kind.title.slice(0, 2) }),
+        el("span", { class: "channel-icon", "aria-hidden": "true", text: kind.icon || t(kind.title).slice(0, 2) }),
         el("div", {},
-          el("strong", { text: kind.title }),
-          el("p", { class: "muted small", text: kind.description }),
+          el("strong", { text: t(kind.title) }),
+          el("p", { class: "muted small", text: t(kind.description) }),
           el("button", { type: "button", id: "add-" + kind.kind, onclick: () => openEditor(kind, null) }, t("Add")))));
     }
   }
 
   // -- the form generated from the Config schema ---------------------------------------------------
   function fieldFor(name, prop, value, id) {
-    const label = el("label", { for: id, text: prop.title || name });
-    if (prop.description) label.append(el("span", { class: "hint muted small", text: prop.description }));
+    const label = el("label", { for: id, text: t(prop.title || name) });
+    if (prop.description) label.append(el("span", { class: "hint muted small", text: t(prop.description) }));
     let input;
     if (Array.isArray(prop.enum)) {
       input = el("select", { id, name });
@@ -73,7 +73,7 @@
     } else if (prop.type === "boolean") {
       input = el("input", { id, name, type: "checkbox" });
       input.checked = Boolean(value ?? prop.default);
-      return el("div", {}, el("label", { for: id }, input, " " + (prop.title || name)));
+      return el("div", {}, el("label", { for: id }, input, " " + t(prop.title || name)));
     } else {
       input = el("input", { id, name, type: "text" });
       input.value = value ?? prop.default ?? "";
@@ -87,9 +87,9 @@
     const result = document.getElementById("channel-form-result");
     editor.hidden = false;
     result.textContent = "";
-    document.getElementById("editor-title").textContent = kind.title + " · " + (account ? account.name : t("New account"));
+    document.getElementById("editor-title").textContent = t(kind.title) + " · " + (account ? account.name : t("New account"));
     form.replaceChildren();
-    form.append(fieldFor("name", { title: t("Account name"), type: "string" }, account ? account.name : kind.title, "channel-field-name"));
+    form.append(fieldFor("name", { title: t("Account name"), type: "string" }, account ? account.name : t(kind.title), "channel-field-name"));
     const properties = (kind.config_schema && kind.config_schema.properties) || {};
     for (const [name, prop] of Object.entries(properties)) {
       form.append(fieldFor(name, prop, account ? account.config[name] : undefined, "channel-field-" + name));
@@ -99,7 +99,7 @@
       const id = "channel-secret-" + name;
       const isSet = account && account.secrets[name] === "set";
       form.append(el("div", {},
-        el("label", { for: id, text: kind.secret_titles[name] || name },
+        el("label", { for: id, text: t(kind.secret_titles[name] || name) },
           el("span", { class: "hint muted small", text: isSet ? t("set") + " — " + t("leave empty to keep the saved value") : "" })),
         el("input", { id, name, type: "password", autocomplete: "new-password", "data-secret": "1" })));
     }
@@ -143,7 +143,7 @@
         el("code", { class: "webhook-url", text: page.dataset.baseUrl + account.webhook_path }));
     }
     for (const [name, status] of Object.entries(account.secrets)) {
-      fact(kind.secret_titles[name] || name, document.createTextNode(t(status)));
+      fact(t(kind.secret_titles[name] || name), document.createTextNode(t(status)));
     }
     if (account.state && account.state.poll_error) fact(t("Polling error"), document.createTextNode(account.state.poll_error));
     if (account.pending_events) fact(t("Waiting for media download"), document.createTextNode(String(account.pending_events)));
@@ -173,7 +173,7 @@
     return el("section", { class: "card channel-account", "data-account-id": account.id, "data-kind": account.kind },
       el("header", {},
         el("span", { class: "channel-icon", "aria-hidden": "true", text: kind.icon }),
-        el("h3", { text: kind.title + " · " + account.name }),
+        el("h3", { text: t(kind.title) + " · " + account.name }),
         el("span", { class: "badge", text: account.enabled ? t("Enabled") : t("Disabled") })),
       facts, actions, result);
   }
