@@ -6,7 +6,9 @@
    the agents, bulk-inserted, then the agents' counts set by `routing.recount`.
 2. --decisions unassigned conversations of the team, each routed in its own transaction: the figure is the time
    of `routing.assign()` (team row lock, candidates, choice, agent row lock and re-read, the assignment, its audit
-   row and the flush that moves the counts), not the commit. p50/p99/max over the decisions, after 20 warm-up.
+   row and the flush that moves the counts), not the commit. p50/p99/max over the decisions, after 20 warm-up;
+   `decision_cpu` is the same for this thread's CPU time (SQLite runs in process), which a loaded machine does
+   not inflate; the load average is recorded with the figures.
 
     .venv/bin/python bench/routing.py [--agents 200] [--conversations 100000] [--decisions 2000] [--method round_robin]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,20 +102,23 @@ def main() -> None:
                                            .order_by(Conversation.id)))
         log(f"routing {len(waiting)} conversations one by one")
         latencies: list[float] = []
+        cpu_times: list[float] = []  # this thread's CPU time: what the decision costs without waiting for a core
         assigned = 0
         for n, cid in enumerate(waiting):
             with session_scope() as session:
                 conversation = session.get(Conversation, cid)
                 assert conversation is not None
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 got = routing.assign(session, conversation)
-                elapsed = time.perf_counter() - t
+                elapsed, cpu = time.perf_counter() - t, time.thread_time() - c
             assigned += got is not None
             if n >= 20:
                 latencies.append(elapsed)
+                cpu_times.append(cpu)
         result = {"bench": "routing", "db": "sqlite", "agents": args.agents, "open_conversations":
                   args.conversations, "method": args.method, "assigned": assigned,
-                  "decision": summarize(latencies), "machine": machine_note()}
+                  "decision": summarize(latencies), "decision_cpu": summarize(cpu_times),
+                  "load_average": os.getloadavg(), "machine": machine_note()}
         text_out = json.dumps(result, ensure_ascii=False, indent=2)
         print(text_out)
         if args.out:
