@@ -51,6 +51,8 @@ def test_every_page_has_an_icon_and_no_404_for_it(new_page, live_server):
     page.wait_for_load_state("networkidle")
     assert failed == []
     assert page.locator("link[rel=icon]").get_attribute("href") == "/favicon.ico"
+    # and Settings lists the assistant once (it was there twice)
+    assert page.get_by_text("ИИ-помощник", exact=True).count() == 1
 
 
 def test_assistant_thresholds_read_as_percentages_with_what_happens(new_page, live_server):
