@@ -30,10 +30,10 @@ from otklik.conversations.api import router as conversations_router
 from otklik.conversations.routing_api import SeenAgents
 from otklik.conversations.routing_api import router as routing_router
 from otklik.conversations.sla_api import router as sla_router
-from otklik.guardrails.api import router as guardrails_router
 from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
+from otklik.guardrails.api import router as guardrails_router
 from otklik.knowledge.api import router as knowledge_router
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction

@@ -27,7 +27,7 @@ def test_supervisor_creates_and_edits_a_policy(app, client, ws):
     assert bad.status_code == 422 and "first_response_minutes" in bad.text
     r = b.post("/settings/sla", {"name": "Почта", "first": "24 ч", "channels": ["email"]}, htmx=False)
     assert r.status_code == 303
-    second = [x for x in client.get("/api/v1/sla-policies", headers=ws.agent).json() if x["name"] == "Почта"][0]
+    second = next(x for x in client.get("/api/v1/sla-policies", headers=ws.agent).json() if x["name"] == "Почта")
     assert second["business_hours"] is False  # the box was not ticked
     b.post(f"/settings/sla/{second['id']}", {"name": "Почта", "first": "24 ч", "position": "0", "enabled": "on",
                                              "business_hours": "on"}, htmx=False)
