@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    case,
     event,
     func,
     inspect,
@@ -508,9 +509,15 @@ def _skills_match(agent: Any, conversation: Conversation) -> bool:
     return not (categories and conversation.category and conversation.category not in categories)
 
 
-def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime) -> list[Any]:
-    """Online (and not idle) active members of the team with a free slot of this kind, by user id: one query over
-    the team's members (an agent who was never seen has no row yet and is not online)."""
+CANDIDATE_PAGE = 16  # agents read per step, in the method's order: a decision rarely needs more than the first
+
+
+def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime,
+                limit: int | None = None) -> list[Any]:
+    """Online (and not idle) active members of the team with a free slot of this kind, in the order the method
+    prefers them (round-robin: after the last one assigned, then from the start; least-busy: the lightest load
+    first), `limit` of them: one query over the team's members, ordered and cut in SQL, so a decision reads a
+    page of agents, not the whole team (an agent who was never seen has no row yet and is not online)."""
     away_after = settings_view(workspace_settings(session, team.workspace_id))["away_after_minutes"]
     load = AgentRouting.open_email if kind == EMAIL else AgentRouting.open_chat
     stmt = (select(AgentRouting.user_id, AgentRouting.open_chat, AgentRouting.open_email, AgentRouting.languages,
@@ -521,7 +528,13 @@ def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime
                    load < (team.capacity_email if kind == EMAIL else team.capacity_chat)))
     if away_after:
         stmt = stmt.where(AgentRouting.last_seen_at >= now - dt.timedelta(minutes=away_after))
-    return list(session.execute(stmt.order_by(AgentRouting.user_id)))
+    after_last = case((AgentRouting.user_id <= (team.last_user_id or 0), 1), else_=0)
+    order = (load, after_last, AgentRouting.user_id) if team.method == LEAST_BUSY else \
+        (after_last, AgentRouting.user_id)
+    stmt = stmt.order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.execute(stmt))
 
 
 def _load(agent: Any, kind: str) -> int:
@@ -562,12 +575,25 @@ def assign(session: Session, conversation: Conversation, *, now: dt.datetime | N
     if team is None or not team.auto_assign:
         return None
     kind = kind_of(conversation.channel)
-    for agent in choose(team, _candidates(session, team, kind, now), conversation):
+    first = _candidates(session, team, kind, now, limit=CANDIDATE_PAGE)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+
+    def ranked() -> Any:
+        yield from choose(team, first, conversation)
+        if len(first) == CANDIDATE_PAGE:  # nobody on a full first page took it: the rest of the team, read now
+            seen = {a.user_id for a in first}
+            rest = [a for a in _candidates(session, team, kind, now) if a.user_id not in seen]
+            yield from choose(team, rest, conversation)
+
+    for agent in ranked():
         # the count again, under the agent's row lock (another team's decision may have filled them meanwhile)
-        locked = session.execute(select(AgentRouting.open_chat, AgentRouting.open_email)
-                                 .where(AgentRouting.user_id == agent.user_id).with_for_update()).one()
-        if _load(locked, kind) >= (team.capacity_email if kind == EMAIL else team.capacity_chat):
-            continue
+        # (SQLite: the transaction has held the database's write lock since BEGIN IMMEDIATE, so the count read
+        # above cannot have moved; PostgreSQL: lock the agent's row and read it again)
+        if not sqlite:
+            locked = session.execute(select(AgentRouting.open_chat, AgentRouting.open_email)
+                                     .where(AgentRouting.user_id == agent.user_id).with_for_update()).one()
+            if _load(locked, kind) >= (team.capacity_email if kind == EMAIL else team.capacity_chat):
+                continue
         conversation.assignee_id = agent.user_id
         note_transfer(conversation, None, agent.user_id, now)
         conversation.version += 1
