@@ -1,0 +1,40 @@
+"""«Сроки по закону» in a real browser: a defective-item conversation, the agent enters the demand date and the
+price, sees the refund (ЗоЗПП ст. 22) overdue in red with its penalty, and the replacement with its own term.
+Screenshot: docs/screenshots/conversation-legal-deadlines.png."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+
+from tests.conftest import make_workspace
+from tests.e2e._ui import post_inbound, sign_in
+from tests.e2e.conftest import screenshot
+
+
+def test_agent_counts_the_legal_deadlines_of_a_defect(new_page, live_server):
+    ws = make_workspace("e2elaw")
+    got = post_inbound(live_server, ws, text="Чайник сломался через неделю, верните деньги!",
+                       customer_name="Пётр Сидоров")
+    cid = got["conversation_id"]
+    r = httpx.patch(f"{live_server}/api/v1/conversations/{cid}", json={"category": "defective"}, headers=ws.agent)
+    assert r.status_code == 200, r.text
+    page = new_page(viewport=(1280, 800))
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.wait_for_selector('#legal-case[data-situation="defect"]')
+    assert "дата требования клиента" in page.locator("#legal-missing").inner_text()
+    demanded = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+    page.fill("#legal-demanded_on", demanded)
+    page.fill("#legal-price", "4990")
+    page.select_option("#legal-in_stock", "yes")
+    page.select_option("#legal-quality_check", "no")
+    page.click("#legal-save")
+    refund = page.locator('#legal-case .legal-obligation[data-key="refund"]')
+    refund.wait_for()
+    assert "overdue" in (refund.get_attribute("class") or "")
+    text = refund.inner_text()
+    assert "ЗоЗПП ст. 22" in text and "просрочено" in text and "неустойка" in text
+    assert page.locator('#legal-case .legal-obligation[data-key="replacement"]').count() == 1
+    assert page.locator(".toast.error").count() == 0  # the form is not the side panel's: no status requests
+    screenshot(page, "conversation-legal-deadlines")
