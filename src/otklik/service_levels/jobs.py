@@ -106,14 +106,15 @@ def _record_error(workspace_id: int, rule_id: int, rule_name: str, conversation_
     run_transaction(work)
 
 
-def sweep_time_rules() -> int:
+def sweep_time_rules(workspace_id: int | None = None) -> int:
     """Run the time rules that are due («pending for 3 days»): every worker may run it; each idle stretch of a
-    conversation fires a rule once (the run is re-checked under the conversation's row lock)."""
+    conversation fires a rule once (the run is re-checked under the conversation's row lock). `workspace_id`:
+    one workspace's rules only."""
     from otklik.service_levels import service
     from otklik.service_levels.models import Rule
 
     with session_scope(write=False) as session:
-        pairs = service.time_candidates(session)
+        pairs = service.time_candidates(session, workspace_id=workspace_id)
     for rule_id, conversation_id in pairs:
         try:
             run_transaction(partial(service.run_one, rule_id=rule_id, conversation_id=conversation_id,

@@ -400,12 +400,15 @@ def _time_due(session: Session, rule: Rule, conversation: Conversation, now: dt.
     return ran is None
 
 
-def time_candidates(session: Session, now: dt.datetime | None = None) -> list[tuple[int, int]]:
+def time_candidates(session: Session, now: dt.datetime | None = None,
+                    workspace_id: int | None = None) -> list[tuple[int, int]]:
     """(rule id, conversation id) pairs a time rule is due for: in the rule's status and unchanged for its hours,
-    and not run since the conversation last changed (each idle stretch fires once)."""
+    and not run since the conversation last changed (each idle stretch fires once). `workspace_id`: one
+    workspace's rules only (tests, tools); the worker's sweep takes every workspace."""
     now = now or utcnow()
     pairs: list[tuple[int, int]] = []
-    for rule in session.scalars(select(Rule).where(Rule.trigger == "time", Rule.enabled.is_(True))):
+    scope = [Rule.workspace_id == workspace_id] if workspace_id is not None else []
+    for rule in session.scalars(select(Rule).where(Rule.trigger == "time", Rule.enabled.is_(True), *scope)):
         opts = rule.trigger_options or {}
         cutoff = now - dt.timedelta(hours=int(opts.get("hours", 0)))
         ran = exists().where(RuleRun.rule_id == rule.id, RuleRun.conversation_id == Conversation.id,
