@@ -18,7 +18,7 @@ from otklik.accounts.models import TeamMember, User
 from otklik.accounts.service import Actor
 from otklik.conversations.models import Conversation, Message, Priority, Status
 from otklik.conversations.service import ConversationFilters, get_conversation
-from otklik.platform.db import Base, UTCDateTime, utcnow
+from otklik.platform.db import Base, UTCDateTime, aware, utcnow
 from otklik.platform.errors import Conflict, NotFound, field_error
 
 ACTIVE = [Status.new, Status.open, Status.pending]
@@ -194,10 +194,6 @@ def mark_read(session: Session, actor: Actor, conversation_id: int) -> None:
 # The assistant answered and the customer has said nothing since for this long: nobody waits any more
 # (docs/service-levels.md, «Waiting time»). A customer message after the answer starts waiting again.
 ASSISTANT_SILENCE_SECONDS = 30 * 60
-
-
-def aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def wait_state(conversation: Conversation, now: dt.datetime | None = None) -> tuple[int | None, str]:

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from otklik.accounts.models import Role, Team, TeamMember, User
 from otklik.accounts.service import Actor, record_audit
 from otklik.conversations.models import PRIORITY_RANK, Conversation, Status
-from otklik.platform.db import Base, JSONType, UTCDateTime, utcnow
+from otklik.platform.db import Base, JSONType, UTCDateTime, aware, utcnow
 from otklik.platform.errors import NotFound, field_error
 
 ROUND_ROBIN, LEAST_BUSY = "round_robin", "least_busy"
@@ -99,10 +99,6 @@ class RoutingSettings(Base):
 
 def kind_of(channel: str | None) -> str:
     return EMAIL if channel in EMAIL_LIKE else CHAT
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 # -- the load counters (kept on every flush that changes a conversation's assignee, status or channel) ----------
@@ -332,7 +328,7 @@ def effective_availability(row: AgentRouting | None, away_after: int, now: dt.da
     if state != ONLINE or not away_after:
         return state
     now = now or utcnow()
-    if row.last_seen_at is None or _aware(row.last_seen_at) < now - dt.timedelta(minutes=away_after):
+    if row.last_seen_at is None or aware(row.last_seen_at) < now - dt.timedelta(minutes=away_after):
         return AWAY
     return ONLINE
 

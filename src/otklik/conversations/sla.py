@@ -42,7 +42,7 @@ from otklik.calendars.models import Calendar
 from otklik.calendars.service import calendar_for, engine_of
 from otklik.conversations.models import Conversation, Priority, Status
 from otklik.customers.models import Customer
-from otklik.platform.db import Base, JSONType, UTCDateTime, affected, utcnow
+from otklik.platform.db import Base, JSONType, UTCDateTime, affected, aware, utcnow
 from otklik.platform.errors import NotFound, field_error
 
 FIRST, NEXT, RESOLUTION = "first_response", "next_response", "resolution"
@@ -381,10 +381,6 @@ def _policy_for(session: Session, conversation: Conversation) -> PolicyView | No
 # -- time on a timer ----------------------------------------------------------------------------------------------
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
 def _tx_cache(session: Session, name: str) -> dict[Any, Any]:
     """A per-transaction memo (reset when the transaction changes): lookups an inbound batch repeats."""
     tx = session.get_transaction()
@@ -433,7 +429,7 @@ class _Clock:
                 self.engine = engine
 
     def add(self, start: dt.datetime, minutes: int) -> dt.datetime:
-        start = _aware(start)
+        start = aware(start)
         if self.engine is not None:
             try:
                 return self.engine.add(start, max(minutes, 0))
@@ -442,7 +438,7 @@ class _Clock:
         return start + dt.timedelta(minutes=max(minutes, 0))
 
     def between(self, start: dt.datetime, end: dt.datetime) -> int:
-        start, end = _aware(start), _aware(end)
+        start, end = aware(start), aware(end)
         if end <= start:
             return 0
         if self.engine is not None:
@@ -536,7 +532,7 @@ def _stop(session: Session, conversation: Conversation, timer: SlaTimer | None, 
         return
     if timer.running_since is not None:
         timer.elapsed_minutes += _Clock(session, timer, conversation).between(timer.running_since, at)
-    late = timer.breached_at is not None or (timer.due_at is not None and _aware(at) > _aware(timer.due_at))
+    late = timer.breached_at is not None or (timer.due_at is not None and aware(at) > aware(timer.due_at))
     if late and timer.breached_at is None:
         timer.breached_at = at
         conversation.sla_breached = True
@@ -547,7 +543,7 @@ def _stop(session: Session, conversation: Conversation, timer: SlaTimer | None, 
 
 
 def _refresh_due(session: Session, conversation: Conversation, timers: Iterable[SlaTimer]) -> None:
-    dues = [_aware(t.due_at) for t in timers if t.due_at is not None and t.stopped_at is None
+    dues = [aware(t.due_at) for t in timers if t.due_at is not None and t.stopped_at is None
             and t.state in (RUNNING, BREACHED)]
     conversation.sla_due_at = min(dues) if dues else None
 
@@ -569,7 +565,7 @@ def on_customer_message(session: Session, conversation: Conversation, at: dt.dat
             return
         if not answered:
             _start(session, conversation, timers, FIRST, p, at)
-            _start(session, conversation, timers, RESOLUTION, p, min(_aware(conversation.created_at), _aware(at)))
+            _start(session, conversation, timers, RESOLUTION, p, min(aware(conversation.created_at), aware(at)))
         else:  # a policy that appeared after the conversation began: count from now
             _start(session, conversation, timers, RESOLUTION, p, at)
             if not was_waiting:
@@ -642,7 +638,7 @@ def reevaluate(session: Session, actor: Actor | None, conversation: Conversation
     p = policy_for(session, conversation)
     def state() -> dict[str, dict[str, Any]]:
         return {k: {"policy_id": t.policy_id, "target_minutes": t.target_minutes, "state": t.state,
-                    "due_at": _aware(t.due_at).isoformat() if t.due_at else None} for k, t in timers.items()}
+                    "due_at": aware(t.due_at).isoformat() if t.due_at else None} for k, t in timers.items()}
 
     before = state()
     for kind, timer in timers.items():
@@ -674,7 +670,7 @@ def timer_view(timer: SlaTimer, now: dt.datetime | None = None) -> dict[str, Any
     now = now or utcnow()
     left = None
     if timer.due_at is not None and timer.stopped_at is None:
-        left = int((_aware(timer.due_at) - _aware(now)).total_seconds())
+        left = int((aware(timer.due_at) - aware(now)).total_seconds())
     return {"kind": timer.kind, "state": timer.state, "policy_id": timer.policy_id,
             "target_minutes": timer.target_minutes, "business_hours": timer.business_hours,
             "started_at": timer.started_at, "due_at": timer.due_at, "seconds_left": left,

@@ -22,7 +22,7 @@ from otklik.conversations import inbox
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Priority, Status
 from otklik.conversations.service import CHANNELS, ConversationFilters
-from otklik.platform.db import utcnow
+from otklik.platform.db import aware, utcnow
 from otklik.platform.errors import field_error
 from otklik.web.ui.deps import CurrentUser, UIUser, redirect, render, ui_router
 
@@ -176,7 +176,7 @@ def list_rows(db: Session, user: UIUser, query: InboxQuery, team_ids: list[int],
         rows.append(Row(conversation=c, customer_name=names.get(c.customer_id, ""), tags=tags.get(c.id, []),
                         unread=c.id in unread, wait_seconds=waited, wait_state=state,
                         assignee_name=users.get(c.assignee_id, "") if c.assignee_id else "",
-                        sla_left=int((inbox.aware(due) - now).total_seconds()) if due is not None else None,
+                        sla_left=int((aware(due) - now).total_seconds()) if due is not None else None,
                         sla_state=inbox.sla_colour(c, now)))
     return rows, next_cursor
 
