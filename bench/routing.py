@@ -10,7 +10,7 @@
    `decision_cpu` is the same for this thread's CPU time (SQLite runs in process), which a loaded machine does
    not inflate; the load average is recorded with the figures.
 
-    .venv/bin/python bench/routing.py [--agents 200] [--conversations 100000] [--decisions 2000] [--method round_robin]
+    .venv/bin/python bench/routing.py [--agents 200] [--conversations 100000] [--decisions 2000] [--method round_robin] [--db sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--method", default="round_robin", choices=("round_robin", "least_busy"))
+    parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    bench = BenchEnv("sqlite")
+    bench = BenchEnv(args.db)
     try:
         bench.migrate()
         bench.apply_to_this_process()
@@ -96,7 +97,7 @@ def main() -> None:
         from sqlalchemy import text
 
         with session_scope() as session:
-            session.execute(text("ANALYZE"))
+            session.execute(text("ANALYZE"))  # both dialects
             waiting = list(session.scalars(select(Conversation.id).where(Conversation.assignee_id.is_(None),
                                                                         Conversation.team_id == team_id)
                                            .order_by(Conversation.id)))
@@ -115,7 +116,7 @@ def main() -> None:
             if n >= 20:
                 latencies.append(elapsed)
                 cpu_times.append(cpu)
-        result = {"bench": "routing", "db": "sqlite", "agents": args.agents, "open_conversations":
+        result = {"bench": "routing", "db": args.db, "agents": args.agents, "open_conversations":
                   args.conversations, "method": args.method, "assigned": assigned,
                   "decision": summarize(latencies), "decision_cpu": summarize(cpu_times),
                   "load_average": os.getloadavg(), "machine": machine_note()}

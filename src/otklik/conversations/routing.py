@@ -20,6 +20,7 @@ order is always team rows (by id) before agent rows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     case,
     event,
     func,
@@ -95,6 +97,26 @@ class RoutingSettings(Base):
     out_of_hours_to_open_team: Mapped[bool] = mapped_column(Boolean, default=False)
     away_after_minutes: Mapped[int] = mapped_column(Integer, default=DEFAULT_AWAY_AFTER)  # 0: never
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+_agent_table = cast(Table, AgentRouting.__table__)
+
+
+CLAIMED = "otklik.routing.claimed"  # session.info: conversations whose new slot a routing claim has counted
+
+
+@functools.lru_cache(maxsize=4)
+def _claim_stmt(kind: str) -> Any:
+    """Take a slot of this kind from the agent if they still have one, in one statement: the count goes up by one
+    and the agent is stamped as just assigned. On PostgreSQL the UPDATE takes the agent's row lock and re-checks
+    the count on the newest row version (another team's decision may have filled them since the candidates were
+    read), so no separate locking read is needed; the flush hook then skips this slot (CLAIMED)."""
+    load = _agent_table.c.open_email if kind == EMAIL else _agent_table.c.open_chat
+    return (update(_agent_table)
+            .where(_agent_table.c.user_id == bindparam("uid"), load < bindparam("capacity"))
+            .values({load: load + 1,
+                     _agent_table.c.last_assigned_at: bindparam("at", type_=_agent_table.c.last_assigned_at.type)})
+            .returning(_agent_table.c.user_id))
 
 
 def kind_of(channel: str | None) -> str:
@@ -171,15 +193,20 @@ def _apply_deltas(conn: Any, deltas: Counter[tuple[int, str]]) -> None:
 @event.listens_for(Session, "before_flush")
 def _count_loads(session: Session, flush_context: Any, instances: Any) -> None:
     deltas: Counter[tuple[int, str]] = Counter()
+    claimed: dict[int, tuple[int, str]] = session.info.pop(CLAIMED, None) or {}
     for obj in session.new:
         if isinstance(obj, Conversation):
             slot = _slot(obj.assignee_id, obj.status, obj.channel)
             if slot:
                 deltas[slot] += 1
+                if claimed.get(id(obj)) == slot:
+                    deltas[slot] -= 1
     for obj in session.dirty:
         if isinstance(obj, Conversation) and session.is_modified(obj, include_collections=False):
             olds, news = zip(*(_values(obj, n) for n in ("assignee_id", "status", "channel")), strict=True)
             before, after = _slot(*olds), _slot(*news)
+            if after is not None and claimed.get(id(obj)) == after:
+                deltas[after] -= 1  # the routing claim counted this slot already, in the same statement as its check
             if before != after:
                 if before:
                     deltas[before] -= 1
@@ -217,6 +244,27 @@ def workspace_settings(session: Session, workspace_id: int) -> RoutingSettings:
     return row
 
 
+SETTINGS_CACHE_SECONDS = 5.0  # how long a process may route on settings another process has just changed
+_settings_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+def cached_settings(session: Session, workspace_id: int) -> dict[str, Any]:
+    """The workspace's routing settings as `settings_view` gives them, from a per-process cache (a decision then
+    reads no settings row: one round trip less on PostgreSQL). A change made in this process clears the cache
+    when it commits; another process sees it within SETTINGS_CACHE_SECONDS."""
+    hit = _settings_cache.get(workspace_id)
+    clock = time.monotonic()
+    if hit is not None and clock - hit[0] < SETTINGS_CACHE_SECONDS:
+        return hit[1]
+    view = settings_view(workspace_settings(session, workspace_id))
+    _settings_cache[workspace_id] = (clock, view)
+    return view
+
+
+def _forget_settings(workspace_id: int) -> None:
+    _settings_cache.pop(workspace_id, None)
+
+
 def update_workspace_settings(session: Session, actor: Actor, data: dict[str, Any]) -> RoutingSettings:
     actor.require(Role.admin)
     row = session.get(RoutingSettings, actor.workspace_id)
@@ -236,6 +284,8 @@ def update_workspace_settings(session: Session, actor: Actor, data: dict[str, An
         row.away_after_minutes = value
     row.updated_at = utcnow()
     session.flush()
+    _forget_settings(actor.workspace_id)
+    event.listen(session, "after_commit", lambda _s, ws=actor.workspace_id: _forget_settings(ws), once=True)
     record_audit(session, actor, entity_type="workspace", entity_id=actor.workspace_id,
                  action="routing_settings_changed", before=before, after=settings_view(row))
     return row
@@ -508,29 +558,43 @@ def _skills_match(agent: Any, conversation: Conversation) -> bool:
 CANDIDATE_PAGE = 16  # agents read per step, in the method's order: a decision rarely needs more than the first
 
 
-def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime,
-                limit: int | None = None) -> list[Any]:
-    """Online (and not idle) active members of the team with a free slot of this kind, in the order the method
-    prefers them (round-robin: after the last one assigned, then from the start; least-busy: the lightest load
-    first), `limit` of them: one query over the team's members, ordered and cut in SQL, so a decision reads a
-    page of agents, not the whole team (an agent who was never seen has no row yet and is not online)."""
-    away_after = settings_view(workspace_settings(session, team.workspace_id))["away_after_minutes"]
+@functools.lru_cache(maxsize=16)
+def _candidates_stmt(method: str, kind: str, idle_cut: bool, limited: bool) -> Any:
+    """The candidates query for one shape, built once per process (building it costs more than running it);
+    the team, capacity, idle cut-off, last agent and page size are bound at run time."""
     load = AgentRouting.open_email if kind == EMAIL else AgentRouting.open_chat
     stmt = (select(AgentRouting.user_id, AgentRouting.open_chat, AgentRouting.open_email, AgentRouting.languages,
                    AgentRouting.categories)
             .join(TeamMember, TeamMember.user_id == AgentRouting.user_id)
             .join(User, User.id == AgentRouting.user_id)
-            .where(TeamMember.team_id == team.team_id, User.is_active.is_(True), AgentRouting.availability == ONLINE,
-                   load < (team.capacity_email if kind == EMAIL else team.capacity_chat)))
-    if away_after:
-        stmt = stmt.where(AgentRouting.last_seen_at >= now - dt.timedelta(minutes=away_after))
-    after_last = case((AgentRouting.user_id <= (team.last_user_id or 0), 1), else_=0)
-    order = (load, after_last, AgentRouting.user_id) if team.method == LEAST_BUSY else \
-        (after_last, AgentRouting.user_id)
+            .where(TeamMember.team_id == bindparam("team_id"), User.is_active.is_(True),
+                   AgentRouting.availability == ONLINE, load < bindparam("capacity")))
+    if idle_cut:
+        stmt = stmt.where(AgentRouting.last_seen_at >= bindparam("seen_since", type_=AgentRouting.last_seen_at.type))
+    after_last = case((AgentRouting.user_id <= bindparam("last_user_id"), 1), else_=0)
+    order = (load, after_last, AgentRouting.user_id) if method == LEAST_BUSY else (after_last, AgentRouting.user_id)
     stmt = stmt.order_by(*order)
+    if limited:
+        stmt = stmt.limit(bindparam("page"))
+    return stmt
+
+
+def _candidates(session: Session, team: TeamRouting, kind: str, now: dt.datetime,
+                limit: int | None = None, *, away_after: int | None = None) -> list[Any]:
+    """Online (and not idle) active members of the team with a free slot of this kind, in the order the method
+    prefers them (round-robin: after the last one assigned, then from the start; least-busy: the lightest load
+    first), `limit` of them: one query over the team's members, ordered and cut in SQL, so a decision reads a
+    page of agents, not the whole team (an agent who was never seen has no row yet and is not online)."""
+    if away_after is None:
+        away_after = cached_settings(session, team.workspace_id)["away_after_minutes"]
+    stmt = _candidates_stmt(team.method, kind, bool(away_after), limit is not None)
+    params: dict[str, Any] = {"team_id": team.team_id, "last_user_id": team.last_user_id or 0,
+                              "capacity": team.capacity_email if kind == EMAIL else team.capacity_chat}
+    if away_after:
+        params["seen_since"] = now - dt.timedelta(minutes=away_after)
     if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.execute(stmt))
+        params["page"] = limit
+    return list(session.connection().execute(stmt, params))
 
 
 def _load(agent: Any, kind: str) -> int:
@@ -557,7 +621,8 @@ def assign(session: Session, conversation: Conversation, *, now: dt.datetime | N
         return None
     now = now or utcnow()
     system = Actor.system(conversation.workspace_id, kind="routing")
-    if workspace_settings(session, conversation.workspace_id).out_of_hours_to_open_team:
+    settings = cached_settings(session, conversation.workspace_id)
+    if settings["out_of_hours_to_open_team"]:
         other = _open_team_for(session, conversation, now)
         if other is not None:
             old = conversation.team_id
@@ -571,32 +636,28 @@ def assign(session: Session, conversation: Conversation, *, now: dt.datetime | N
     if team is None or not team.auto_assign:
         return None
     kind = kind_of(conversation.channel)
-    first = _candidates(session, team, kind, now, limit=CANDIDATE_PAGE)
-    sqlite = session.get_bind().dialect.name == "sqlite"
+    away_after = settings["away_after_minutes"]
+    first = _candidates(session, team, kind, now, limit=CANDIDATE_PAGE, away_after=away_after)
 
     def ranked() -> Any:
         yield from choose(team, first, conversation)
         if len(first) == CANDIDATE_PAGE:  # nobody on a full first page took it: the rest of the team, read now
             seen = {a.user_id for a in first}
-            rest = [a for a in _candidates(session, team, kind, now) if a.user_id not in seen]
+            rest = [a for a in _candidates(session, team, kind, now, away_after=away_after) if a.user_id not in seen]
             yield from choose(team, rest, conversation)
 
+    capacity = team.capacity_email if kind == EMAIL else team.capacity_chat
+    claim = _claim_stmt(kind)
     for agent in ranked():
-        # the count again, under the agent's row lock (another team's decision may have filled them meanwhile)
-        # (SQLite: the transaction has held the database's write lock since BEGIN IMMEDIATE, so the count read
-        # above cannot have moved; PostgreSQL: lock the agent's row and read it again)
-        if not sqlite:
-            locked = session.execute(select(AgentRouting.open_chat, AgentRouting.open_email)
-                                     .where(AgentRouting.user_id == agent.user_id).with_for_update()).one()
-            if _load(locked, kind) >= (team.capacity_email if kind == EMAIL else team.capacity_chat):
-                continue
+        if session.connection().execute(claim, {"uid": agent.user_id, "capacity": capacity, "at": now}).first() \
+                is None:
+            continue  # filled meanwhile by another team's decision
+        session.info.setdefault(CLAIMED, {})[id(conversation)] = (int(agent.user_id), kind)
         conversation.assignee_id = agent.user_id
         note_transfer(conversation, None, agent.user_id, now)
         conversation.version += 1
         conversation.updated_at = now
         team.last_user_id = agent.user_id
-        session.execute(update(AgentRouting).where(AgentRouting.user_id == agent.user_id)
-                        .values(last_assigned_at=now).execution_options(synchronize_session=False))
         record_audit(session, system, entity_type="conversation", entity_id=conversation.id, action="assigned",
                      before={"assignee_id": None}, after={"assignee_id": agent.user_id},
                      note=f"auto-assigned ({team.method.replace('_', '-')}, team {team.team_id})")
