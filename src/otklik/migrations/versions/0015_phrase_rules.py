@@ -1,0 +1,21 @@
+"""guardrails: the phrase checker's workspace rules (filled in by its change)
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-07 03:40:00
+"""
+
+from __future__ import annotations
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
