@@ -163,7 +163,8 @@ def list_messages(conversation_id: int, actor: CurrentActor, db: DB,
 def reply(conversation_id: int, body: ReplyIn, actor: CurrentActor, db: DB) -> MessageOut:
     """An agent's reply (delivered through the outbox) or, with `is_internal`, a note only agents see."""
     message = service.reply(db, actor, conversation_id, text=body.text, html=body.html,
-                            is_internal=body.is_internal, attachment_ids=body.attachment_ids, channel=body.channel)
+                            is_internal=body.is_internal, attachment_ids=body.attachment_ids, channel=body.channel,
+                            acknowledge=body.acknowledge, path="api")
     return messages_out(db, [message])[0]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from otklik.accounts.schemas import Strict
 from otklik.conversations.models import Priority, Status
@@ -105,6 +105,9 @@ class ReplyIn(Strict):
     is_internal: bool = False
     channel: Channel | None = None
     attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+    # codes of "confirm" reply checks (a «never» phrase, an overdue legal deadline) the sender saw in the 409
+    # and chose to send anyway
+    acknowledge: list[Annotated[str, StringConstraints(max_length=60)]] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _has_body(self) -> ReplyIn:

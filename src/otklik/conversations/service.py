@@ -688,13 +688,19 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
           html: str | None = None, is_internal: bool = False, attachment_ids: Sequence[int] = (),
           author: AuthorKind = AuthorKind.agent, channel: str | None = None,
           meta: dict[str, Any] | None = None, history: bool = False,
-          sent_at: dt.datetime | None = None) -> Message:
+          sent_at: dt.datetime | None = None, acknowledge: Sequence[str] = (),
+          path: str | None = None) -> Message:
     """An agent's or the assistant's reply (or internal note). Public replies get an outbox row, same commit.
 
     A channel's reply check (`reply_checks`, e.g. WhatsApp's 24-hour window) may refuse a public reply (409);
     `meta` carries channel specifics such as an approved WhatsApp template. `history=True` records a reply that
     was already sent elsewhere (an import, the demo's past): no channel check, no outbox row, status sent, and
-    `sent_at` says when (so waiting time and SLA timers count the real history)."""
+    `sent_at` says when (so waiting time and SLA timers count the real history).
+
+    Every public reply also passes the content checks (`reply_checks.register_content`: «never» phrases, an
+    overdue legal deadline...): a 409 names the first problem; `acknowledge` lists the codes of "confirm"
+    problems the sender saw and chose to send anyway (recorded in the message's meta as `acknowledged`); `path`
+    says which way the reply left (ui, api, macro, rule, assistant) for the checks and the record."""
     if sent_at is not None and not history:
         raise field_error("sent_at", "only a reply recorded as history has its own time")
     conversation = get_conversation(session, actor, conversation_id, for_update=True)
@@ -720,6 +726,12 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
                            code="unresolved_variables",
                            fields=[{"field": "text", "message": "unfilled: " + ", ".join(unfilled)}])
         reply_checks.ensure_can_reply(session, conversation, channel=channel, meta=meta)
+        passed = reply_checks.ensure_content_ok(
+            session, conversation, plain, acknowledged=acknowledge,
+            context={"author": author.value, "meta": meta or {}, "path": path})
+        acknowledged = sorted({p.code for p in passed if p.severity == "confirm"})
+        if acknowledged:
+            meta = {**(meta or {}), "acknowledged": acknowledged}
     status = DeliveryStatus.not_sent if is_internal else DeliveryStatus.sent if history else DeliveryStatus.queued
     message = _add_message(
         session, conversation, direction=Direction.outbound, author=author, author_user_id=actor.user_id,
