@@ -42,6 +42,7 @@ def all_models() -> None:
     import otklik.customers.models
     import otklik.customers.suggestions
     import otklik.customers.tasks
+    import otklik.guardrails.compensation_models
     import otklik.guardrails.models
     import otklik.knowledge.models
     import otklik.service_levels.models
