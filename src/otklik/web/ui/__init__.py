@@ -16,6 +16,7 @@ from otklik.web.ui import (
     automation,
     calendars,
     channels,
+    compensations,
     conversation,
     customers,
     helpcenter,
@@ -31,7 +32,7 @@ from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla, automation, routing, legal)
+         calendars, sla, automation, routing, legal, compensations)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:

@@ -217,6 +217,7 @@ NAV = (
     ("/search", "Search", Role.agent),
     ("/customers", "Customers", Role.agent),
     ("/knowledge", "Knowledge base", Role.agent),
+    ("/approvals", "Approvals", Role.agent),
     ("/settings", "Settings", Role.supervisor),
 )
 

@@ -338,6 +338,7 @@
 
   function onEvent(ev) {
     var d = ev.data || {};
+    document.dispatchEvent(new CustomEvent("otklik:event", { detail: ev }));  // other scripts' events
     if (ev.type === "message.created") {
       refreshList();
       if (conversationId && d.conversation_id === conversationId) { refreshThread(); refreshSide(); }
