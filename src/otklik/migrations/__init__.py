@@ -44,6 +44,7 @@ def all_models() -> None:
     import otklik.customers.tasks
     import otklik.guardrails.compensation_models
     import otklik.guardrails.models
+    import otklik.guardrails.phrase_rules
     import otklik.knowledge.models
     import otklik.service_levels.models
     import otklik.web.widget.models  # noqa: F401
