@@ -432,6 +432,12 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
             text = f"{text} {bot_intro(row, reply_language)}"
         elif first:
             text = f"{first}\n\n{text}"
+        if decision.action == "answer" and u.reason == "late_delivery":
+            # a late order: free delivery within the assistant's own limit, where the workspace allows it (§2)
+            from otklik.guardrails.compensations import offer_for_late_delivery
+
+            offer = offer_for_late_delivery(session, ws_id, conversation.id, reply_language)
+            text = f"{text}\n\n{offer}" if offer else text
         reply = conversations.reply(session, actor, conversation.id, text=text, author=AuthorKind.assistant)
         reply.meta = meta
         if decision.options:  # what a channel with buttons can offer (the text lists them for any channel)

@@ -512,6 +512,33 @@ def offer_by_assistant(session: Session, workspace_id: int, conversation_id: int
     return request_compensation(session, actor, conversation_id, kind=kind, amount=amount, reason=reason)
 
 
+LATE_DELIVERY_OFFER = {
+    "ru": "Приносим извинения за задержку: доставку вашего следующего заказа мы сделаем бесплатной (до {amount}).",
+    "en": "We are sorry for the delay: your next order's delivery is on us (up to {amount}).",
+}
+
+
+def offer_for_late_delivery(session: Session, workspace_id: int, conversation_id: int, language: str
+                            ) -> str | None:
+    """The assistant's offer on a late order: free delivery worth the workspace's own assistant limit for it
+    (opt-in: only a workspace that set a `role:assistant` row for `free_delivery` gets it), given within the
+    assistant's allowance; the sentence for the customer, or None (nothing allowed, or already given)."""
+    row = session.scalar(select(CompensationLimit).where(CompensationLimit.workspace_id == workspace_id,
+                                                         CompensationLimit.subject == "role:assistant",
+                                                         CompensationLimit.kind == "free_delivery"))
+    if row is None or not row.per_case:
+        return None
+    if assistant_allowance(session, workspace_id, conversation_id, "free_delivery") < row.per_case:
+        return None  # given already on this case (or the day's budget is spent): a person decides more
+    words = "Заказ опоздал: бесплатная доставка следующего заказа" if language == "ru" else \
+        "Late order: free delivery of the next order"
+    given = offer_by_assistant(session, workspace_id, conversation_id, kind="free_delivery", amount=row.per_case,
+                               reason=words)
+    if given is None:
+        return None
+    return LATE_DELIVERY_OFFER["en" if language == "en" else "ru"].format(amount=_rub(given.amount))
+
+
 # -- settings ---------------------------------------------------------------------------------------------------
 
 def _subject(session: Session, actor: Actor, subject: Any) -> str:
