@@ -1521,9 +1521,34 @@ def _seed(session: Session, now: dt.datetime) -> User:
                                         language="ru")
     _seed_automation(session, actors["admin"], users, teams)
     _seed_routing(session, users, teams)
+    _seed_compensations(session, workspace.id, users)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
+
+
+def _seed_compensations(session: Session, workspace_id: int, users: dict[str, User]) -> None:
+    """Authority limits (issue 14 §2): Екатерина gave bonus points for a late order within her 1,000 ₽ limit
+    (applied at once), and Ольга asked for a 2,500 ₽ refund for a damaged kettle, above it: it waits in «Ждут
+    согласования» for Марина (supervisor) or the admin."""
+    from otklik.guardrails.compensations import request_compensation
+
+    def pick(categories: tuple[str, ...], assignee: User) -> Conversation | None:
+        found = select(Conversation).where(
+            Conversation.workspace_id == workspace_id, Conversation.category.in_(categories),
+            Conversation.status.in_(["open", "pending"]), Conversation.message_count <= 5)
+        return (session.scalar(found.where(Conversation.assignee_id == assignee.id).order_by(Conversation.id))
+                or session.scalar(found.order_by(Conversation.id)))
+
+    for key, categories, kind, amount, reason in (
+        ("ekaterina", ("late_delivery",), "bonus_points", "500", "Заказ опоздал на три дня: извинение баллами"),
+        ("olga", ("damaged_in_delivery", "defective"), "refund", "2500",
+         "Чайник пришёл с трещиной, клиент просит вернуть деньги, не дожидаясь экспертизы"),
+    ):
+        conversation = pick(categories, users[key])
+        if conversation is not None:
+            request_compensation(session, accounts.actor_for(users[key]), conversation.id, kind=kind, amount=amount,
+                                 reason=reason)
 
 
 def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User],
