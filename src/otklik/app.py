@@ -35,6 +35,7 @@ from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
 from otklik.guardrails.api import router as guardrails_router
 from otklik.guardrails.compensations_api import router as compensations_router
+from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
 from otklik.knowledge.api import router as knowledge_router
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
@@ -225,6 +226,7 @@ def create_app() -> FastAPI:
     for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
+                   phrases_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

@@ -210,7 +210,10 @@ def side_fragment(request: Request, conversation_id: int, user: CurrentUser, db:
 def send_reply(request: Request, conversation_id: int, user: CurrentUser, db: DB,
                text: Annotated[str, Form(max_length=conversations.MAX_BODY_CHARS)] = "",
                mode: Annotated[str, Form(max_length=8)] = "reply",
-               channel: Annotated[str, Form(max_length=16)] = "") -> Response:
+               channel: Annotated[str, Form(max_length=16)] = "",
+               acknowledge: Annotated[list[str] | None, Form()] = None) -> Response:
+    """`acknowledge`: the codes of the warnings the agent saw and chose to send anyway (a «never» phrase:
+    `phrase_never`), passed on to the reply checks."""
     _ = translator(request)
     if mode not in ("reply", "note"):
         raise field_error("mode", "'reply' or 'note'")
@@ -228,8 +231,16 @@ def send_reply(request: Request, conversation_id: int, user: CurrentUser, db: DB
         warning = reply_warning(db, conversation) if not channel or channel == conversation.channel else None
         if warning:
             raise Conflict(warning, code="reply_refused")
-    message = conversations.reply(db, user.actor, conversation_id, text=text, is_internal=mode == "note",
-                                  channel=channel if channel and channel != conversation.channel else None)
+    try:
+        message = conversations.reply(db, user.actor, conversation_id, text=text, is_internal=mode == "note",
+                                      channel=channel if channel and channel != conversation.channel else None,
+                                      acknowledge=[code[:60] for code in (acknowledge or [])[:20]], path="ui")
+    except Conflict as exc:
+        if exc.code != "phrase_never":
+            raise
+        # the page (phrases.js) asks «send anyway?» and resends with acknowledge=phrase_never
+        return Response(exc.message, status_code=409, media_type="text/plain; charset=utf-8",
+                        headers={"X-Otklik-Problem": exc.code})
     if mode == "note":
         inbox.record_mentions(db, user.actor, message)
     inbox.mark_read(db, user.actor, conversation_id)
