@@ -54,6 +54,11 @@ def foreign(client, ws, other_ws):
                                    headers=other_ws.admin).json()["id"],
         "policy_id": client.post("/api/v1/sla-policies", json={"name": "B", "first_response_minutes": 5},
                                  headers=other_ws.admin).json()["id"],
+        "compensation_id": client.post(f"/api/v1/conversations/{got['conversation_id']}/compensations",
+                                       json={"kind": "refund", "amount": "5000", "reason": "b"},
+                                       headers=other_ws.agent).json()["id"],
+        "limit_id": client.put("/api/v1/compensation-limits", json={"subject": "role:agent", "kind": "gift"},
+                               headers=other_ws.admin).json()["id"],
     }
 
 
@@ -86,6 +91,7 @@ BODIES = {
     ("PUT", "/api/v1/teams/{team_id}/calendar"): {"calendar_id": None},
     ("PATCH", "/api/v1/sla-policies/{policy_id}"): {"name": "x"},
     ("PUT", "/api/v1/conversations/{conversation_id}/consumer-law"): {"inputs": {}},
+    ("POST", "/api/v1/conversations/{conversation_id}/compensations"): {"kind": "gift", "amount": "1", "reason": "x"},
 }
 # Query strings valid in shape, for the same reason.
 QUERIES = {

@@ -109,14 +109,14 @@ def get_one(compensation_id: int, actor: CurrentActor, db: DB) -> dict[str, Any]
 
 
 @router.post("/compensations/{compensation_id}/approve")
-def approve(compensation_id: int, body: DecisionIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+def approve(compensation_id: int, actor: CurrentActor, db: DB, body: DecisionIn | None = None) -> dict[str, Any]:
     """Approve a pending request: a supervisor or admin whose own limit covers it, never its requester."""
-    return out(db, service.decide(db, actor, compensation_id, approve=True, comment=body.comment))
+    return out(db, service.decide(db, actor, compensation_id, approve=True, comment=body.comment if body else None))
 
 
 @router.post("/compensations/{compensation_id}/reject")
-def reject(compensation_id: int, body: DecisionIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
-    return out(db, service.decide(db, actor, compensation_id, approve=False, comment=body.comment))
+def reject(compensation_id: int, actor: CurrentActor, db: DB, body: DecisionIn | None = None) -> dict[str, Any]:
+    return out(db, service.decide(db, actor, compensation_id, approve=False, comment=body.comment if body else None))
 
 
 @router.get("/customers/{customer_id}/compensations", tags=["customers"])
