@@ -47,7 +47,7 @@ _THANKS = re.compile(
 # these out of the answer model's view, as the product does).
 RULE_REASONS = frozenset({"empty", "courtesy", "abuse", "legal_threat", "human_requested", "urgent", "negative",
                           "language"})
-HANDOFF_PRIORITY = {"abuse": "high", "legal_threat": "urgent", "urgent": "urgent", "negative": "high",
+HANDOFF_PRIORITY = {"abuse": "high", "legal_threat": "urgent", "legal_deadline": "urgent", "urgent": "urgent", "negative": "high",
                     "human_requested": "normal", "repeated_failure": "high", "low_confidence": "normal",
                     "not_covered": "normal", "empty": "normal", "language": "normal"}
 
@@ -393,7 +393,8 @@ REASON_WORDS = {
 }
 SENTIMENT_WORDS = {"negative": "негативная", "neutral": "нейтральная", "positive": "позитивная"}
 HANDOFF_WORDS = {
-    "abuse": "оскорбления", "legal_threat": "угроза суда или претензия", "human_requested": "клиент просит человека",
+    "abuse": "оскорбления", "legal_threat": "угроза суда или претензия",
+    "legal_deadline": "по словам клиента срок по закону уже нарушен", "human_requested": "клиент просит человека",
     "urgent": "срочно", "negative": "негатив", "repeated_failure": "ответы не помогли", "language": "язык без статей",
     "not_covered": "в базе знаний нет ответа", "low_confidence": "нет уверенного ответа", "empty": "пустое сообщение",
     "confident": "уверенный ответ", "chosen": "клиент выбрал статью", "close_articles": "предложены похожие статьи",

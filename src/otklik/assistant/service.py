@@ -398,6 +398,7 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
                                 options=_pending_options(session, conversation.id), reasons=reason_set(row))
     u = decision.understanding
     _set_signals(session, conversation, u.sentiment, u.urgent)
+    decision = _legal_check(session, conversation, message, decision)
     details: dict[str, Any] = decision.as_dict()
     record = AssistantDecision(workspace_id=ws_id, conversation_id=conversation.id, message_id=message.id,
                                action=decision.action, reason=decision.reason, article_id=decision.article_id,
@@ -504,6 +505,28 @@ def _set_signals(session: Session, conversation: Conversation, sentiment: str, u
     from otklik.conversations.signals import set_signals
 
     set_signals(session, conversation, sentiment=sentiment, urgent=urgent)
+
+
+def _legal_check(session: Session, conversation: Conversation, message: Message, decision: Decision) -> Decision:
+    """The customer's own account puts a consumer-law term past its end («гарантийный ремонт уже 50 дней»,
+    45 allowed): no automatic answer — a person gets it at once, urgent, with the obligation and its article in
+    the summary; the implied demand date goes on the case for the agent to confirm (guardrails)."""
+    from otklik.guardrails import service as legal
+
+    try:
+        found = legal.assess_message(session, conversation, message.body_text or "", decision.understanding.reason)
+    except DomainError:
+        return decision
+    if found is None:
+        return decision
+    if found["overdue"]:  # outranks any other reason to hand off: the note keeps the other one
+        also = f"также: {decision.reason}" if decision.action == "handoff" else ""
+        return dataclasses.replace(decision, action="handoff", reason="legal_deadline", priority="urgent",
+                                   note="; ".join(n for n in (found["note"], also, decision.note) if n),
+                                   failed=False, reply="")
+    if decision.action == "handoff":
+        return dataclasses.replace(decision, note="; ".join(n for n in (decision.note, found["note"]) if n))
+    return decision
 
 
 def _hand_off(session: Session, actor: Actor, conversation: Conversation, decision: Decision,

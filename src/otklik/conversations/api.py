@@ -54,7 +54,8 @@ def conversations_out(db: Session, conversations: Sequence[Conversation]) -> lis
         last_customer_message_at=c.last_customer_message_at, first_response_at=c.first_response_at,
         solved_at=c.solved_at, closed_at=c.closed_at, waiting_since=c.waiting_since,
         assistant_answered_at=c.assistant_answered_at, sla_due_at=c.sla_due_at,
-        sla_breached=bool(c.sla_breached), transfer_count=c.transfer_count or 0) for c in conversations]
+        sla_breached=bool(c.sla_breached), legal_due_at=c.legal_due_at,
+        transfer_count=c.transfer_count or 0) for c in conversations]
 
 
 def messages_out(db: Session, messages: Sequence[Message]) -> list[MessageOut]:
@@ -84,6 +85,9 @@ def list_conversations(
     sla_breached: Annotated[bool, Query(description="only conversations with a breached SLA target")] = False,
     due_within: Annotated[int | None, Query(ge=0, le=525_600, description="only conversations whose earliest "
                                             "running SLA target is due within this many minutes")] = None,
+    legal_due_within: Annotated[int | None, Query(ge=0, le=525_600, description="only conversations with a "
+                                                  "consumer-law deadline due within this many minutes or "
+                                                  "already past (2880: «within 2 days»)")] = None,
     sort: Literal["last_message_at", "waiting", "created_at", "priority", "number", "due"] = "last_message_at",
     order: Literal["asc", "desc"] = "desc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -95,7 +99,9 @@ def list_conversations(
         status=status or [], assignee_id=assignee_id, unassigned=unassigned, team_id=team_id, channel=channel,
         tag=tag, priority=priority or [], customer_id=customer_id,
         created_from=_aware(created_from), created_to=_aware(created_to), q=q, sla_breached=sla_breached,
-        due_before=utcnow() + dt.timedelta(minutes=due_within) if due_within is not None else None)
+        due_before=utcnow() + dt.timedelta(minutes=due_within) if due_within is not None else None,
+        legal_due_before=(utcnow() + dt.timedelta(minutes=legal_due_within)
+                          if legal_due_within is not None else None))
     rows, next_cursor = service.list_conversations(db, actor, filters, sort=sort, descending=order == "desc",
                                                    cursor=cursor, limit=limit)
     return Page(items=conversations_out(db, rows), next_cursor=next_cursor)

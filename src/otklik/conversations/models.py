@@ -98,6 +98,7 @@ class Conversation(Base):
         Index("ix_conv_ws_customer", "workspace_id", "customer_id", "id"),
         Index("ix_conv_ws_created", "workspace_id", "created_at", "id"),
         Index("ix_conv_ws_status_due", "workspace_id", "status", "sla_due_at", "id"),
+        Index("ix_conv_ws_legal_due", "workspace_id", "legal_due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,6 +138,8 @@ class Conversation(Base):
     # whether any target of this conversation was breached.
     sla_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Consumer-law deadlines (guardrails): the earliest due time of a running legal timer (also in sla_due_at)
+    legal_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Routing (conversations/routing.py): when a person was first assigned, and how many times it was handed to
     # another person after that (a transfer; an unassign-then-assign counts once).
     first_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -70,6 +70,7 @@ class ConversationOut(BaseModel):
     assistant_answered_at: dt.datetime | None = None
     sla_due_at: dt.datetime | None = None  # the earliest running SLA target's due time
     sla_breached: bool = False
+    legal_due_at: dt.datetime | None = None  # the earliest running consumer-law deadline (also in sla_due_at)
     transfer_count: int = 0  # reassignments to another person after the first assignment (routing)
 
 

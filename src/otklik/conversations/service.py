@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +131,8 @@ class ConversationFilters:
     # SLA (issue 13): a target breached; the earliest running target due before this moment
     sla_breached: bool = False
     due_before: dt.datetime | None = None
+    # consumer-law deadlines (issue 14): the earliest running legal deadline before this moment (past ones too)
+    legal_due_before: dt.datetime | None = None
 
 
 SORTS = {
@@ -205,6 +207,8 @@ def list_conversations(session: Session, actor: Actor, filters: ConversationFilt
         stmt = stmt.where(Conversation.sla_breached.is_(True))
     if filters.due_before is not None:
         stmt = stmt.where(Conversation.sla_due_at <= filters.due_before)
+    if filters.legal_due_before is not None:
+        stmt = stmt.where(Conversation.legal_due_at <= filters.legal_due_before)
     if filters.channel:
         stmt = stmt.where(Conversation.channel == filters.channel)
     if filters.priority:
@@ -684,6 +688,16 @@ def create_conversation(session: Session, actor: Actor, *, customer_id: int, cha
     return conversation
 
 
+# (session, conversation, names of the fields a change moved): called in the change's transaction
+ChangeHook = Callable[[Session, Conversation, frozenset[str]], None]
+_change_hooks: list[ChangeHook] = []
+
+
+def register_change_hook(hook: ChangeHook) -> None:
+    if hook not in _change_hooks:
+        _change_hooks.append(hook)
+
+
 def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | None = None,
           html: str | None = None, is_internal: bool = False, attachment_ids: Sequence[int] = (),
           author: AuthorKind = AuthorKind.agent, channel: str | None = None,
@@ -890,6 +904,9 @@ def update_conversation(session: Session, actor: Actor, conversation_id: int, ch
     if changed.keys() & {"priority", "team_id", "category", "language"}:
         sla.reevaluate(session, actor, conversation, now, reason="changed: " + ", ".join(
             sorted(changed.keys() & {"priority", "team_id", "category", "language"})))
+    if changed:
+        for hook in list(_change_hooks):  # domains above (the legal deadlines) follow a changed contact reason
+            hook(session, conversation, frozenset(changed))
     if changed:
         conversation.version += 1
         conversation.updated_at = now

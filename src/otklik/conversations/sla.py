@@ -47,6 +47,7 @@ from otklik.platform.errors import NotFound, field_error
 
 FIRST, NEXT, RESOLUTION = "first_response", "next_response", "resolution"
 KINDS = (FIRST, NEXT, RESOLUTION)
+LEGAL_PREFIX = "legal_"  # a consumer-law deadline's timer: "legal_<obligation key>" (guardrails sets them)
 RUNNING, PAUSED, MET, BREACHED, STOPPED = "running", "paused", "met", "breached", "stopped"
 MAX_TARGET_MINUTES = 366 * 24 * 60
 MAX_POLICIES = 100
@@ -90,7 +91,7 @@ class SlaTimer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(40))  # first_response / next_response / resolution / legal_<key>
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
     target_minutes: Mapped[int] = mapped_column(Integer)
     business_hours: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -513,7 +514,14 @@ def _pause(session: Session, conversation: Conversation, timer: SlaTimer | None,
 
 def _resume(session: Session, conversation: Conversation, timer: SlaTimer | None, at: dt.datetime) -> None:
     """Count again from `at`: a paused timer, or a resolution timer that «solved» stopped (re-opened)."""
-    if timer is None or timer.running_since is not None:
+    if timer is None:
+        return
+    if is_legal(timer.kind):
+        if timer.stopped_at is not None and timer.due_at is not None:
+            timer.stopped_at = None
+            timer.state = BREACHED if timer.breached_at is not None else RUNNING
+        return
+    if timer.running_since is not None:
         return
     reopened = timer.kind == RESOLUTION and timer.stopped_at is not None and timer.state in (MET, BREACHED)
     if timer.state != PAUSED and not reopened:
@@ -530,12 +538,18 @@ def _stop(session: Session, conversation: Conversation, timer: SlaTimer | None, 
     longer applies (stopped), unless it was already late."""
     if timer is None or timer.stopped_at is not None:
         return
-    if timer.running_since is not None:
+    legal = is_legal(timer.kind)
+    if timer.running_since is not None and not legal:
         timer.elapsed_minutes += _Clock(session, timer, conversation).between(timer.running_since, at)
     late = timer.breached_at is not None or (timer.due_at is not None and aware(at) > aware(timer.due_at))
     if late and timer.breached_at is None:
         timer.breached_at = at
-        conversation.sla_breached = True
+        if not legal:  # a legal deadline missed is the law's matter, not the team's SLA figure
+            conversation.sla_breached = True
+    if legal:  # stopped (solved, merged), it keeps its dates: re-opening resumes it as it was
+        timer.state = BREACHED if late else MET if met else STOPPED
+        timer.stopped_at = at
+        return
     timer.state = BREACHED if late else MET if met else STOPPED
     timer.stopped_at = at
     timer.running_since = None
@@ -543,9 +557,11 @@ def _stop(session: Session, conversation: Conversation, timer: SlaTimer | None, 
 
 
 def _refresh_due(session: Session, conversation: Conversation, timers: Iterable[SlaTimer]) -> None:
-    dues = [aware(t.due_at) for t in timers if t.due_at is not None and t.stopped_at is None
-            and t.state in (RUNNING, BREACHED)]
+    live = [t for t in timers if t.due_at is not None and t.stopped_at is None and t.state in (RUNNING, BREACHED)]
+    dues = [aware(t.due_at) for t in live if t.due_at is not None]
     conversation.sla_due_at = min(dues) if dues else None
+    legal = [aware(t.due_at) for t in live if t.due_at is not None and is_legal(t.kind)]
+    conversation.legal_due_at = min(legal) if legal else None
 
 
 # -- what moves the clocks (called by conversations.service in the same transaction) ---------------------------
@@ -614,9 +630,13 @@ def on_status(session: Session, conversation: Conversation, before: str, after: 
         _stop(session, conversation, timers.get(RESOLUTION), at)
         _stop(session, conversation, timers.get(NEXT), at, met=False)
         _stop(session, conversation, timers.get(FIRST), at, met=False)
+        for timer in _legal(timers):  # met when solved in time; a legal deadline never pauses for «pending»
+            _stop(session, conversation, timer, at)
     elif before in (Status.pending.value, Status.solved.value):  # an agent took it back up / re-opened it
         _resume(session, conversation, timers.get(RESOLUTION), at)
         _resume(session, conversation, timers.get(NEXT), at)
+        for timer in _legal(timers):
+            _resume(session, conversation, timer, at)
     _refresh_due(session, conversation, timers.values())
 
 
@@ -642,7 +662,7 @@ def reevaluate(session: Session, actor: Actor | None, conversation: Conversation
 
     before = state()
     for kind, timer in timers.items():
-        if timer.stopped_at is not None:
+        if timer.stopped_at is not None or is_legal(kind):
             continue
         target = _target(p, kind) if p is not None else None
         if not target:
@@ -658,6 +678,71 @@ def reevaluate(session: Session, actor: Actor | None, conversation: Conversation
         record_audit(session, actor, entity_type="conversation", entity_id=conversation.id, action="sla_changed",
                      before=before, after=after, note=reason)
     _refresh_due(session, conversation, timers.values())
+
+
+# -- consumer-law deadlines as timers (guardrails computes them; they live here with the other clocks) -----------
+
+
+def is_legal(kind: str) -> bool:
+    return kind.startswith(LEGAL_PREFIX)
+
+
+def _legal(timers: dict[str, SlaTimer]) -> list[SlaTimer]:
+    return [t for k, t in sorted(timers.items()) if is_legal(k)]
+
+
+@dataclass(frozen=True)
+class LegalDue:
+    """One obligation's term: it runs from `starts_at` (00:00 of the day after its event, ГК ст. 191) to `due_at`
+    (the end of its last day, ГК ст. 194), and warns at `warn_at`."""
+
+    key: str
+    starts_at: dt.datetime
+    due_at: dt.datetime
+    warn_at: dt.datetime
+
+
+def set_legal_timers(session: Session, conversation: Conversation, dues: Sequence[LegalDue],
+                     at: dt.datetime | None = None) -> bool:
+    """Make the conversation's legal timers match `dues`: a new obligation starts a timer, a moved due date moves
+    it (and may warn and fire again), an obligation no longer owed stops its timer. A solved or closed
+    conversation gets its timers stopped (met when in time). A legal timer never pauses: the law does not wait
+    while we wait on the customer. Returns whether anything changed."""
+    at = at or utcnow()
+    timers = _timers(session, conversation.id)
+    wanted = {LEGAL_PREFIX + d.key: d for d in dues}
+    done = conversation.status in (Status.solved.value, Status.closed.value) or conversation.merged_into_id
+    changed = False
+    for kind, d in wanted.items():
+        timer = timers.get(kind)
+        due, start, warn = aware(d.due_at), aware(d.starts_at), aware(d.warn_at)
+        if timer is not None and timer.due_at is not None and aware(timer.due_at) == due and \
+                aware(timer.started_at) == start and (timer.stopped_at is None) != bool(done):
+            continue  # as it was: no second warning or breach for the same date
+        if timer is None:
+            timer = SlaTimer(workspace_id=conversation.workspace_id, conversation_id=conversation.id, kind=kind)
+            session.add(timer)
+            timers[kind] = timer
+        timer.policy_id, timer.business_hours, timer.calendar_id = None, False, None
+        timer.target_minutes = max(int((due - start).total_seconds() // 60), 0)
+        timer.started_at = timer.running_since = start
+        timer.elapsed_minutes = 0
+        timer.due_at = due
+        late = due <= aware(at)
+        timer.warn_at = None if late else warn
+        timer.warned_at = None
+        timer.breached_at = None
+        timer.state = RUNNING  # a late one is claimed by the next sweep: its breach fires once, with its event
+        timer.stopped_at = None
+        if done:
+            _stop(session, conversation, timer, at)
+        changed = True
+    for kind, timer in list(timers.items()):
+        if is_legal(kind) and kind not in wanted and timer.stopped_at is None:
+            timer.state, timer.stopped_at, timer.warn_at = STOPPED, at, None
+            changed = True
+    _refresh_due(session, conversation, timers.values())
+    return changed
 
 
 def timers_for(session: Session, conversation_id: int) -> list[SlaTimer]:
@@ -727,7 +812,16 @@ def _fire(session: Session, timer_id: int, event: str, now: dt.datetime) -> None
     actor = Actor.system(conversation.workspace_id, kind="sla")
     notify: set[int] = {conversation.assignee_id} if conversation.assignee_id else set()
     actions: list[str] = []
-    if event == "sla.breached":
+    if is_legal(timer.kind):
+        event = "legal.overdue" if event == "sla.breached" else "legal.warning"
+        record_audit(session, actor, entity_type="conversation", entity_id=conversation.id,
+                     action="legal_overdue" if event == "legal.overdue" else "legal_warning",
+                     after={"obligation": timer.kind[len(LEGAL_PREFIX):],
+                            "due_at": timer.due_at.isoformat() if timer.due_at else None})
+        if event == "legal.overdue":
+            conversation.version += 1
+            conversation.updated_at = now
+    elif event == "sla.breached":
         conversation.sla_breached = True
         p = _policy_view(session, conversation.workspace_id, timer.policy_id)
         esc = (p.escalation if p is not None else None) or {}

@@ -51,6 +51,9 @@ class Obligation(BaseModel):
     penalty: str | None  # roubles, a decimal string; null when the law sets no penalty for this delay
     penalty_article: str | None = None
     penalty_rate_per_day: str | None = None
+    source: str = "law"  # "shop": the workspace's own term is stricter for the seller than the law's
+    law_due_on: str | None = None  # the law's due date (differs from due_on when source is "shop")
+    customer_window: bool = False  # the customer's window to use a right (refuse, exchange), not a seller's duty
 
 
 class DeadlinesOut(BaseModel):
@@ -97,3 +100,27 @@ def get_case(conversation_id: int, actor: CurrentActor, db: DB) -> dict[str, Any
 @router.put("/conversations/{conversation_id}/consumer-law", response_model=CaseOut, tags=["conversations"])
 def put_case(conversation_id: int, body: CaseIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
     return service.save_case(db, actor, conversation_id, body.situation, body.inputs)
+
+
+class LegalSettingsIn(Strict):
+    reason_situations: dict[str, str | None] | None = Field(
+        default=None, description="contact reason -> situation (empty: no situation); merged over the shipped "
+                                  "store mapping")
+    terms: list[dict[str, Any]] | None = Field(
+        default=None, max_length=50, description="the shop's own terms: [{situation, key, days | months, title}]; "
+                                                 "the stricter of these and the law is shown")
+    warn_days: int | None = Field(default=None, description="warn this many days before a legal deadline")
+
+
+@router.get("/consumer-law/settings")
+def get_settings(actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """The workspace's contact reasons mapped to the law's situations, its own terms and warning days, and the
+    situations and obligations a term can name."""
+    return service.settings_view(db, actor.workspace_id)
+
+
+@router.put("/consumer-law/settings")
+def put_settings(body: LegalSettingsIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """Admins: change the mapping, terms or warning days (only the keys given); the open conversations' legal
+    timers are re-counted at once."""
+    return service.update_settings(db, actor, body.model_dump(exclude_none=True))

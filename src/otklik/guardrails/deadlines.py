@@ -115,8 +115,34 @@ def _applies(rule: Rule, inputs: Inputs) -> tuple[bool, list[str]]:
     return not unknown, unknown
 
 
+@dataclass(frozen=True)
+class ShopTerm:
+    """A workspace's own term for one of the law's obligations (e.g. «возврат 30 дней» for `refuse_goods`)."""
+
+    situation: str
+    key: str
+    days: int = 0
+    months: int = 0
+    title: str = ""
+
+
+SHOP_ARTICLE = "Условия магазина"
+
+
+def _shop_due(law: Rule, term: ShopTerm, start: dt.date,
+              non_working: Callable[[dt.date], bool]) -> tuple[dt.date, dt.date]:
+    from dataclasses import replace
+
+    return due_date(replace(law, days=term.days, months=term.months, working_days=False, fixed_date=False),
+                    start, non_working)
+
+
 def obligations(situation: str, inputs: Inputs, non_working: Callable[[dt.date], bool],
-                today: dt.date) -> tuple[list[dict[str, Any]], list[str]]:
+                today: dt.date, shop_terms: tuple[ShopTerm, ...] = ()) -> tuple[list[dict[str, Any]], list[str]]:
+    """What the seller owes. With a shop's own term for an obligation, the stricter for the seller is shown: the
+    later end of a customer's window (refuse, exchange), the earlier due date of a seller's duty (refund...);
+    `source` says which ("law" or "shop"), `law_due_on` keeps the law's date. A penalty counts from the law's
+    due date only (the law sets it; a promise kept late is a matter for the shop's own terms)."""
     check(situation, inputs)
     missing: list[str] = []
 
@@ -144,20 +170,30 @@ def obligations(situation: str, inputs: Inputs, non_working: Callable[[dt.date],
             need(chosen.start)
             continue
         starts_on, due_on = due_date(chosen, start, non_working)
+        law_due_on, source, title, article = due_on, "law", chosen.title, chosen.article
+        term = next((t for t in shop_terms if t.situation == situation and t.key == key), None)
+        if term is not None and not chosen.fixed_date:
+            _, shop_due = _shop_due(chosen, term, start, non_working)
+            if (shop_due > due_on) if chosen.customer_window else (shop_due < due_on):
+                due_on, source = shop_due, "shop"
+                title = term.title or chosen.title
+                article = f"{SHOP_ARTICLE} (строже, чем {chosen.article})"
         overdue = max((today - due_on).days, 0)
+        law_overdue = max((today - law_due_on).days, 0)
         penalty = None
         if chosen.penalty_rate is not None:
             base = inputs.get(chosen.penalty_base)
             if base is None:
-                if overdue:
+                if law_overdue:
                     need(chosen.penalty_base)
             else:
-                amount = base * chosen.penalty_rate * overdue
+                amount = base * chosen.penalty_rate * law_overdue
                 cap = inputs.get(chosen.penalty_cap) if chosen.penalty_cap else None
                 if cap is not None:
                     amount = min(amount, cap)
                 penalty = str(amount.quantize(KOPECK, rounding=ROUND_HALF_UP))
-        out.append({"key": chosen.key, "title": chosen.title, "article": chosen.article,
+        out.append({"key": chosen.key, "title": title, "article": article, "source": source,
+                    "law_due_on": law_due_on.isoformat(), "customer_window": chosen.customer_window,
                     "starts_on": starts_on.isoformat(), "due_on": due_on.isoformat(),
                     "days_left": max((due_on - today).days, 0), "overdue_days": overdue, "penalty": penalty,
                     "penalty_article": chosen.penalty_article or None,

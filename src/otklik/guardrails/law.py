@@ -35,6 +35,9 @@ class Rule:
     penalty_base: str = "price"  # "price" or "prepaid"
     penalty_cap: str | None = None  # the penalty is at most this input ("price", "prepaid")
     penalty_article: str = ""
+    # the term is the customer's window to use a right (refuse, exchange): a shop's promise can only lengthen
+    # it; otherwise it is the seller's duty, which a shop's promise can only shorten
+    customer_window: bool = False
 
 
 ONE_PERCENT = Decimal("0.01")  # ЗоЗПП ст. 23 п. 1: 1 % of the price of the goods per day of delay
@@ -45,15 +48,16 @@ RULES: tuple[Rule, ...] = (
     # ЗоЗПП ст. 26.1 п. 4: a distance sale can be refused within 7 days after delivery when the return terms were
     # given in writing at delivery, within 3 months when they were not; money back within 10 days of the demand.
     Rule("return_distance_sale", "refuse_goods", "Отказ от товара надлежащего качества", "ЗоЗПП ст. 26.1 п. 4",
-         start="delivered_on", days=7, when=(("return_terms_in_writing", True),)),
+         start="delivered_on", days=7, when=(("return_terms_in_writing", True),), customer_window=True),
     Rule("return_distance_sale", "refuse_goods", "Отказ от товара (условия возврата не вручены письменно)",
-         "ЗоЗПП ст. 26.1 п. 4", start="delivered_on", months=3, when=(("return_terms_in_writing", False),)),
+         "ЗоЗПП ст. 26.1 п. 4", start="delivered_on", months=3, when=(("return_terms_in_writing", False),),
+         customer_window=True),
     Rule("return_distance_sale", "refund", "Возврат денег за товар", "ЗоЗПП ст. 26.1 п. 4", start="demanded_on",
          days=10),
     # ЗоЗПП ст. 25: exchange of a good-quality item within 14 days, not counting the day of purchase; without a
     # similar item for exchange, money back within 3 days of returning the goods.
     Rule("return_in_store", "exchange", "Обмен товара надлежащего качества", "ЗоЗПП ст. 25 п. 1",
-         start="purchased_on", days=14),
+         start="purchased_on", days=14, customer_window=True),
     Rule("return_in_store", "refund", "Возврат денег, если аналогичного товара нет", "ЗоЗПП ст. 25 п. 2",
          start="demanded_on", days=3),
     # ЗоЗПП ст. 22 (refund, price reduction: 10 days from the demand) and ст. 21 п. 1 (replacement: 7 days;
@@ -84,3 +88,12 @@ RULES: tuple[Rule, ...] = (
          start="agreed_delivery_on", fixed_date=True, penalty_rate=THREE_PERCENT, penalty_cap="price",
          penalty_article="ЗоЗПП ст. 28 п. 5"),
 )
+
+
+def keys_of(situation: str) -> tuple[str, ...]:
+    """The obligations a situation has, in table order."""
+    return tuple(dict.fromkeys(r.key for r in RULES if r.situation == situation))
+
+
+def rule_of(situation: str, key: str) -> Rule | None:
+    return next((r for r in RULES if r.situation == situation and r.key == key), None)

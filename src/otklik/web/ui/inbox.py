@@ -31,7 +31,9 @@ PAGE_SIZE = 30
 STATUS_CHOICES = ("active", "new", "open", "pending", "solved", "closed", "any")
 SORT_CHOICES = {"waiting": ("waiting", False), "priority": ("priority", True), "recent": ("last_message_at", True),
                 "due": ("due", False)}
-SLA_CHOICES = ("", "breached", "soon")  # «SLA breached», «due within 30 minutes»
+# «SLA breached», «due within 30 minutes», «a legal deadline within 2 days (or past)», «a legal deadline past»
+SLA_CHOICES = ("", "breached", "soon", "legal_soon", "legal_overdue")
+LEGAL_SOON_DAYS = 2
 DUE_SOON_MINUTES = 30
 VIEW_LABELS = (("mine", "Mine"), ("unassigned", "Unassigned"), ("team", "My team"), ("all", "All"),
                ("mentions", "Mentions"))
@@ -84,7 +86,7 @@ class InboxQuery:
         if q.flagged not in ("", "1"):
             raise field_error("flagged", "'1' or empty")
         if q.sla not in SLA_CHOICES:
-            raise field_error("sla", "'breached', 'soon' or empty")
+            raise field_error("sla", "'breached', 'soon', 'legal_soon', 'legal_overdue' or empty")
         if q.language and len(q.language) > 8:
             raise field_error("language", "at most 8 characters")
         return q
@@ -104,6 +106,10 @@ class InboxQuery:
         f.sla_breached = self.sla == "breached"
         if self.sla == "soon":
             f.due_before = utcnow() + dt.timedelta(minutes=DUE_SOON_MINUTES)
+        elif self.sla == "legal_soon":
+            f.legal_due_before = utcnow() + dt.timedelta(days=LEGAL_SOON_DAYS)
+        elif self.sla == "legal_overdue":
+            f.legal_due_before = utcnow()
         if self.assignee == "none":
             f.unassigned = True
         elif self.assignee:
@@ -150,6 +156,7 @@ class Row:
     assignee_name: str
     sla_left: int | None = None  # seconds to the earliest running SLA target (negative: late)
     sla_state: str = "ok"
+    legal_left: int | None = None  # seconds to the earliest running consumer-law deadline (negative: past)
 
     @property
     def alert(self) -> bool:
@@ -177,7 +184,9 @@ def list_rows(db: Session, user: UIUser, query: InboxQuery, team_ids: list[int],
                         unread=c.id in unread, wait_seconds=waited, wait_state=state,
                         assignee_name=users.get(c.assignee_id, "") if c.assignee_id else "",
                         sla_left=int((aware(due) - now).total_seconds()) if due is not None else None,
-                        sla_state=inbox.sla_colour(c, now)))
+                        sla_state=inbox.sla_colour(c, now),
+                        legal_left=(int((aware(c.legal_due_at) - now).total_seconds())
+                                    if c.legal_due_at is not None else None)))
     return rows, next_cursor
 
 
