@@ -1,0 +1,66 @@
+"""The phrase checker in a real browser (issue 14 §3): typing a «never» phrase underlines it under the reply box
+with the reason, one click replaces it by an alternative, a clean reply shows nothing, sending a «never» phrase
+asks for confirmation (cancel keeps it, OK sends it acknowledged), and customer text stays text. Screenshot:
+artifacts/screenshots/phrase-checker.png."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import make_workspace
+from tests.e2e._ui import post_inbound, sign_in
+from tests.e2e.conftest import screenshot
+
+
+def _messages(live_server, ws, cid):
+    return httpx.get(f"{live_server}/api/v1/conversations/{cid}/messages", headers=ws.agent,
+                     timeout=10).json()["items"]
+
+
+def test_never_phrase_is_underlined_replaced_in_one_click_and_confirmed_before_sending(new_page, live_server):
+    ws = make_workspace("e2ephr")
+    cid = post_inbound(live_server, ws, text="<img src=x onerror=alert(1)> Где мой заказ?",
+                       customer_name="Анна")["conversation_id"]
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.wait_for_selector("#phrase-hints[data-ready='1']", state="attached")
+    box = page.locator("#reply-text")
+
+    box.fill("Здравствуйте! Новый заказ уже в пути.")  # clean (and «новый» is not «но»): nothing shown
+    page.wait_for_timeout(400)
+    assert page.locator("#phrase-hints").is_hidden()
+
+    box.fill("Здравствуйте! Вы должны были проверить товар при курьере.")
+    hint = page.wait_for_selector("#phrase-hints li.phrase-never")
+    assert hint.get_attribute("data-rule-id") == "ru.must.you"
+    assert page.locator("#phrase-hints .phrase-mark").first.inner_text() == "Вы должны"
+    decoration = page.eval_on_selector("#phrase-hints .phrase-mark", "e => getComputedStyle(e).textDecorationLine")
+    assert "underline" in decoration
+    assert "приказ" in hint.inner_text()
+    screenshot(page, "phrase-checker")
+    page.click("#phrase-hints li.phrase-never .phrase-fix >> nth=0")
+    assert box.input_value() == "Здравствуйте! Рекомендуем… были проверить товар при курьере."
+    page.wait_for_function("!document.querySelector('#phrase-hints li.phrase-never')")
+
+    # a «never» phrase asks before sending: cancel keeps the text, OK sends it (acknowledged)
+    box.fill("Это не ко мне, пишите в доставку.")
+    page.wait_for_selector("#phrase-hints li.phrase-never")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#reply-send")
+    page.wait_for_timeout(500)
+    assert asked and "не ко мне" in asked[0]
+    assert box.input_value() == "Это не ко мне, пишите в доставку."
+    assert not [m for m in _messages(live_server, ws, cid) if m["direction"] == "outbound"]
+    page.once("dialog", lambda d: d.accept())
+    page.click("#reply-send")
+    page.wait_for_function("document.getElementById('reply-text').value === ''")
+    sent = [m for m in _messages(live_server, ws, cid) if m["direction"] == "outbound"]
+    assert [m["body_text"] for m in sent] == ["Это не ко мне, пишите в доставку."]
+    # «avoid» only hints: sent with no question; then the list is empty again
+    box.fill("Понимаю, но срок прошёл.")
+    page.wait_for_selector("#phrase-hints li.phrase-avoid")
+    page.click("#reply-send")
+    page.wait_for_function("document.getElementById('reply-text').value === ''")
+    assert page.locator("#phrase-hints").is_hidden()
+    assert page.evaluate("document.querySelectorAll('#thread img[src=x]').length") == 0
