@@ -199,3 +199,26 @@ def test_demo_routes_the_delivery_team(client):
                                           {"team_id": team.id})
         assert got.conversation.assignee_id == agents["ekaterina"].id
         session.rollback()
+
+
+def test_demo_has_running_and_overdue_legal_deadlines():
+    """Issue 14 §1: the demo's warranty repair handed in 50 days ago is past its 45 days (ЗоЗПП ст. 20), a
+    defect's refund (ст. 22) and a distance-sale return window (ст. 26.1) still run."""
+    from otklik.conversations import sla
+    from otklik.guardrails.models import LegalCase
+
+    seed_demo()
+    with session_scope() as session:
+        ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+        assert ws is not None
+        cases = {c.situation: c for c in session.scalars(select(LegalCase).where(LegalCase.workspace_id == ws.id))}
+        assert set(cases) >= {"warranty_repair", "defect", "return_distance_sale"}
+        now = utcnow()
+        states = {}
+        for situation, case in cases.items():
+            timers = [t for t in sla.timers_for(session, case.conversation_id) if sla.is_legal(t.kind)]
+            states[situation] = {t.kind: t.due_at is not None and t.due_at.replace(tzinfo=dt.UTC) <= now
+                                 for t in timers}
+        assert states["warranty_repair"] == {"legal_repair": True}
+        assert states["defect"]["legal_refund"] is False
+        assert states["return_distance_sale"]["legal_refuse_goods"] is False

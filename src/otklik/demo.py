@@ -1522,6 +1522,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_automation(session, actors["admin"], users, teams)
     _seed_routing(session, users, teams)
     _seed_compensations(session, workspace.id, users)
+    _seed_legal(session, workspace.id, users, now)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
@@ -1549,6 +1550,37 @@ def _seed_compensations(session: Session, workspace_id: int, users: dict[str, Us
         if conversation is not None:
             request_compensation(session, accounts.actor_for(users[key]), conversation.id, kind=kind, amount=amount,
                                  reason=reason)
+
+
+def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now: dt.datetime) -> None:
+    """Consumer-law deadlines (issue 14 §1) on three open conversations, as the agents confirmed them: a warranty
+    repair handed in 50 days ago (ЗоЗПП ст. 20: 45 days — overdue, the 1 % a day penalty accruing), a refund for a
+    defect demanded 8 days ago (ст. 22: 10 days — due within about two days, «срок по закону ≤ 2 дней» in the
+    inbox), and a distance-sale return within its 7-day window (ст. 26.1)."""
+    from zoneinfo import ZoneInfo
+
+    from otklik.guardrails.service import save_case
+
+    today = now.astimezone(ZoneInfo("Europe/Moscow")).date()
+    taken: set[int] = set()
+    for key, categories, situation, inputs in (
+        ("sergey", ("warranty_repair",), "warranty_repair",
+         {"demanded_on": (today - dt.timedelta(days=50)).isoformat(), "price": "34990"}),
+        ("olga", ("defective",), "defect",
+         {"demanded_on": (today - dt.timedelta(days=8)).isoformat(), "price": "7490", "in_stock": False}),
+        ("ekaterina", ("return_good_quality",), "return_distance_sale",
+         {"purchased_on": (today - dt.timedelta(days=6)).isoformat(),
+          "delivered_on": (today - dt.timedelta(days=3)).isoformat(), "return_terms_in_writing": True,
+          "price": "12990"}),
+    ):
+        conversation = session.scalar(select(Conversation).where(
+            Conversation.workspace_id == workspace_id, Conversation.category.in_(categories),
+            Conversation.status.in_(["new", "open", "pending"]), Conversation.id.not_in(taken or {0}))
+            .order_by(Conversation.id))
+        if conversation is None:
+            continue
+        taken.add(conversation.id)
+        save_case(session, accounts.actor_for(users[key]), conversation.id, situation, inputs)
 
 
 def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User],
