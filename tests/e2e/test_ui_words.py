@@ -100,7 +100,8 @@ def shop(live_server):
 PAGES = ["/inbox?view=all", "/conversations/{cid}", "/customers/{customer_id}", "/customers", "/knowledge",
          "/knowledge/{article_id}", "/knowledge/{article_id}/versions", "/search?q=доставка", "/settings",
          "/settings/channels", "/settings/sla", "/settings/calendars", "/settings/assistant", "/settings/rules",
-         "/settings/teams", "/settings/users", "/settings/macros", "/settings/workspace", "/settings/profile"]
+         "/settings/teams", "/settings/users", "/settings/macros", "/settings/workspace", "/settings/profile",
+         "/approvals", "/settings/authority"]
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
