@@ -64,3 +64,17 @@ def test_never_phrase_is_underlined_replaced_in_one_click_and_confirmed_before_s
     page.wait_for_function("document.getElementById('reply-text').value === ''")
     assert page.locator("#phrase-hints").is_hidden()
     assert page.evaluate("document.querySelectorAll('#thread img[src=x]').length") == 0
+
+
+def test_an_unsent_draft_comes_back_after_a_reload_and_is_marked_again(new_page, live_server):
+    ws = make_workspace("e2edraft")
+    cid = post_inbound(live_server, ws, text="Где мой заказ?", customer_name="Олег")["conversation_id"]
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.wait_for_selector("#phrase-hints[data-ready='1']", state="attached")
+    with page.expect_response(lambda r: r.url.endswith(f"/ui/conversations/{cid}/draft")):
+        page.locator("#reply-text").fill("Понятия не имею, где ваш заказ.")
+    page.reload()
+    page.wait_for_selector("#phrase-hints li.phrase-never")
+    assert page.locator("#reply-text").input_value() == "Понятия не имею, где ваш заказ."
+    assert page.locator("#phrase-hints li.phrase-never").get_attribute("data-rule-id") == "ru.dontknow.no_idea"

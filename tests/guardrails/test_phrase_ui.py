@@ -39,3 +39,21 @@ def test_settings_page_adds_switches_off_and_reports(app, client, ws):
     report = admin.get("/reports/phrases?days=7")
     assert report.status_code == 200 and f'data-agent-id="{ws.agent_id}"' in report.text
     assert "ваш заказ потерян" in report.text
+
+
+def test_the_reply_box_keeps_an_unsent_draft_per_agent(app, client, ws, other_ws):
+    cid = inbound(client, ws, identity="draft@example.com")["conversation_id"]
+    other_cid = inbound(client, other_ws, identity="draft@example.com")["conversation_id"]
+    agent = Browser(app, ws.agent_email)
+    draft = "Вы должны <b>прислать</b> чек"
+    assert agent.post(f"/ui/conversations/{cid}/draft", {"text": draft}).status_code == 204
+    assert agent.post(f"/ui/conversations/{other_cid}/draft", {"text": "x"}).status_code == 404
+    page = agent.get(f"/conversations/{cid}").text
+    assert "Вы должны &lt;b&gt;прислать&lt;/b&gt; чек</textarea>" in page
+    assert "</textarea>" in Browser(app, ws.admin_email).get(f"/conversations/{cid}").text.split(
+        'id="reply-text"')[1][:400]  # the admin has no draft here: an empty box
+    assert "прислать" not in Browser(app, ws.admin_email).get(f"/conversations/{cid}").text.split(
+        'id="reply-text"')[1][:400]
+    sent = agent.post(f"/ui/conversations/{cid}/reply", {"text": "Пришлите, пожалуйста, чек."})
+    assert sent.status_code == 204, sent.text
+    assert "прислать</textarea>" not in agent.get(f"/conversations/{cid}").text

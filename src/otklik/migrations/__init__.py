@@ -34,6 +34,7 @@ def all_models() -> None:
     import otklik.calendars.models
     import otklik.channels.email.models
     import otklik.channels.models
+    import otklik.conversations.drafts
     import otklik.conversations.inbox
     import otklik.conversations.models
     import otklik.conversations.routing

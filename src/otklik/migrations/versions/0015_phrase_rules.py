@@ -1,4 +1,5 @@
-"""guardrails: the phrase checker's workspace rules (its own phrases, changes to shipped ones)
+"""guardrails: the phrase checker's workspace rules (its own phrases, changes to shipped ones); conversations:
+reply drafts (the reply box's unsent text per agent, which the checker marks again when the agent comes back)
 
 Revision ID: 0015
 Revises: 0014
@@ -37,8 +38,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("workspace_id", "shipped_id", name="uq_phrase_rules_workspace_id_shipped_id"),
     )
     op.create_index("ix_phrase_rules_workspace_id", "phrase_rules", ["workspace_id"])
+    op.create_table(
+        "reply_drafts",
+        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("workspace_id", sa.Integer(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+    )
+    op.create_index("ix_reply_drafts_workspace_id", "reply_drafts", ["workspace_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reply_drafts_workspace_id", table_name="reply_drafts")
+    op.drop_table("reply_drafts")
     op.drop_index("ix_phrase_rules_workspace_id", table_name="phrase_rules")
     op.drop_table("phrase_rules")

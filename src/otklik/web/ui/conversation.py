@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
 from otklik.accounts.models import AuditEntry
-from otklik.conversations import inbox, sla
+from otklik.conversations import drafts, inbox, sla
 from otklik.conversations import service as conversations
 from otklik.conversations.models import Conversation, Message, Priority, Status
 from otklik.conversations.service import CHANNELS
@@ -176,7 +176,8 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
     return render(request, "conversation.html", **context, items=items, customer_name=customer_name,
                   reply_channels=reply_channels(db, user, conversation),
                   warning=reply_warning(db, conversation),
-                  delivery_warning=delivery_warning(request, db, conversation))
+                  delivery_warning=delivery_warning(request, db, conversation),
+                  draft=drafts.get_draft(db, user.actor, conversation.id))
 
 
 @router.get("/ui/conversations/{conversation_id}/thread")
@@ -243,8 +244,17 @@ def send_reply(request: Request, conversation_id: int, user: CurrentUser, db: DB
                         headers={"X-Otklik-Problem": exc.code})
     if mode == "note":
         inbox.record_mentions(db, user.actor, message)
+    drafts.clear_draft(db, user.actor, conversation_id)
     inbox.mark_read(db, user.actor, conversation_id)
     return Response(status_code=204, headers={"HX-Trigger": "otklik:sent"})
+
+
+@router.post("/ui/conversations/{conversation_id}/draft")
+def save_draft(conversation_id: int, user: CurrentUser, db: DB,
+               text: Annotated[str, Form(max_length=conversations.MAX_BODY_CHARS)] = "") -> Response:
+    """The reply box's unsent text (phrases.js saves it as the agent types; an empty text drops it)."""
+    drafts.save_draft(db, user.actor, conversation_id, text)
+    return Response(status_code=204)
 
 
 @router.post("/ui/conversations/{conversation_id}/update")

@@ -183,8 +183,24 @@
     if (ack && ack.dataset.text !== text) { ack.remove(); ack = null; }  // a confirmation is for that text only
   }
 
+  // the unsent text is kept on the server as the agent's draft (a reload or another device brings it back)
+  var saved = box.value, draftTimer = null;
+  function saveDraft() {
+    if (box.value === saved) return;
+    var text = box.value, meta = document.querySelector('meta[name="csrf-token"]');
+    var body = new URLSearchParams();
+    body.set("text", text);
+    fetch("/ui/conversations/" + encodeURIComponent(thread.dataset.conversationId) + "/draft", {
+      method: "POST", credentials: "same-origin", body: body,
+      headers: { "X-CSRF-Token": meta ? meta.content : "" }
+    }).then(function (r) { if (r.ok) saved = text; }).catch(function () { /* kept in the box anyway */ });
+  }
+
   var timer = null;
-  box.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 150); });
+  box.addEventListener("input", function () {
+    clearTimeout(timer); timer = setTimeout(run, 150);
+    clearTimeout(draftTimer); draftTimer = setTimeout(saveDraft, 1000);
+  });
   form.querySelectorAll('input[name="mode"]').forEach(function (r) { r.addEventListener("change", run); });
 
   function acknowledge() {
@@ -223,6 +239,8 @@
   });
 
   document.body.addEventListener("otklik:sent", function () {
+    clearTimeout(draftTimer);
+    saved = "";  // the server dropped the draft with the send
     if (ack) { ack.remove(); ack = null; }
     run();
   });
