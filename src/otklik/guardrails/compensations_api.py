@@ -21,7 +21,9 @@ KIND_HELP = f"One of: {', '.join(service.KINDS)}"
 
 class CompensationIn(Strict):
     kind: str = Field(max_length=40, description=KIND_HELP)
-    amount: str | int | float = Field(description="Roubles, at most two decimals, more than zero: \"499.90\"")
+    # checked by the service (a 422 naming `amount`): a decimal string or a number, never a bool
+    amount: Any = Field(description="Roubles, at most two decimals, more than zero: \"499.90\"",
+                        json_schema_extra={"type": ["string", "number"]})
     reason: str = Field(max_length=5000, description="Why (at most 500 characters)")
     customer_id: int | None = Field(default=None, description="Default: the conversation's customer")
 
@@ -52,8 +54,10 @@ class LimitIn(Strict):
     subject: str = Field(max_length=40, description="role:agent | role:supervisor | role:admin | role:assistant | "
                                                     "user:<id>")
     kind: str = Field(max_length=40, description=f"{KIND_HELP}, or * for all kinds together")
-    per_case: str | int | float | None = Field(default=None, description="Roubles; null: no limit")
-    per_day: str | int | float | None = Field(default=None, description="Roubles; null: no limit")
+    per_case: Any = Field(default=None, description="Roubles; null: no limit",
+                          json_schema_extra={"type": ["string", "number", "null"]})
+    per_day: Any = Field(default=None, description="Roubles; null: no limit",
+                         json_schema_extra={"type": ["string", "number", "null"]})
 
 
 class WebhookIn(Strict):
