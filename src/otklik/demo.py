@@ -1523,6 +1523,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_routing(session, users, teams)
     _seed_compensations(session, workspace.id, users)
     _seed_legal(session, workspace.id, users, now)
+    _seed_phrases(session, workspace.id, users)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
@@ -1581,6 +1582,33 @@ def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now
             continue
         taken.add(conversation.id)
         save_case(session, accounts.actor_for(users[key]), conversation.id, situation, inputs)
+
+
+def _seed_phrases(session: Session, workspace_id: int, users: dict[str, User]) -> None:
+    """The phrase checker (issue 14 §3): an unsent draft in the reply box of an open late-delivery conversation,
+    for its agent and for the demo admin, that trips it («Это не ко мне», «Вы должны были», «но»); and the shop's
+    own phrase in Settings → «Фразы»."""
+    from otklik.conversations.drafts import save_draft
+    from otklik.guardrails.phrase_rules import create_rule
+
+    create_rule(session, accounts.actor_for(users["admin"]), {
+        "language": "ru", "phrase": "(ваш|этот) заказ (потерян|утерян)", "severity": "never",
+        "reason": "Не пугайте клиента: пока заказ ищут, он не потерян.",
+        "alternatives": ["Мы ищем ваш заказ вместе с перевозчиком и напишем вам до 18:00."]})
+    conversation = session.scalar(select(Conversation).where(
+        Conversation.workspace_id == workspace_id, Conversation.category == "late_delivery",
+        Conversation.status.in_(["new", "open", "pending"]))
+        .order_by((Conversation.sentiment == "negative").desc(), Conversation.id))  # an upset customer first
+    if conversation is None:
+        return
+    draft = ("Здравствуйте! Это не ко мне, вы должны были сами отслеживать посылку по трек-номеру. "
+             "Мы бы помогли, но курьерская служба работает отдельно.")
+    authors = {users["admin"].id: users["admin"]}
+    assignee = session.get(User, conversation.assignee_id) if conversation.assignee_id else None
+    if assignee is not None:
+        authors[assignee.id] = assignee
+    for user in authors.values():
+        save_draft(session, accounts.actor_for(user), conversation.id, draft)
 
 
 def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User],
