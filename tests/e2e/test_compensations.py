@@ -55,4 +55,5 @@ def test_agent_asks_above_the_limit_supervisor_approves_agent_sees_it_live(new_p
     agent.wait_for_selector(".toast.compensation-toast")
     assert "согласована" in agent.locator(".toast.compensation-toast").first.inner_text()
     assert "Компенсация согласована" in agent.locator("#thread").inner_text()
+    screenshot(agent, "conversation-compensations")
     print(f"approval → the agent's page shows it: {latency * 1000:.0f} ms")

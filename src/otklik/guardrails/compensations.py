@@ -322,7 +322,10 @@ def pending_count(session: Session, actor: Actor) -> int:
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
-def _rub(amount: Decimal) -> str:
+def rub(amount: Decimal | None) -> str:
+    """«2 500 ₽», «499,90 ₽» (a no-break space between thousands)."""
+    if amount is None:
+        return ""
     whole, _, frac = f"{amount.quantize(Decimal('0.01'))}".partition(".")
     grouped = f"{int(whole):,}".replace(",", "\u00a0")
     return f"{grouped} ₽" if frac == "00" else f"{grouped},{frac} ₽"
@@ -358,7 +361,7 @@ def _words(session: Session, workspace_id: int) -> tuple[dict[str, str], dict[st
 def _entry(session: Session, actor: Actor, compensation: Compensation, key: str, **extra: str) -> Any:
     """A visible system entry in the conversation's thread (an internal one: the customer never sees it)."""
     words, kinds = _words(session, compensation.workspace_id)
-    text = words[key].format(kind=kinds[compensation.kind], amount=_rub(compensation.amount),
+    text = words[key].format(kind=kinds[compensation.kind], amount=rub(compensation.amount),
                              reason=compensation.reason, **extra)
     return reply(session, actor, compensation.conversation_id, text=text, is_internal=True,
                  author=AuthorKind.system, meta={"compensation_id": compensation.id, "compensation": key})
@@ -536,7 +539,7 @@ def offer_for_late_delivery(session: Session, workspace_id: int, conversation_id
                                reason=words)
     if given is None:
         return None
-    return LATE_DELIVERY_OFFER["en" if language == "en" else "ru"].format(amount=_rub(given.amount))
+    return LATE_DELIVERY_OFFER["en" if language == "en" else "ru"].format(amount=rub(given.amount))
 
 
 # -- settings ---------------------------------------------------------------------------------------------------

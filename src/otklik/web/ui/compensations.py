@@ -4,6 +4,7 @@ the guardrails service; they never write SQL."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
@@ -31,7 +32,7 @@ def _views(db: Session, actor: Actor, items: list[Compensation]) -> list[dict[st
     names = {u.id: u.name for u in accounts.list_users(db, actor)}
     customers = customer_names(db, list({c.customer_id for c in items}))
     table = service.limit_table(db, actor.workspace_id)
-    return [{"c": c, "amount": service.money_text(c.amount),
+    return [{"c": c, "amount": service.rub(c.amount),
              "requester": names.get(c.requested_by or 0, "") if c.requested_by_kind == "user" else "assistant",
              "decider": names.get(c.decided_by or 0, ""), "customer": customers.get(c.customer_id, ""),
              "can_decide": c.status == service.PENDING and service.can_decide(db, actor, c, table),
@@ -42,9 +43,12 @@ def _panel(request: Request, db: Session, user: UIUser, conversation_id: int, *,
            typed: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
     conversation = get_conversation(db, user.actor, conversation_id)
     items = service.list_for_conversation(db, user.actor, conversation.id)
+    authority = [{**a, **{f"{k}_text": service.rub(Decimal(a[k])) if a.get(k) is not None else None
+                          for k in ("per_case", "per_day", "used_today", "case_sum")}}
+                 for a in service.my_authority(db, user.actor, conversation.id)]
     return render(request, "partials/compensations.html", status_code=status_code, conversation=conversation,
                   items=_views(db, user.actor, items), kinds=service.KINDS,
-                  authority=service.my_authority(db, user.actor, conversation.id), error=error, typed=typed or {})
+                  authority=authority, error=error, typed=typed or {})
 
 
 @router.get("/ui/conversations/{conversation_id}/compensations")

@@ -8,6 +8,7 @@
   var body = document.body;
   var userId = Number(body.dataset.userId || 0);
   if (!userId) return;
+  var lang = body.dataset.lang || "ru";
   var T = {
     ru: { requested: "Ждёт согласования: #%n, %k, %a ₽", applied: "Компенсация согласована: #%n, %k, %a ₽",
           rejected: "Компенсация отклонена: #%n, %k, %a ₽",
@@ -17,7 +18,13 @@
           rejected: "Compensation rejected: #%n, %k, %a ₽",
           kinds: { refund: "refund", discount: "discount / promo code", bonus_points: "bonus points",
                    free_delivery: "free delivery", gift: "gift" } }
-  }[body.dataset.lang || "ru"] || {};
+  }[lang] || {};
+
+  function money(text) {  // "2500.00" -> «2 500», "499.90" -> «499,9»
+    var value = Number(text);
+    return isNaN(value) ? String(text) : value.toLocaleString(lang === "en" ? "en-US" : "ru-RU",
+                                                              { maximumFractionDigits: 2 });
+  }
 
   var link = document.querySelector('#mainnav a[data-nav="approvals"]');
   function setCount(n) {
@@ -55,7 +62,7 @@
     refreshCount();
     if ((d.notify_user_ids || []).indexOf(userId) >= 0 && window.otklikToast && ev.type !== "compensation.applied") {
       var text = (ev.type === "compensation.requested" ? T.requested : T[d.status] || T.applied)
-        .replace("%n", d.number).replace("%k", (T.kinds || {})[d.kind] || d.kind).replace("%a", d.amount);
+        .replace("%n", d.number).replace("%k", (T.kinds || {})[d.kind] || d.kind).replace("%a", money(d.amount));
       var el = window.otklikToast(text, d.status === "rejected" ? "error" : "");
       if (el) {
         el.classList.add("compensation-toast");
