@@ -222,3 +222,23 @@ def test_demo_has_running_and_overdue_legal_deadlines():
         assert states["warranty_repair"] == {"legal_repair": True}
         assert states["defect"]["legal_refund"] is False
         assert states["return_distance_sale"]["legal_refuse_goods"] is False
+
+
+def test_demo_has_a_pending_approval_and_an_applied_compensation():
+    """Issue 14 §2: Ольга's 2,500 ₽ refund waits for Марина (supervisor) in «Ждут согласования»; Екатерина's
+    500 ₽ in bonus points, within her limit, is applied."""
+    from otklik.guardrails import compensations
+    from otklik.guardrails.compensation_models import Compensation
+
+    seed_demo()
+    with session_scope(write=False) as session:
+        ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+        assert ws is not None
+        rows = list(session.scalars(select(Compensation).where(Compensation.workspace_id == ws.id)))
+        assert {(c.kind, str(c.amount), c.status) for c in rows} >= {("refund", "2500.00", "pending"),
+                                                                     ("bonus_points", "500.00", "applied")}
+        marina = session.scalar(select(User).where(User.workspace_id == ws.id,
+                                                   User.email == "marina.belova@domosfera.example"))
+        assert marina is not None
+        waiting = compensations.pending_for(session, accounts.actor_for(marina))
+        assert [(c.kind, c.status) for c in waiting] == [("refund", "pending")]
