@@ -78,3 +78,31 @@ def test_an_unsent_draft_comes_back_after_a_reload_and_is_marked_again(new_page,
     page.wait_for_selector("#phrase-hints li.phrase-never")
     assert page.locator("#reply-text").input_value() == "Понятия не имею, где ваш заказ."
     assert page.locator("#phrase-hints li.phrase-never").get_attribute("data-rule-id") == "ru.dontknow.no_idea"
+
+
+def test_the_page_finds_exactly_what_python_finds(new_page, live_server):
+    """The page's expression (JavaScript flavour) and the server's (Python) agree on every shipped example, near
+    miss and labelled reply: same rules, same offsets."""
+    from pathlib import Path
+
+    from otklik.guardrails import phrases
+
+    engine = phrases.shipped_engine()
+    texts = [t for r in engine.rules for t in (*r.examples, *r.near_misses)]
+    for name in ("phrases_dev.tsv", "phrases_heldout.tsv"):
+        path = Path(__file__).resolve().parents[2] / "bench" / "data" / name
+        texts += [line.split("\t", 2)[2] for line in path.read_text(encoding="utf-8").splitlines()
+                  if line and not line.startswith("#")]
+    texts += ["ВЫ ДОЛЖНЫ! Ёлки, я НЕ ЗНАЮ", "Но-шпа; но нет", "Hold on — that’s not my job"]
+    compiled = {"pattern": engine.js_pattern(), "rules": {r.id: r.as_dict() for r in engine.rules}}
+    page = new_page()
+    page.goto(live_server + "/login")
+    page.add_script_tag(path=str(Path(phrases.__file__).resolve().parents[1] / "web" / "static" / "js" /
+                                 "phrases.js"))
+    got = page.evaluate("""([compiled, texts]) => {
+        const checker = window.OtklikPhrases.compile(compiled);
+        return texts.map(t => checker.check(t).map(m => [m.rule_id, m.start, m.end]));
+    }""", [compiled, texts])
+    want = [[[m.rule_id, m.start, m.end] for m in engine.check(t)] for t in texts]
+    assert len(texts) > 900
+    assert got == want

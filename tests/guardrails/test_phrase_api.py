@@ -190,3 +190,22 @@ def test_an_upset_customer_gets_an_empathy_hint(client, ws):
     assert [h["code"] for h in hints] == ["tone_empathy"] and hints[0]["alternatives"]
     compiled = client.get(f"/api/v1/phrase-rules/compiled?conversation_id={cid}", headers=ws.agent).json()
     assert compiled["upset"] is True
+
+
+def test_the_assistant_never_sends_a_never_phrase_it_hands_off_instead(client, ws, monkeypatch):
+    """The assistant's own path end to end: its (generated) answer says «Вы должны…» — nothing reaches the
+    customer, the decision becomes a hand-off and the agent gets a note saying why."""
+    from otklik.assistant import service as assistant
+    from tests.assistant.test_live import decisions, enable, messages, seed_kb
+
+    seed_kb(ws)
+    enable(client, ws)
+    monkeypatch.setattr(assistant, "_maybe_llm",
+                        lambda *a, **k: "Вы должны сами посмотреть стоимость доставки на сайте.")
+    got = inbound(client, ws, text="Добрый день! Сколько стоит доставка по Москве?", identity="bot@example.com")
+    msgs = messages(client, ws, got["conversation_id"])
+    assert not [m for m in msgs if m["author_kind"] == "assistant" and not m["is_internal"]]
+    [note] = [m for m in msgs if m["author_kind"] == "assistant" and m["is_internal"]]
+    assert "Вы должны" in note["body_text"]
+    (decision,) = decisions(client, ws, got["conversation_id"])
+    assert decision["action"] == "handoff" and decision["reason"] == "error", decision
