@@ -27,6 +27,7 @@ from otklik.calendars.api import router as calendars_router
 from otklik.channels.registry import load_channels
 from otklik.conversations import jobs as conversation_jobs
 from otklik.conversations.api import router as conversations_router
+from otklik.conversations.bulk import router as bulk_router
 from otklik.conversations.routing_api import SeenAgents
 from otklik.conversations.routing_api import router as routing_router
 from otklik.conversations.sla_api import router as sla_router
@@ -223,7 +224,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
     rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
-    for router in (accounts_router, customers_router, conversations_router, knowledge_router, assistant_router,
+    for router in (accounts_router, customers_router, bulk_router, conversations_router, knowledge_router,
+                   assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
                    phrases_router,

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.accounts import service as accounts
@@ -20,7 +21,7 @@ from otklik.accounts.deps import DB
 from otklik.accounts.models import Role
 from otklik.conversations import inbox
 from otklik.conversations import service as conversations
-from otklik.conversations.models import Priority, Status
+from otklik.conversations.models import Conversation, Priority, Status
 from otklik.conversations.service import CHANNELS, ConversationFilters
 from otklik.platform.db import aware, utcnow
 from otklik.platform.errors import field_error
@@ -260,3 +261,45 @@ def save_view(request: Request, user: CurrentUser, db: DB, name: Annotated[str, 
 def delete_view(request: Request, view_id: int, user: CurrentUser, db: DB) -> Response:
     inbox.delete_saved_view(db, user.actor, view_id)
     return redirect("/inbox", request)
+
+
+@router.post("/ui/inbox/bulk")
+async def inbox_bulk(request: Request, user: CurrentUser, db: DB) -> JSONResponse:
+    """The inbox's bulk bar: one change to the picked conversations, or merge them (one customer's)."""
+    from otklik.conversations import bulk
+
+    form = await request.form()
+    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit() and len(v) < 12]
+    if len(ids) > bulk.MAX_BULK:
+        raise field_error("ids", f"at most {bulk.MAX_BULK} conversations at once")
+    action = str(form.get("action") or "update")
+    if action == "merge":
+        result = bulk.bulk_merge(db, user.actor, ids)
+        target = conversations.get_conversation(db, user.actor, result["target_id"])
+        result["target_number"] = target.number
+    elif action == "update":
+        changes: dict[str, Any] = {}
+        for name in ("status", "priority"):
+            value = str(form.get(name) or "").strip()[:16]
+            if value:
+                changes[name] = value
+        assignee = str(form.get("assignee") or "").strip()[:12]
+        if assignee == "me":
+            changes["assignee_id"] = user.actor.user_id
+        elif assignee == "none":
+            changes["assignee_id"] = None
+        elif assignee:
+            if not assignee.isdigit():
+                raise field_error("assignee", "a user id, 'me' or 'none'")
+            changes["assignee_id"] = int(assignee)
+        tag = str(form.get("tag") or "").strip()[:40]
+        result = bulk.bulk_update(db, user.actor, ids, changes, [tag] if tag else [])
+    else:
+        raise field_error("action", "'update' or 'merge'")
+    failed_ids = [f["id"] for f in result["failed"]]
+    numbers = dict(db.execute(select(Conversation.id, Conversation.number).where(
+        Conversation.id.in_(failed_ids), Conversation.workspace_id == user.actor.workspace_id)).all()) \
+        if failed_ids else {}
+    for f in result["failed"]:
+        f["number"] = numbers.get(f["id"])
+    return JSONResponse(result)
