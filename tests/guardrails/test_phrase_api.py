@@ -174,7 +174,7 @@ def test_the_report_lists_the_most_frequent_phrases_per_agent(client, ws):
     [agent] = report.json()["agents"]
     assert agent["agent_id"] == ws.agent_id and agent["replies"] == 4 and agent["flagged_replies"] == 3
     assert agent["top"][0] == {"rule_id": "ru.must.you", "count": 2, "phrase": agent["top"][0]["phrase"],
-                               "severity": "never"}
+                               "said": "вы должны", "severity": "never"}
     bad = client.get("/api/v1/reports/phrases?since=2026-02-01T00:00:00&until=2026-01-01T00:00:00",
                      headers=ws.admin)
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "until"

@@ -38,7 +38,7 @@ def test_settings_page_adds_switches_off_and_reports(app, client, ws):
     assert r.status_code == 201, r.text
     report = admin.get("/reports/phrases?days=7")
     assert report.status_code == 200 and f'data-agent-id="{ws.agent_id}"' in report.text
-    assert "ваш заказ потерян" in report.text
+    assert "«ваш заказ потерян»" in report.text
 
 
 def test_the_reply_box_keeps_an_unsent_draft_per_agent(app, client, ws, other_ws):

@@ -271,8 +271,8 @@ def phrase_reply_check(session: Session, conversation: Conversation, text: str,
         shown = "; ".join(f"«{m.phrase}»" for m in never[:3])
         problems.append(reply_checks.Problem(
             code="phrase_never", severity="block" if by_assistant else "confirm",
-            message=(f"the reply says what agents never say: {shown} — {never[0].reason} Instead: "
-                     f"{' / '.join(never[0].alternatives[:2])}"),
+            # in the rule's own words (Russian for a Russian phrase): the agent's page shows it as it is
+            message=f"{shown} — {never[0].reason} → {' / '.join(never[0].alternatives[:2])}",
             details={"matches": [m.as_dict() for m in never]}))
     avoid = [m for m in matches if m.severity == "avoid"]
     if avoid:
@@ -309,13 +309,16 @@ def report(session: Session, actor: Actor, *, since: dt.datetime, until: dt.date
     per_agent: dict[int | None, dict[str, Any]] = {}
     rules = {r.id: r for r in engine.rules}
     for user_id, body in session.execute(stmt):
-        entry = per_agent.setdefault(user_id, {"replies": 0, "flagged": 0, "never": 0, "rules": Counter()})
+        entry = per_agent.setdefault(user_id, {"replies": 0, "flagged": 0, "never": 0, "rules": Counter(),
+                                               "words": {}})
         entry["replies"] += 1
         found = engine.check(body or "")
         if found:
             entry["flagged"] += 1
             entry["never"] += sum(1 for m in found if m.severity == "never")
             entry["rules"].update(m.rule_id for m in found)
+            for m in found:  # the words as agents wrote them, most frequent first, for the report to show
+                entry["words"].setdefault(m.rule_id, Counter())[" ".join(m.phrase.lower().split())] += 1
     names = dict(session.execute(select(User.id, User.name).where(User.workspace_id == actor.workspace_id)).all())
     agents = []
     for user_id, entry in per_agent.items():
@@ -323,6 +326,7 @@ def report(session: Session, actor: Actor, *, since: dt.datetime, until: dt.date
             "agent_id": user_id, "agent_name": names.get(user_id or 0, "—"), "replies": entry["replies"],
             "flagged_replies": entry["flagged"], "never_phrases": entry["never"],
             "top": [{"rule_id": rid, "count": n, "phrase": rules[rid].phrase if rid in rules else rid,
+                     "said": entry["words"][rid].most_common(1)[0][0],
                      "severity": rules[rid].severity if rid in rules else "avoid"}
                     for rid, n in entry["rules"].most_common(top)]})
     agents.sort(key=lambda a: (-a["never_phrases"], -a["flagged_replies"], a["agent_name"]))
