@@ -106,3 +106,26 @@ def test_the_page_finds_exactly_what_python_finds(new_page, live_server):
     want = [[[m.rule_id, m.start, m.end] for m in engine.check(t)] for t in texts]
     assert len(texts) > 900
     assert got == want
+
+
+def test_a_phrase_the_page_did_not_know_is_caught_on_send_and_confirmed(new_page, live_server):
+    """A rule added after the page loaded: the server's 409 phrase_never asks «send anyway?» in the page (no error
+    toast), and OK resends it acknowledged."""
+    ws = make_workspace("e2ephr2")
+    cid = post_inbound(live_server, ws, text="Где посылка?", customer_name="Ира")["conversation_id"]
+    page = new_page()
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.wait_for_selector("#phrase-hints[data-ready='1']", state="attached")
+    r = httpx.post(f"{live_server}/api/v1/phrase-rules", headers=ws.admin, timeout=10, json={
+        "language": "ru", "phrase": "посылка потерял*", "severity": "never", "reason": "Не пугайте клиента.",
+        "alternatives": ["Мы ищем посылку."]})
+    assert r.status_code == 201, r.text
+    page.locator("#reply-text").fill("Посылка потерялась.")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.click("#reply-send")
+    page.wait_for_function("document.getElementById('reply-text').value === ''")
+    assert asked and "Не пугайте клиента" in asked[0]
+    assert not page.locator(".toast.error").count()
+    sent = [m for m in _messages(live_server, ws, cid) if m["direction"] == "outbound"]
+    assert [m["body_text"] for m in sent] == ["Посылка потерялась."]
