@@ -70,3 +70,16 @@ def test_admin_sets_limits_and_the_webhook_in_settings(app, ws):
                                                       "secret": "a-long-enough-secret"}, htmx=False).status_code == 303
     assert 'value="http://shop.example/hook"' in admin.get("/settings/authority").text
     assert "settings-link-authority" in admin.get("/settings").text
+
+
+def test_the_customer_panel_lists_what_the_customer_was_given(app, client, ws, other_ws):
+    cid = inbound(client, ws, identity="panel-buyer@example.com", text="Опоздали")["conversation_id"]
+    customer_id = client.get(f"/api/v1/conversations/{cid}", headers=ws.agent).json()["customer"]["id"]
+    agent = Browser(app, ws.agent_email)
+    assert agent.get(f"/ui/customers/{customer_id}/compensations").text.strip() == ""
+    assert 'id="cpanel-compensations"' in agent.get(f"/ui/customers/{customer_id}/panel?conversation_id={cid}").text
+    agent.post(f"/ui/conversations/{cid}/compensations", {"kind": "gift", "amount": "1500.5", "reason": "извинение"})
+    agent.post(f"/ui/conversations/{cid}/compensations", {"kind": "bonus_points", "amount": "200", "reason": "x"})
+    block = agent.get(f"/ui/customers/{customer_id}/compensations").text
+    assert "Компенсации" in block and 'data-status="pending"' in block and "Выдано: 0 ₽" in block
+    assert Browser(app, other_ws.admin_email).get(f"/ui/customers/{customer_id}/compensations").status_code == 404

@@ -94,6 +94,16 @@ async def decide(request: Request, compensation_id: int, user: CurrentUser, db: 
     return _panel(request, db, user, conversation_id, error=error, status_code=422 if error else 200)
 
 
+@router.get("/ui/customers/{customer_id}/compensations")
+def customer_compensations(request: Request, customer_id: int, user: CurrentUser, db: DB) -> HTMLResponse:
+    """The customer panel's «Компенсации»: what this customer was given or asked for, across conversations."""
+    items = service.list_for_customer(db, user.actor, customer_id)
+    total = sum((c.amount for c in items if c.status == service.APPLIED), Decimal("0"))
+    numbers = {c.conversation_id: get_conversation(db, user.actor, c.conversation_id).number for c in items[:5]}
+    return render(request, "partials/customer_compensations.html", items=_views(db, user.actor, items),
+                  applied_total=service.rub(total), numbers=numbers)
+
+
 def _queue(request: Request, db: Session, user: UIUser, *, error: str | None = None,
            status_code: int = 200) -> HTMLResponse:
     actor = user.actor
