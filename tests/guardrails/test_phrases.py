@@ -109,3 +109,20 @@ def test_the_assistants_own_texts_and_the_shipped_articles_say_no_never_phrase()
     assert never == []
     # every fixed text of the bot itself is clean of «avoid» phrases too
     assert [m.rule_id for t in _assistant_texts() for m in phrases.check(t)] == []
+
+
+def test_every_process_that_sends_replies_registers_the_phrase_check():
+    """The web app imports the phrase API; the worker (`otklik worker`: macros, rules, the assistant) imports the
+    app's module for its channels — either way the check is there, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("from otklik.app import load_channels; from otklik.conversations import reply_checks; "
+            "print(sorted(reply_checks._content_checks))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "'phrases'" in out.stdout
+    import inspect
+
+    from otklik import cli
+
+    assert "from otklik.app import" in inspect.getsource(cli.cmd_worker)
