@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from otklik.accounts.models import Role, User
 from otklik.platform.db import session_scope
 from tests.conftest import make_workspace
@@ -31,6 +33,13 @@ def test_agent_asks_above_the_limit_supervisor_approves_agent_sees_it_live(new_p
     agent.select_option("#compensation-kind", "refund")
     agent.fill("#compensation-amount", "2500")
     agent.fill("#compensation-reason", "Товар разбит при доставке")
+    # the conversation changes elsewhere while the agent is still in the form: the side bar refreshes, the
+    # half-written compensation stays
+    r = httpx.patch(f"{live_server}/api/v1/conversations/{cid}", json={"priority": "high"}, headers=ws.admin)
+    assert r.status_code == 200, r.text
+    agent.wait_for_function("document.getElementById('field-priority').value === 'high'")
+    agent.wait_for_timeout(400)
+    assert agent.input_value("#compensation-amount") == "2500"
     agent.click("#compensation-submit")
     pending = agent.locator('#compensations li.compensation[data-status="pending"]')
     pending.wait_for()

@@ -55,6 +55,26 @@
                                      function (f) { return f === document.activeElement || f.value; });
   }
 
+  /* The side bar's block re-renders on every change of the conversation; never while the agent is in one of its
+     fields (a sum half typed, a comment being written): it catches up when they leave it. */
+  var staleBlock = false;
+  window.otklikCompensationsIdle = function () {
+    var panel = document.getElementById("compensations-panel");
+    var typing = !!(panel && document.activeElement && panel.contains(document.activeElement) &&
+                    document.activeElement.matches("input, textarea, select"));
+    staleBlock = staleBlock || typing;
+    return !typing;
+  };
+  document.addEventListener("focusout", function (e) {
+    var panel = document.getElementById("compensations-panel");
+    if (!staleBlock || !panel || !panel.contains(e.target)) return;
+    setTimeout(function () {
+      if (panel.contains(document.activeElement)) return;
+      staleBlock = false;
+      body.dispatchEvent(new CustomEvent("otklik:refresh-compensations", { bubbles: true }));
+    }, 0);
+  });
+
   document.addEventListener("otklik:event", function (e) {
     var ev = e.detail || {}, d = ev.data || {};
     if (ev.type !== "compensation.requested" && ev.type !== "compensation.decided" &&
