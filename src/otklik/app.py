@@ -34,6 +34,8 @@ from otklik.conversations.sla_api import router as sla_router
 from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
+from otklik.feedback import jobs as feedback_jobs
+from otklik.feedback.api import router as feedback_router
 from otklik.guardrails.api import router as guardrails_router
 from otklik.guardrails.compensations_api import router as compensations_router
 from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
@@ -43,6 +45,7 @@ from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
+from otklik.reports.api import router as reports_router
 from otklik.service_levels import jobs as rule_jobs
 from otklik.service_levels.api import router as rules_router
 from otklik.web.realtime import router as realtime_router
@@ -182,6 +185,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     bus = get_bus()
     assistant_jobs.install()
     rule_jobs.install()
+    feedback_jobs.install()
     await bus.start()
     consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = None
     if settings.embedded_worker:
@@ -224,11 +228,12 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
     rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
+    feedback_jobs.install()  # a solved conversation gets its CSAT survey
     for router in (accounts_router, customers_router, bulk_router, conversations_router, knowledge_router,
                    assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
-                   phrases_router,
+                   phrases_router, reports_router, feedback_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

@@ -43,6 +43,7 @@ def all_models() -> None:
     import otklik.customers.models
     import otklik.customers.suggestions
     import otklik.customers.tasks
+    import otklik.feedback.models
     import otklik.guardrails.compensation_models
     import otklik.guardrails.models
     import otklik.guardrails.phrase_rules

@@ -1,0 +1,40 @@
+"""Surveys at work: a conversation that becomes solved gets its CSAT survey from a job, after commit."""
+
+from __future__ import annotations
+
+import logging
+
+from otklik.feedback import service
+from otklik.platform.db import run_transaction
+from otklik.platform.errors import DomainError
+from otklik.platform.events import Event, get_bus
+from otklik.platform.jobs import task
+
+log = logging.getLogger(__name__)
+_installed_on: object | None = None
+
+
+def on_conversation_updated(event: Event) -> None:
+    data = event.data
+    if "status" in (data.get("changed") or []) and data.get("status") == "solved":
+        send_survey(event.workspace_id, int(data["id"]))
+
+
+@task()  # idempotent: a second run finds the survey already sent
+def send_survey(workspace_id: int, conversation_id: int) -> bool:
+    try:
+        sent = run_transaction(lambda session: service.send_csat(session, workspace_id, conversation_id))
+    except DomainError as exc:  # the channel refuses a message now (e.g. WhatsApp's 24-hour window): no survey
+        log.info("no survey for conversation %s: %s", conversation_id, exc.message)
+        return False
+    return sent is not None
+
+
+def install() -> None:
+    """Subscribe to `conversation.updated` on this process's bus (idempotent per bus)."""
+    global _installed_on
+    bus = get_bus()
+    if _installed_on is bus:
+        return
+    _installed_on = bus
+    bus.on("conversation.updated", on_conversation_updated)
