@@ -59,6 +59,9 @@ def foreign(client, ws, other_ws):
                                        headers=other_ws.agent).json()["id"],
         "limit_id": client.put("/api/v1/compensation-limits", json={"subject": "role:agent", "kind": "gift"},
                                headers=other_ws.admin).json()["id"],
+        "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
+                                                                    "avoid", "reason": "b"},
+                                      headers=other_ws.admin).json()["id"],
     }
 
 
@@ -92,6 +95,7 @@ BODIES = {
     ("PATCH", "/api/v1/sla-policies/{policy_id}"): {"name": "x"},
     ("PUT", "/api/v1/conversations/{conversation_id}/consumer-law"): {"inputs": {}},
     ("POST", "/api/v1/conversations/{conversation_id}/compensations"): {"kind": "gift", "amount": "1", "reason": "x"},
+    ("PATCH", "/api/v1/phrase-rules/{phrase_rule_id}"): {"enabled": False},
 }
 # Query strings valid in shape, for the same reason.
 QUERIES = {

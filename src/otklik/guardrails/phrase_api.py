@@ -2,7 +2,7 @@
 the compiled rules the reply box checks with as the agent types, a check of a text, and the report of the
 phrases agents used most.
 
-    GET/POST /phrase-rules, GET/PATCH/DELETE /phrase-rules/{rule_id}  (shipped ids like «ru.must.you», own «ws.12»)
+    GET/POST /phrase-rules, GET/PATCH/DELETE /phrase-rules/{phrase_rule_id}  (shipped ids like «ru.must.you», own «ws.12»)
     GET  /phrase-rules/compiled?conversation_id=   the page's expression, the rules, the customer's mood
     POST /phrase-check {"text", "language"?} -> {"matches": [{"rule_id","start","end","phrase","severity",
                                                                "reason","alternatives"}], "hints": [...]}
@@ -124,19 +124,19 @@ def compiled_rules(actor: CurrentActor, db: DB,
             "no_alternatives": {k: list(v) for k, v in phrases.NO_ALTERNATIVES.items()}}
 
 
-@router.get("/phrase-rules/{rule_id}", response_model=RuleOut)
-def get_rule(rule_id: RuleId, actor: CurrentActor, db: DB) -> RuleOut:
-    return rule_out(phrase_rules.get_view(db, actor, rule_id))
+@router.get("/phrase-rules/{phrase_rule_id}", response_model=RuleOut)
+def get_rule(phrase_rule_id: RuleId, actor: CurrentActor, db: DB) -> RuleOut:
+    return rule_out(phrase_rules.get_view(db, actor, phrase_rule_id))
 
 
-@router.patch("/phrase-rules/{rule_id}", response_model=RuleOut)
-def update_rule(rule_id: RuleId, body: RuleUpdate, actor: CurrentActor, db: DB) -> RuleOut:
-    return rule_out(phrase_rules.update_rule(db, actor, rule_id, body.model_dump(exclude_unset=True)))
+@router.patch("/phrase-rules/{phrase_rule_id}", response_model=RuleOut)
+def update_rule(phrase_rule_id: RuleId, body: RuleUpdate, actor: CurrentActor, db: DB) -> RuleOut:
+    return rule_out(phrase_rules.update_rule(db, actor, phrase_rule_id, body.model_dump(exclude_unset=True)))
 
 
-@router.delete("/phrase-rules/{rule_id}", status_code=204)
-def delete_rule(rule_id: RuleId, actor: CurrentActor, db: DB) -> Response:
-    phrase_rules.delete_rule(db, actor, rule_id)
+@router.delete("/phrase-rules/{phrase_rule_id}", status_code=204)
+def delete_rule(phrase_rule_id: RuleId, actor: CurrentActor, db: DB) -> Response:
+    phrase_rules.delete_rule(db, actor, phrase_rule_id)
     return Response(status_code=204)
 
 
