@@ -199,3 +199,16 @@ def answer_as_widget_visitor(session: Session, workspace_id: int, customer_id: i
     if answer is None or answer.workspace_id != workspace_id or answer.customer_id != customer_id:
         raise NotFound(f"survey {answer_id} not found")
     return record_answer(session, answer, score=score, comment=comment)
+
+
+def record_ces(session: Session, csat: SurveyAnswer, score: int) -> SurveyAnswer:
+    """The CES question asked beside a CSAT answer: its own row for the same conversation (replaced on change)."""
+    ces = session.scalar(select(SurveyAnswer).where(SurveyAnswer.conversation_id == csat.conversation_id,
+                                                    SurveyAnswer.kind == "ces"))
+    if ces is None:
+        ces = SurveyAnswer(workspace_id=csat.workspace_id, conversation_id=csat.conversation_id,
+                           customer_id=csat.customer_id, kind="ces", channel=csat.channel, sent_at=csat.sent_at,
+                           comment="")
+        session.add(ces)
+        session.flush()
+    return record_answer(session, ces, score=score)

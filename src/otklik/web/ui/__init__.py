@@ -29,11 +29,13 @@ from otklik.web.ui import (
     settings,
     sla,
 )
+from otklik.web.ui import reports as report_pages
+from otklik.web.ui import survey as survey_pages
 from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla, automation, routing, legal, compensations, phrases)
+         calendars, sla, automation, routing, legal, compensations, phrases, report_pages, survey_pages)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:

@@ -218,6 +218,7 @@ NAV = (
     ("/customers", "Customers", Role.agent),
     ("/knowledge", "Knowledge base", Role.agent),
     ("/approvals", "Approvals", Role.agent),
+    ("/reports", "Reports", Role.supervisor),
     ("/settings", "Settings", Role.supervisor),
 )
 
