@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_note, percentile, summarize  # noqa: E402
+from _common import machine_note, percentile, summarize
 
 
 def micro(latencies: list[float]) -> dict[str, float]:

@@ -95,3 +95,64 @@ def ensure_content_ok(session: Session, conversation: Conversation, text: str, *
                        fields=[{"field": p.field, "message": p.message, "code": p.code, "severity": p.severity}
                                for p in refusing])
     return problems
+
+
+# -- what a channel can carry: files on a public reply ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """A channel's limits on the files of one reply (the vendor's, as its documentation states them):
+    `max_bytes` per file, by content-type prefix where the vendor differs by kind (`by_type`, e.g. WhatsApp's
+    5 MB images and 16 MB video), `max_files` per reply, `total_bytes` for all of them (e-mail)."""
+
+    max_bytes: int | None = None
+    max_files: int | None = None
+    total_bytes: int | None = None
+    by_type: tuple[tuple[str, int], ...] = ()
+    note: str = ""
+
+    def limit_for(self, content_type: str) -> int | None:
+        for prefix, cap in self.by_type:
+            if content_type.startswith(prefix):
+                return cap
+        return self.max_bytes
+
+    def view(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_bytes, "max_files": self.max_files, "total_bytes": self.total_bytes,
+                "by_type": dict(self.by_type), "note": self.note}
+
+
+_file_limits: dict[str, FileLimits] = {}
+
+
+def register_file_limits(channel: str, limits: FileLimits) -> None:
+    _file_limits[channel] = limits
+
+
+def file_limits(channel: str) -> FileLimits | None:
+    return _file_limits.get(channel)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.0f} MB" if size >= 1_048_576 else f"{size // 1024} KB"
+
+
+def check_files(channel: str, files: list[tuple[str, str, int]]) -> None:
+    """Refuse (422 naming `attachment_ids.<i>`) files this channel cannot carry: (filename, content type, size)."""
+    limits = _file_limits.get(channel)
+    if limits is None or not files:
+        return
+    from otklik.platform.errors import field_error
+
+    if limits.max_files is not None and len(files) > limits.max_files:
+        raise field_error("attachment_ids", f"{channel} takes at most {limits.max_files} files in one reply")
+    for i, (name, content_type, size) in enumerate(files):
+        cap = limits.limit_for(content_type)
+        if cap is not None and size > cap:
+            raise field_error(f"attachment_ids.{i}", f"{name}: {_mb(size)} is more than {channel} takes "
+                                                     f"({_mb(cap)} for {content_type})")
+    total = sum(size for _, _, size in files)
+    if limits.total_bytes is not None and total > limits.total_bytes:
+        raise field_error("attachment_ids", f"the files come to {_mb(total)}; {channel} takes at most "
+                                            f"{_mb(limits.total_bytes)} in one message")

@@ -740,6 +740,12 @@ def reply(session: Session, actor: Actor, conversation_id: int, *, text: str | N
                            code="unresolved_variables",
                            fields=[{"field": "text", "message": "unfilled: " + ", ".join(unfilled)}])
         reply_checks.ensure_can_reply(session, conversation, channel=channel, meta=meta)
+        if attachment_ids:  # what the channel cannot carry is refused here, not by the vendor after queuing
+            files = {a.id: a for a in session.scalars(select(Attachment).where(
+                Attachment.workspace_id == conversation.workspace_id, Attachment.id.in_(list(attachment_ids))))}
+            reply_checks.check_files(channel or conversation.channel, [
+                (files[i].filename, files[i].content_type, files[i].size)
+                for i in dict.fromkeys(attachment_ids) if i in files])
         passed = reply_checks.ensure_content_ok(
             session, conversation, plain, acknowledged=acknowledge,
             context={"author": author.value, "meta": meta or {}, "path": path})

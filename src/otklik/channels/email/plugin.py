@@ -20,9 +20,13 @@ from otklik.channels.email import imap
 from otklik.channels.email.inbound import address_book, split_addresses
 from otklik.channels.email.smtp_out import EmailSender
 from otklik.channels.models import ChannelAccount
+from otklik.conversations import reply_checks
 from otklik.platform.errors import DomainError
 
 KIND = "email"
+# one message's attachments together: 25 MB, what Gmail and most mail servers accept (Yandex: 30 MB)
+reply_checks.register_file_limits(KIND, reply_checks.FileLimits(
+    total_bytes=25 * 1_048_576, max_files=20, note="e-mail: at most 25 MB of attachments in one message"))
 
 
 def _email(value: str, field: str) -> str:

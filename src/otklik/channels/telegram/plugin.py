@@ -29,9 +29,14 @@ from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
 from otklik.channels.telegram import client, inbound, polling
 from otklik.channels.telegram.outbound import TelegramSender
+from otklik.conversations import reply_checks
 from otklik.platform.errors import field_error
 
 KIND = "telegram"
+# Bot API «sendDocument»: files up to 50 MB (photos 10 MB) through multipart upload
+reply_checks.register_file_limits(KIND, reply_checks.FileLimits(
+    max_bytes=50 * 1_048_576, max_files=10, by_type=(("image/", 10 * 1_048_576),),
+    note="Telegram Bot API: documents up to 50 MB, photos up to 10 MB"))
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105  (a header name)
 router = APIRouter(tags=["channels"])
 

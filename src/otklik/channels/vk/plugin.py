@@ -45,6 +45,7 @@ from otklik.channels.inbound_kit import (
 )
 from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
+from otklik.conversations import reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.outbox import DeliveryError, OutboundMessage
 from otklik.platform.db import run_transaction, session_scope
@@ -265,6 +266,10 @@ def _upload_url(server: Any) -> str:
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/gif"}
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
 MAX_ATTACHMENTS = 10
+# messages.send: at most 10 attachments; documents up to 200 MB, photos up to 50 MB
+reply_checks.register_file_limits(KIND, reply_checks.FileLimits(
+    max_bytes=200 * 1_048_576, max_files=MAX_ATTACHMENTS, by_type=(("image/", 50 * 1_048_576),),
+    note="VK: at most 10 files, documents up to 200 MB, photos up to 50 MB"))
 
 
 def call_api(config: dict[str, Any], secrets: dict[str, str], method: str, params: dict[str, Any]) -> Any:

@@ -177,7 +177,22 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
                   reply_channels=reply_channels(db, user, conversation),
                   warning=reply_warning(db, conversation),
                   delivery_warning=delivery_warning(request, db, conversation),
-                  draft=drafts.get_draft(db, user.actor, conversation.id))
+                  draft=drafts.get_draft(db, user.actor, conversation.id),
+                  **_file_limits(conversation.channel))
+
+
+def _file_limits(channel: str) -> dict[str, Any]:
+    """What the composer checks before uploading: the channel's limits, capped by the server's own upload cap."""
+    from otklik.conversations import reply_checks
+    from otklik.platform.config import get_settings
+
+    cap = get_settings().max_attachment_bytes
+    limits = reply_checks.file_limits(channel)
+    view = limits.view() if limits is not None else {"max_bytes": None, "max_files": None, "total_bytes": None,
+                                                      "by_type": {}, "note": ""}
+    view["max_bytes"] = min(view["max_bytes"] or cap, cap)
+    view["by_type"] = {k: min(v, cap) for k, v in view["by_type"].items()}
+    return {"file_limits": view, "file_limits_note": view["note"]}
 
 
 @router.get("/ui/conversations/{conversation_id}/thread")
@@ -212,13 +227,15 @@ def send_reply(request: Request, conversation_id: int, user: CurrentUser, db: DB
                text: Annotated[str, Form(max_length=conversations.MAX_BODY_CHARS)] = "",
                mode: Annotated[str, Form(max_length=8)] = "reply",
                channel: Annotated[str, Form(max_length=16)] = "",
-               acknowledge: Annotated[list[str] | None, Form()] = None) -> Response:
+               acknowledge: Annotated[list[str] | None, Form()] = None,
+               attachment_ids: Annotated[list[int] | None, Form()] = None) -> Response:
     """`acknowledge`: the codes of the warnings the agent saw and chose to send anyway (a «never» phrase:
     `phrase_never`), passed on to the reply checks."""
     _ = translator(request)
     if mode not in ("reply", "note"):
         raise field_error("mode", "'reply' or 'note'")
-    if not text.strip():
+    files = list(dict.fromkeys(attachment_ids or []))[:20]
+    if not text.strip() and not files:
         raise field_error("text", _("Write a message first."))
     unresolved = sorted({m.group(1) for m in VARIABLE.finditer(text)})
     if unresolved and mode == "reply":
@@ -235,11 +252,13 @@ def send_reply(request: Request, conversation_id: int, user: CurrentUser, db: DB
     try:
         message = conversations.reply(db, user.actor, conversation_id, text=text, is_internal=mode == "note",
                                       channel=channel if channel and channel != conversation.channel else None,
-                                      acknowledge=[code[:60] for code in (acknowledge or [])[:20]], path="ui")
+                                      acknowledge=[code[:60] for code in (acknowledge or [])[:20]], path="ui",
+                                      attachment_ids=files)
     except Conflict as exc:
-        if exc.code != "phrase_never":
+        if exc.code not in ("phrase_never", "legal_overdue"):
             raise
-        # the page (phrases.js) asks «send anyway?» and resends with acknowledge=phrase_never
+        # the page asks «send anyway?» and resends with acknowledge=<code> (phrases.js: a «never» phrase;
+        # composer.js: a legal deadline past)
         return Response(exc.message, status_code=409, media_type="text/plain; charset=utf-8",
                         headers={"X-Otklik-Problem": exc.code})
     if mode == "note":
