@@ -61,3 +61,27 @@ def test_a_reply_on_an_overdue_legal_case_asks_once(new_page, live_server):
     sent = [m for m in _messages(live_server, ws, cid) if m["direction"] == "outbound"]
     assert sent and sent[-1]["body_text"] == "Возвращаем деньги и неустойку сегодня"
     assert page.locator(".toast.error").count() == 0
+
+
+def test_a_note_mentions_a_colleague_by_picking_them_and_the_box_returns_to_reply(new_page, live_server):
+    ws = make_workspace("e2emention")
+    cid = post_inbound(live_server, ws, text="Нужна помощь старшего", customer_name="Олег")["conversation_id"]
+    admin = httpx.get(f"{live_server}/api/v1/users/{ws.admin_id}", headers=ws.admin).json()
+    page = new_page(viewport=(1280, 800))
+    sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
+    page.check("#mode-note")
+    page.click("#reply-text")
+    page.keyboard.type("Посмотри, пожалуйста, @" + admin["name"][:2])
+    page.wait_for_selector("#mention-picker li")
+    assert admin["name"] in page.locator("#mention-picker").inner_text()
+    page.keyboard.press("Enter")
+    assert page.locator("#mention-picker").is_hidden()
+    assert page.locator("#reply-text").input_value() == f"Посмотри, пожалуйста, @{admin['name']} "
+    page.click("#reply-send")
+    page.wait_for_function("document.getElementById('reply-text').value === ''")
+    assert page.locator("#mode-reply").is_checked()  # the next message is a reply again, not a note
+    note = [m for m in _messages(live_server, ws, cid) if m["is_internal"]][-1]
+    assert note["body_text"].strip().endswith(f"@{admin['name']}")
+    page2 = new_page(viewport=(1280, 800))
+    sign_in(page2, ws.admin_email, next_path="/inbox?view=mentions")
+    page2.wait_for_selector(f'#conversation-list .conv-row[data-conversation-id="{cid}"]')

@@ -178,7 +178,16 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
                   warning=reply_warning(db, conversation),
                   delivery_warning=delivery_warning(request, db, conversation),
                   draft=drafts.get_draft(db, user.actor, conversation.id),
-                  **_file_limits(conversation.channel))
+                  **_file_limits(conversation.channel),
+                  mention_users=[{"name": u.name, "handle": _handle(u)} for u in context.get("users", [])
+                                 if u.is_active and u.id != user.actor.user_id])
+
+
+def _handle(u: Any) -> str:
+    """What «@…» inserts for a colleague so that the note's mention finds them (conversations.inbox): the full
+    name when it is one or two words, else the e-mail's local part."""
+    words = u.name.split()
+    return " ".join(words) if 1 <= len(words) <= 2 else u.email.split("@", 1)[0]
 
 
 def _file_limits(channel: str) -> dict[str, Any]:

@@ -109,3 +109,76 @@
   });
   document.body.addEventListener("otklik:sent", function () { if (legalAck) { legalAck.remove(); legalAck = null; } });
 })();
+
+/* @mentions in an internal note: typing «@» and a few letters offers the colleagues whose name or e-mail starts
+   so; Enter or a click inserts «@Имя Фамилия» (what the server's mention matching finds). After a note is sent
+   the composer goes back to «reply to customer», so the next message is not an internal note by mistake. */
+(function () {
+  "use strict";
+  var box = document.getElementById("reply-text");
+  var picker = document.getElementById("mention-picker");
+  var data = document.getElementById("mention-users");
+  if (!box || !picker || !data) return;
+  var users = [];
+  try { users = JSON.parse(data.textContent || "[]"); } catch (e) { users = []; }
+  var items = [], index = 0, at = -1;
+
+  function mode() { var r = document.querySelector('input[name="mode"]:checked'); return r ? r.value : "reply"; }
+  function close() { picker.hidden = true; picker.replaceChildren(); items = []; at = -1; }
+  function query() {
+    var upto = box.value.slice(0, box.selectionStart);
+    var m = /(^|[\s(])@([\wА-Яа-яЁё.\-]{0,30})$/.exec(upto);
+    if (!m) return null;
+    return { start: upto.length - m[2].length - 1, text: m[2].toLowerCase() };
+  }
+  function show() {
+    var q = mode() === "note" ? query() : null;
+    if (!q) { close(); return; }
+    at = q.start;
+    items = users.filter(function (u) {
+      var name = (u.name || "").toLowerCase(), handle = (u.handle || "").toLowerCase();
+      return !q.text || name.indexOf(q.text) === 0 || handle.indexOf(q.text) === 0 ||
+             name.split(/\s+/).some(function (w) { return w.indexOf(q.text) === 0; });
+    }).slice(0, 8);
+    picker.replaceChildren();
+    if (!items.length) { picker.hidden = true; return; }
+    index = Math.min(index, items.length - 1);
+    items.forEach(function (u, i) {
+      var li = document.createElement("li");
+      li.setAttribute("role", "option");
+      li.className = i === index ? "active" : "";
+      li.textContent = u.name;  // text, never HTML
+      li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(i); });
+      picker.appendChild(li);
+    });
+    picker.hidden = false;
+  }
+  function choose(i) {
+    var u = items[i];
+    if (!u || at < 0) return;
+    var before = box.value.slice(0, at), after = box.value.slice(box.selectionStart);
+    var insert = "@" + u.handle + " ";
+    box.value = before + insert + after;
+    var caret = before.length + insert.length;
+    box.setSelectionRange(caret, caret);
+    close();
+    box.focus();
+  }
+  box.addEventListener("input", function () { index = 0; show(); });
+  box.addEventListener("keydown", function (e) {
+    if (picker.hidden || !items.length) return;
+    if (e.key === "ArrowDown") { index = (index + 1) % items.length; show(); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if (e.key === "ArrowUp") { index = (index - 1 + items.length) % items.length; show(); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if (e.key === "Enter" || e.key === "Tab") { choose(index); e.preventDefault(); e.stopImmediatePropagation(); }
+    else if (e.key === "Escape") { close(); e.preventDefault(); e.stopImmediatePropagation(); }
+  }, true);
+  box.addEventListener("blur", function () { setTimeout(close, 150); });
+
+  document.body.addEventListener("otklik:sent", function () {
+    var reply = document.getElementById("mode-reply");
+    if (reply && !reply.checked) {
+      reply.checked = true;
+      reply.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
+})();
