@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from otklik.platform.db import Base, JSONType, UTCDateTime, utcnow
@@ -45,6 +45,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="ru")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # a toast and a sound when a new conversation of one of my teams waits with nobody assigned (issue 19)
+    notify_team_new: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

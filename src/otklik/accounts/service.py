@@ -157,7 +157,7 @@ def list_users(session: Session, actor: Actor) -> list[User]:
 
 def update_user(session: Session, actor: Actor, user_id: int, *, name: str | None = None,
                 role: Role | None = None, is_active: bool | None = None, language: str | None = None,
-                password: str | None = None) -> User:
+                password: str | None = None, notify_team_new: bool | None = None) -> User:
     user = get_user(session, actor, user_id)
     is_self = actor.user_id == user.id
     if not is_self or role is not None or is_active is not None:
@@ -167,6 +167,10 @@ def update_user(session: Session, actor: Actor, user_id: int, *, name: str | Non
         user.name = name
     if language is not None:
         user.language = language
+    if notify_team_new is not None:
+        if not is_self:
+            raise Forbidden("only the person themself chooses their notifications")
+        user.notify_team_new = notify_team_new
     if role is not None:
         if is_self and role != Role.admin and user.role == Role.admin.value:
             raise Conflict("an admin cannot demote themself; ask another admin")

@@ -335,3 +335,22 @@ def notification(request: Request, message_id: int, user: CurrentUser, db: DB) -
     mine = (conversation.assignee_id == user.id and message.author_kind == "customer" and not message.is_internal)
     return JSONResponse({"notify": mine, "title": f"#{conversation.number} {name}".strip(),
                          "body": message.body_text[:200], "url": f"/conversations/{conversation.id}"})
+
+
+@router.get("/ui/notify/conversation/{conversation_id}")
+def team_notification(request: Request, conversation_id: int, user: CurrentUser, db: DB) -> JSONResponse:
+    """A conversation just created or moved to a team: `notify` when it waits unassigned in one of my teams
+    and I chose to hear about those (Settings → My profile)."""
+    from sqlalchemy import select
+
+    from otklik.accounts.models import TeamMember
+
+    conversation = conversations.get_conversation(db, user.actor, conversation_id)
+    mine = bool(user.user.notify_team_new) and conversation.assignee_id is None \
+        and conversation.team_id is not None and conversation.status in ("new", "open") \
+        and conversation.merged_into_id is None and db.scalar(select(TeamMember.user_id).where(
+            TeamMember.team_id == conversation.team_id, TeamMember.user_id == user.id)) is not None
+    name = conversations.customer_names(db, [conversation.customer_id]).get(conversation.customer_id, "")
+    return JSONResponse({"notify": mine, "title": f"#{conversation.number} {name}".strip(),
+                         "body": conversation.last_message_preview or conversation.subject or "",
+                         "url": f"/conversations/{conversation.id}"})

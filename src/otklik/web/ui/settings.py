@@ -66,13 +66,15 @@ def profile(request: Request, user: CurrentUser) -> Response:
 
 @router.post("/settings/profile")
 def save_profile(request: Request, user: CurrentUser, db: DB, name: Annotated[str, Form(max_length=200)] = "",
-                 language: Annotated[str, Form(max_length=8)] = "") -> Response:
+                 language: Annotated[str, Form(max_length=8)] = "",
+                 notify_team_new: Annotated[str, Form(max_length=8)] = "") -> Response:
     code = i18n.normalise(language)
     if code is None:
         raise field_error("language", f"one of: {', '.join(i18n.LANGUAGES)}")
     if not name.strip():
         raise field_error("name", translator(request)("Enter your name."))
-    accounts.update_user(db, user.actor, user.id, name=name.strip(), language=code)
+    accounts.update_user(db, user.actor, user.id, name=name.strip(), language=code,
+                         notify_team_new=bool(notify_team_new))
     return redirect("/settings/profile?saved=1", request)
 
 

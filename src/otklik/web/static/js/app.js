@@ -11,13 +11,13 @@
     ru: { viewing: "%s тоже смотрит", typing: "%s печатает…", and: " и ", solved: "Диалог решён",
           assigned: "Назначено вам", unresolved: "Заполните переменные шаблона: ", empty: "Нет шаблонов",
           offline: "Нет связи с сервером, переподключаемся…", newMessage: "Новое сообщение",
-          slaWarning: "SLA: #%n — скоро срок (%k)", slaBreached: "SLA нарушен: #%n (%k)",
+          teamNew: "Новое обращение команды: ", slaWarning: "SLA: #%n — скоро срок (%k)", slaBreached: "SLA нарушен: #%n (%k)",
           first_response: "первый ответ", next_response: "следующий ответ", resolution: "решение",
           units: ["с", "мин", "ч", "д"] },
     en: { viewing: "%s is also viewing", typing: "%s is typing…", and: " and ", solved: "Conversation solved",
           assigned: "Assigned to you", unresolved: "Fill in the template variables: ", empty: "No templates",
           offline: "Connection lost, reconnecting…", newMessage: "New message",
-          slaWarning: "SLA: #%n is due soon (%k)", slaBreached: "SLA breached: #%n (%k)",
+          teamNew: "New for your team: ", slaWarning: "SLA: #%n is due soon (%k)", slaBreached: "SLA breached: #%n (%k)",
           first_response: "first response", next_response: "next response", resolution: "resolution",
           units: ["s", "min", "h", "d"] }
   }[lang] || {};
@@ -274,6 +274,25 @@
     });
   }
 
+  // a new conversation waits unassigned in one of my teams: the server says whether I asked to hear about it
+  var teamNotified = {};
+  function maybeNotifyTeam(id) {
+    if (teamNotified[id]) return;
+    teamNotified[id] = true;
+    fetch("/ui/notify/conversation/" + id, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (info) {
+      if (!info || !info.notify) return;
+      var el = toast((T.teamNew || "") + info.title + (info.body ? ": " + info.body : ""));
+      if (el) el.classList.add("team-toast");
+      beep();
+      if (window.Notification && Notification.permission === "granted" && document.visibilityState !== "visible") {
+        var n = new Notification(info.title, { body: info.body, tag: "otklik-team-" + id });
+        n.onclick = function () { window.focus(); window.location = info.url; };
+      }
+    });
+  }
+
   /* -- presence ------------------------------------------------------------------------------------- */
   var peers = {};  // user_id -> {name, state, until}
   function renderPresence() {
@@ -347,6 +366,8 @@
       if (conversationId && d.conversation_id === conversationId) refreshMessage(d.id);
     } else if (ev.type === "conversation.updated" || ev.type === "conversation.created") {
       refreshList();
+      if (!d.assignee_id && d.team_id && (ev.type === "conversation.created" ||
+                                          (d.changed || []).indexOf("team_id") >= 0)) maybeNotifyTeam(d.id);
       if (conversationId && d.id === conversationId) { refreshSide(); refreshThread(); refreshCustomer(); }
     } else if (ev.type === "sla.warning" || ev.type === "sla.breached") {
       refreshList();
