@@ -49,3 +49,17 @@ def test_survey_page_records_the_click_then_the_comment(app, client, ws):
         answers = {a.kind: (a.score, a.comment) for a in s.query(SurveyAnswer).filter_by(conversation_id=cid)}
     assert answers == {"csat": (3, "<img src=x onerror=1>"), "ces": (6, "")}
     assert visitor.get(f"/survey/{link[:-3]}xyz").status_code == 404
+
+
+def test_low_score_shows_red_on_the_conversation(app, client, ws, other_ws):
+    cid = solved_conversation(client, ws, identity="red@example.com")
+    link = survey_message(client, ws, cid)["token"]
+    client.post("/api/v1/surveys/answer", json={"token": link, "score": 1, "comment": "<b>плохо</b>"})
+    browser = Browser(app, ws.agent_email)
+    page = browser.get(f"/conversations/{cid}")
+    assert f'hx-get="/ui/conversations/{cid}/surveys"' in page.text
+    block = browser.get(f"/ui/conversations/{cid}/surveys")
+    assert block.status_code == 200 and "survey-low" in block.text and "badge flag" in block.text
+    assert "&lt;b&gt;плохо&lt;/b&gt;" in block.text
+    theirs = solved_conversation(client, other_ws, identity="x@example.com")
+    assert browser.get(f"/ui/conversations/{theirs}/surveys").status_code == 404

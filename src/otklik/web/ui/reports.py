@@ -13,10 +13,11 @@ from fastapi.responses import Response
 
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
+from otklik.feedback import service as feedback
 from otklik.platform.db import utcnow
 from otklik.platform.errors import DomainError
 from otklik.reports import service as reports
-from otklik.web.ui.deps import SupervisorUser, render, ui_router
+from otklik.web.ui.deps import CurrentUser, SupervisorUser, render, ui_router
 
 router = ui_router()
 CHANNELS = ("widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "api", "review")
@@ -115,3 +116,10 @@ def reports_page(request: Request, user: SupervisorUser, db: DB,
     return render(request, "reports/dashboard.html", summary=summary, volume=volume_chart(daily),
                   waits=wait_chart(daily), reasons=reasons_chart(summary["handoff_reasons"]), export_query=query,
                   width=WIDTH, height=HEIGHT, pad=PAD, **{k: v for k, v in context.items() if k != "summary"})
+
+
+@router.get("/ui/conversations/{conversation_id}/surveys")
+def conversation_surveys(request: Request, conversation_id: int, user: CurrentUser, db: DB) -> Response:
+    """The side bar's «Опросы» block: the conversation's survey answers, a low one in red."""
+    answers = feedback.answers_of(db, user.actor, conversation_id)  # 404 for another workspace's conversation
+    return render(request, "partials/conversation_surveys.html", answers=[feedback.answer_data(a) for a in answers])
