@@ -243,6 +243,9 @@ def test_outside_the_24_hour_window_only_templates_go(app, client, ws, account, 
     bad = client.post(f"/api/v1/whatsapp/conversations/{conv['id']}/template", headers=ws.agent,
                       json={"name": "Order Update!", "language": "ru"})
     assert bad.status_code == 422
+    # the page offers the template form (issue 19), with the templates sent before to pick from
+    page = Browser(app, ws.agent_email).get(f"/conversations/{conv['id']}").text
+    assert 'id="wa-template-form"' in page and '<option value="order_update" label="ru">' in page
 
 
 def test_explain_tells_the_agent_ui_ahead_of_time(client, ws, account):

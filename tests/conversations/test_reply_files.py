@@ -23,6 +23,7 @@ def _upload(client, ws, name: str, body: bytes = PNG, kind: str = "image/png") -
 def test_the_shipped_vendor_limits(app):  # the app loads the channel plugins, which register their limits
     mb = 1_048_576
     reply_checks.check_files("whatsapp", [("doc.pdf", "application/pdf", 90 * mb)])  # documents: 100 MB
+    reply_checks.check_files("whatsapp", [("voice.ogg", "audio/ogg", 20 * mb)])  # sent as a document
     with pytest.raises(InvalidInput) as exc:
         reply_checks.check_files("whatsapp", [("ok.pdf", "application/pdf", mb), ("photo.jpg", "image/jpeg", 6 * mb)])
     assert exc.value.fields[0]["field"] == "attachment_ids.1" and "5 MB" in exc.value.message

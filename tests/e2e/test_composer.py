@@ -24,6 +24,7 @@ def test_agent_attaches_a_file_and_an_oversize_one_is_refused_in_the_page(new_pa
     page = new_page(viewport=(1280, 800))
     sign_in(page, ws.agent_email, next_path=f"/conversations/{cid}")
     page.wait_for_selector("#reply-files", state="attached")
+    page.wait_for_function("window.otklikComposerReady === true")
     page.set_input_files("#reply-files", files=[{"name": "огромный.pdf", "mimeType": "application/pdf",
                                                  "buffer": b"%PDF-" + b"0" * (21 * 1_048_576)}])
     page.wait_for_selector(".toast.error")
@@ -54,6 +55,7 @@ def test_a_reply_on_an_overdue_legal_case_asks_once(new_page, live_server):
         dialog.accept()
 
     page.on("dialog", answer)
+    page.wait_for_function("window.otklikComposerReady === true")
     page.fill("#reply-text", "Возвращаем деньги и неустойку сегодня")
     page.click("#reply-send")
     page.wait_for_function("document.getElementById('reply-text').value === ''")

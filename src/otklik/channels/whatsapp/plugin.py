@@ -62,11 +62,10 @@ from otklik.platform.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
 KIND = "whatsapp"
-# Cloud API media limits: images 5 MB, audio and video 16 MB, documents 100 MB
+# Cloud API media limits as the sender below uses them: JPEG/PNG images 5 MB, everything else a document, 100 MB
 reply_checks.register_file_limits(KIND, reply_checks.FileLimits(
-    max_bytes=100 * 1_048_576, max_files=10,
-    by_type=(("image/", 5 * 1_048_576), ("audio/", 16 * 1_048_576), ("video/", 16 * 1_048_576)),
-    note="WhatsApp: images up to 5 MB, audio and video up to 16 MB, documents up to 100 MB"))
+    max_bytes=100 * 1_048_576, max_files=10, by_type=(("image/jpeg", 5 * 1_048_576), ("image/png", 5 * 1_048_576)),
+    note="WhatsApp: JPEG and PNG images up to 5 MB; anything else goes as a document, up to 100 MB"))
 WINDOW = dt.timedelta(hours=24)  # Meta's customer-service window: free-form messages only within it
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRY_CODES = {4, 80007, 130429, 131048, 131056, 131000, 133004}  # throughput / spam / pair rate limits

@@ -180,7 +180,25 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
                   draft=drafts.get_draft(db, user.actor, conversation.id),
                   **_file_limits(conversation.channel),
                   mention_users=[{"name": u.name, "handle": _handle(u)} for u in context.get("users", [])
-                                 if u.is_active and u.id != user.actor.user_id])
+                                 if u.is_active and u.id != user.actor.user_id],
+                  whatsapp_templates=_used_templates(db, user.actor.workspace_id)
+                  if conversation.channel == "whatsapp" else [])
+
+
+def _used_templates(db: Any, workspace_id: int) -> list[dict[str, str]]:
+    """The approved WhatsApp templates this workspace has sent before (names to pick from; Meta keeps the list)."""
+    from sqlalchemy import select
+
+    rows = db.scalars(select(Message.meta).where(Message.workspace_id == workspace_id, Message.channel == "whatsapp",
+                                                 Message.direction == "outbound").order_by(Message.id.desc())
+                      .limit(300))
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for meta in rows:
+        t = (meta or {}).get("whatsapp_template") if isinstance(meta, dict) else None
+        if isinstance(t, dict) and isinstance(t.get("name"), str):
+            key = (t["name"], str(t.get("language") or "ru"))
+            seen.setdefault(key, {"name": key[0], "language": key[1]})
+    return list(seen.values())[:30]
 
 
 def _handle(u: Any) -> str:

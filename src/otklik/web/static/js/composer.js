@@ -108,6 +108,7 @@
     if (form.requestSubmit) form.requestSubmit(); else htmx.trigger(form, "submit");
   });
   document.body.addEventListener("otklik:sent", function () { if (legalAck) { legalAck.remove(); legalAck = null; } });
+  window.otklikComposerReady = true;  // for tests: the reply box's handlers are in place
 })();
 
 /* @mentions in an internal note: typing «@» and a few letters offers the colleagues whose name or e-mail starts
@@ -180,5 +181,36 @@
       reply.checked = true;
       reply.dispatchEvent(new Event("change", { bubbles: true }));
     }
+  });
+})();
+
+/* WhatsApp's 24-hour window is closed: an approved template is the only thing that can go out; the form sends it
+   through the API (the same check and outbox as any reply) and the thread shows it as sent. */
+(function () {
+  "use strict";
+  var form = document.getElementById("wa-template-form");
+  if (!form) return;
+  function csrf() { var m = document.querySelector('meta[name="csrf-token"]'); return m ? m.content : ""; }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var params = form.parameters.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
+    var button = document.getElementById("wa-template-send");
+    button.disabled = true;
+    fetch(form.dataset.url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ name: form.name.value.trim(), language: form.language.value.trim(), parameters: params })
+    }).then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (res) {
+        if (!res.ok) {
+          var err = res.body.error || {};
+          var field = err.fields && err.fields[0] ? err.fields[0].field + ": " : "";
+          if (window.otklikToast) window.otklikToast(field + (err.message || "error"), "error");
+          return;
+        }
+        form.parameters.value = "";
+        document.body.dispatchEvent(new CustomEvent("otklik:sent", { bubbles: true }));
+      })
+      .finally(function () { button.disabled = false; });
   });
 })();
