@@ -1524,9 +1524,38 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_compensations(session, workspace.id, users)
     _seed_legal(session, workspace.id, users, now)
     _seed_phrases(session, workspace.id, users)
+    _seed_surveys(session, workspace.id, now, rng)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
+
+
+# CSAT answers (issue 15) on solved conversations a person answered: about 40 % answer, mostly 4–5; a 1 or 2
+# opens a follow-up task and shows red, so «Отчёты» and the conversation tell a story on first start.
+SURVEY_COMMENTS = {5: "Спасибо, всё быстро и вежливо!", 4: "В целом хорошо.", 3: "Ответили, но пришлось ждать.",
+                   2: "Долго ждал ответа, пришлось писать дважды.", 1: "Так и не решили мой вопрос."}
+
+
+def _seed_surveys(session: Session, workspace_id: int, now: dt.datetime, rng: random.Random) -> None:
+    from otklik.feedback.models import SurveyAnswer
+    from otklik.feedback.service import record_answer
+
+    solved = session.scalars(select(Conversation).where(
+        Conversation.workspace_id == workspace_id, Conversation.status.in_(["solved", "closed"]),
+        Conversation.first_response_at.is_not(None), Conversation.solved_at.is_not(None),
+        Conversation.merged_into_id.is_(None)).order_by(Conversation.id)).all()
+    for conversation in solved:
+        if rng.random() > 0.4 or conversation.solved_at is None:
+            continue
+        sent = conversation.solved_at + dt.timedelta(minutes=5)
+        answer = SurveyAnswer(workspace_id=workspace_id, conversation_id=conversation.id,
+                              customer_id=conversation.customer_id, kind="csat", channel=conversation.channel,
+                              sent_at=sent, comment="")
+        session.add(answer)
+        session.flush()
+        score = rng.choices((5, 4, 3, 2, 1), (58, 24, 8, 6, 4))[0]
+        record_answer(session, answer, score=score, comment=SURVEY_COMMENTS[score] if rng.random() < 0.5 else "",
+                      now=min(now, sent + dt.timedelta(hours=1)))
 
 
 def _seed_compensations(session: Session, workspace_id: int, users: dict[str, User]) -> None:

@@ -34,6 +34,7 @@ SCALES = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
 LOW = {"csat": 2, "nps": 6}  # issue 15: a low score opens a follow-up and shows red
 LINK_TTL = dt.timedelta(days=30)
 QUIET_PERIOD = dt.timedelta(days=7)  # one CSAT per customer a week at most: a survey per ticket tires people
+TOO_LATE = dt.timedelta(days=1)
 OPT_OUT_ATTRIBUTE = "no_surveys"  # a customer attribute: true means never ask
 SKIP_TAGS = frozenset({"spam"})
 MAX_COMMENT = 2000
@@ -87,6 +88,8 @@ def why_not(session: Session, conversation: Conversation, *, now: dt.datetime) -
         return "not solved"
     if conversation.merged_into_id is not None:
         return "merged"
+    if conversation.solved_at is not None and conversation.solved_at < now - TOO_LATE:
+        return "solved long ago"  # an import or a replayed history: asking now about last month would confuse
     tags = set(session.scalars(select(ConversationTag.tag).where(
         ConversationTag.conversation_id == conversation.id)))
     if tags & SKIP_TAGS:
