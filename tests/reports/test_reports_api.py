@@ -94,3 +94,15 @@ def test_csv_export_pages_past_a_batch(client, ws, monkeypatch):
     r = client.get("/api/v1/reports/conversations.csv", params=around_today(), headers=ws.admin)
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == 6 and len({row[0] for row in rows[1:]}) == 5
+
+
+def test_hostile_filters_are_422_naming_the_field_never_500(client, ws):
+    inbound(client, ws)
+    for params, field in (({"team_id": str(10**30)}, "team_id"), ({"agent_id": "-1"}, "agent_id"),
+                          ({"channel": "x" * 5000}, "channel"), ({"from": "9999-12-31", "to": "9999-12-31"}, "from"),
+                          ({"from": "0001-01-01", "to": "0001-01-01"}, "from"), ({"from": "2026-01-01\x00"}, "from")):
+        query = {"from": "2026-01-01", "to": "2026-01-02", **params}
+        for path in ("/api/v1/reports/summary", "/api/v1/reports/daily", "/api/v1/reports/conversations.csv"):
+            r = client.get(path, params=query, headers=ws.admin)
+            assert r.status_code == 422, (path, params, r.text)
+            assert r.json()["error"]["fields"][0]["field"] == field, (path, params, r.text)

@@ -33,6 +33,9 @@ from otklik.platform.errors import field_error
 REPEAT_WINDOW = dt.timedelta(days=7)  # seed 002: a repeat contact is the same customer again within a week
 SILENCE = dt.timedelta(minutes=30)  # as ASSISTANT_SILENCE_SECONDS: the customer went quiet after the answer
 MAX_RANGE_DAYS = 366
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+MAX_ID = 2**63 - 1
+MAX_CHANNEL = 16
 SOLVED = (Status.solved.value, Status.closed.value)
 SLA_KINDS = ("first_response", "next_response", "resolution")
 
@@ -50,9 +53,12 @@ def parse_day(value: str | None, field: str) -> dt.date:
     if not value:
         raise field_error(field, "required, as YYYY-MM-DD")
     try:
-        return dt.date.fromisoformat(value) if len(value) == 10 else _bad(field)
+        day = dt.date.fromisoformat(value) if len(value) == 10 else _bad(field)
     except ValueError:
         raise field_error(field, "not a date: use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise field_error(field, f"a day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return day
 
 
 def _bad(field: str) -> dt.date:
@@ -66,6 +72,11 @@ def make_filters(start: str | None, end: str | None, *, channel: str | None = No
         raise field_error("from", "after 'to'")
     if (last - first).days >= MAX_RANGE_DAYS:
         raise field_error("to", f"at most {MAX_RANGE_DAYS} days after 'from'")
+    for field, value in (("team_id", team_id), ("agent_id", agent_id)):
+        if value is not None and not 1 <= value <= MAX_ID:
+            raise field_error(field, "not an id")
+    if channel is not None and len(channel) > MAX_CHANNEL:
+        raise field_error("channel", "not a channel")
     return Filters(first, last, channel or None, team_id, agent_id)
 
 
