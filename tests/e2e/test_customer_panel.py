@@ -58,12 +58,20 @@ def test_panel_history_across_three_channels_notes_tasks(new_page, live_server):
     page.click(f"#task-complete-{task_id}")
     page.wait_for_selector(f'#cpanel-tasks .task[data-task-id="{task_id}"]', state="detached")
 
-    # the customer's own page carries the same panel; usable at phone width
+    # the customer's own page (issue 19): the name once, tabs; every conversation; the orders they wrote about;
+    # the profile tab carries the panel; usable at phone width
     phone = new_page(viewport=(390, 844))
     sign_in(phone, ws.agent_email, next_path=f"/customers/{customer_id}")
-    assert phone.locator("#cpanel-history .history-item").count() == 3
+    assert phone.locator("#customer-conversations tbody tr[data-conversation-id]").count() == 3
+    assert phone.get_by_text(phone.locator("#customer-title").inner_text(), exact=True).count() == 1
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     screenshot(phone, "customer-page-phone")
+    page.goto(f"/customers/{customer_id}?tab=profile")
+    assert page.locator("#cpanel-history .history-item").count() == 3
+    page.click("#customer-tab-tasks")
+    page.wait_for_selector("#customer-tasks")
+    assert page.locator(f'#customer-tasks tr[data-task-id="{task_id}"]').count() == 1  # done tasks stay listed
+    screenshot(page, "customer-page-tasks")
 
 
 def test_merge_two_customers_in_the_panel(new_page, live_server):

@@ -97,7 +97,7 @@ def shop(live_server):
     return {"ws": ws, "en_email": en_email, "cid": cid, "customer_id": customer_id, "article_id": article_id}
 
 
-PAGES = ["/inbox?view=all", "/conversations/{cid}", "/customers/{customer_id}", "/customers", "/knowledge",
+PAGES = ["/inbox?view=all", "/conversations/{cid}", "/customers/{customer_id}?tab=profile", "/customers", "/knowledge",
          "/knowledge/{article_id}", "/knowledge/{article_id}/versions", "/search?q=доставка", "/settings",
          "/settings/channels", "/settings/sla", "/settings/calendars", "/settings/assistant", "/settings/rules",
          "/settings/teams", "/settings/users", "/settings/macros", "/settings/workspace", "/settings/profile",

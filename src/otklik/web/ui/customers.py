@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from otklik.accounts import service as accounts
@@ -169,12 +170,57 @@ def customer_list(request: Request, user: CurrentUser, db: DB,
                   error=error, channel_icon=channel_icon)
 
 
+CUSTOMER_TABS = ("conversations", "orders", "tasks", "notes", "profile")
+PAGE_CONVERSATIONS = 50
+
+
+def _mentioned_orders(db: Session, user: UIUser, customer_id: int) -> list[dict[str, Any]]:
+    """Order numbers the customer wrote in their messages (the assistant's entity rules), newest first, each with
+    the conversations it came up in. An order integration's own list joins this when one is connected."""
+    from otklik.assistant.understanding import entities
+    from otklik.conversations.models import Conversation, Message
+
+    rows = db.execute(select(Message.body_text, Message.created_at, Conversation.id, Conversation.number)
+                      .join(Conversation, Conversation.id == Message.conversation_id)
+                      .where(Conversation.workspace_id == user.actor.workspace_id,
+                             Conversation.customer_id == customer_id, Message.direction == "inbound")
+                      .order_by(Message.id.desc()).limit(500)).all()
+    orders: dict[str, dict[str, Any]] = {}
+    for text, at, conversation_id, number in rows:
+        for order in entities(text or "").get("order", []):
+            item = orders.setdefault(order, {"order": order, "last_at": at, "conversations": {}})
+            item["conversations"][conversation_id] = number
+    return list(orders.values())
+
+
 @router.get("/customers/{customer_id}")
-def customer_page(request: Request, customer_id: int, user: CurrentUser, db: DB) -> Response:
+def customer_page(request: Request, customer_id: int, user: CurrentUser, db: DB,
+                  tab: Annotated[str, Query(max_length=20)] = "conversations",
+                  cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """The customer's own page: the name and contacts once, then tabs — every conversation (paged), the orders
+    they wrote about, tasks (open and done), notes, the profile (attributes, pages visited, probable duplicates)."""
+    if tab not in CUSTOMER_TABS:
+        raise field_error("tab", f"one of: {', '.join(CUSTOMER_TABS)}")
     panel = load_panel(db, user, customer_id)
     if panel.customer.id != customer_id:
         return redirect(f"/customers/{panel.customer.id}", request)
-    return render(request, "customers/detail.html", **panel_context(panel))
+    context: dict[str, Any] = {"tab": tab, "tabs": CUSTOMER_TABS, "page_rows": [], "next_cursor": None,
+                               "orders": [], "all_tasks": [], "all_notes": []}
+    counts = {"conversations": db.scalar(select(func.count()).select_from(conversations.Conversation).where(
+        conversations.Conversation.workspace_id == user.actor.workspace_id,
+        conversations.Conversation.customer_id == customer_id)) or 0}
+    if tab == "conversations":
+        context["page_rows"], context["next_cursor"] = conversations.list_conversations(
+            db, user.actor, conversations.ConversationFilters(customer_id=customer_id), cursor=cursor,
+            limit=PAGE_CONVERSATIONS)
+    elif tab == "orders":
+        context["orders"] = _mentioned_orders(db, user, customer_id)
+    elif tab == "tasks":
+        context["all_tasks"], _ = tasks_service.list_tasks(db, user.actor, customer_id=customer_id, open_only=False,
+                                                           limit=200)
+    elif tab == "notes":
+        context["all_notes"] = customers.list_notes(db, user.actor, customer_id)[::-1]
+    return render(request, "customers/detail.html", **panel_context(panel), **context, counts=counts)
 
 
 @router.get("/ui/customers/{customer_id}/panel")
