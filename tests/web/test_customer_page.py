@@ -19,7 +19,7 @@ def agent(client, ws):
 
 
 def test_tabs_page_the_conversations_and_list_the_orders(client, ws, other_ws, agent):
-    conv, customer_id = receive(ws.id, "email", "email", "many@example.com", "Где мой заказ № 45123?", name="Лев")
+    _, customer_id = receive(ws.id, "email", "email", "many@example.com", "Где мой заказ № 45123?", name="Лев")
     receive(ws.id, "email", "email", "many@example.com", "И ещё по заказу 77001: не та модель", name="Лев")
     from otklik.accounts import service as accounts
 
