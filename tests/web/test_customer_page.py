@@ -41,3 +41,25 @@ def test_tabs_page_the_conversations_and_list_the_orders(client, ws, other_ws, a
         assert client.get(f"/customers/{customer_id}?tab={tab}").status_code == 200
     _, foreign = receive(other_ws.id, "email", "email", "x@example.com", "Здравствуйте", name="Чужой")
     assert client.get(f"/customers/{foreign}").status_code == 404
+
+
+def test_search_ranks_conversations_by_relevance_and_pages_past_ten(client, ws, agent):
+    from otklik.accounts import service as accounts
+
+    for i in range(29):
+        receive(ws.id, "email", "email", f"c{i}@example.com", f"Здравствуйте, вопрос про торт {i}", name=f"К{i}")
+    best, _ = receive(ws.id, "email", "email", "fan@example.com", "Торт «Наполеон»: торты у вас лучшие, торт на 5 кг?",
+                      name="Фанат")
+    with session_scope() as s:
+        actor = accounts.Actor.system(ws.id)
+        conversations.update_conversation(s, actor, best, {"subject": "Торт на юбилей"})
+    page = client.get("/search", params={"q": "торт"})
+    assert page.status_code == 200
+    rows = page.text.split('id="search-conversations"')[1].split("</ul>")[0]
+    first = rows.split('data-conversation-id="')[1].split('"')[0]
+    assert int(first) == best  # three «торт» in its message and in its subject: first, although not the newest
+    assert rows.count('class="search-conversation"') == 25 and 'id="search-more"' in page.text
+    assert ">30<" in page.text.split('id="search-conversations-title"')[1].split("</h2>")[0]
+    second = client.get("/search", params={"q": "торт", "page": 2})
+    assert second.text.split('id="search-conversations"')[1].split("</ul>")[0].count('class="search-conversation"') == 5
+    assert client.get("/search", params={"q": "торт", "page": 0}).status_code == 422

@@ -65,10 +65,40 @@ class MessageHit:
     snippet: Markup
 
 
+RELEVANCE_SCAN = 500  # matching messages and conversations read to rank the conversations
+CONVERSATIONS_PAGE = 25
+
+
+def _term_hits(text: str, stems: set[str]) -> int:
+    return sum(1 for m in _WORD.finditer(text[:HIGHLIGHT_SCAN_CHARS])
+               if stem(m.group(0).lower().replace("ё", "е")) in stems)
+
+
+def ranked_conversations(db: Any, actor: Any, q: str) -> list[Conversation]:
+    """Conversations matching `q`, most relevant first: each matching message counts (more for more of the
+    query's words in it), a subject that matches counts triple; ties go to the most recent. Reads at most
+    RELEVANCE_SCAN matches of each kind (newest first), so a common word does not read the whole workspace."""
+    stems = set(query_terms(q))
+    found, _ = conversations.list_conversations(db, actor, conversations.ConversationFilters(q=q),
+                                                limit=RELEVANCE_SCAN)
+    messages, _ = conversations.search_messages(db, actor, q, limit=RELEVANCE_SCAN)
+    score: dict[int, float] = {}
+    for m in messages:
+        score[m.conversation_id] = score.get(m.conversation_id, 0.0) + 1 + 0.5 * min(_term_hits(m.body_text, stems), 5)
+    by_id = {c.id: c for c in found}
+    missing = [cid for cid in score if cid not in by_id]
+    by_id.update(conversations_by_ids(db, actor, missing))
+    for c in by_id.values():
+        score[c.id] = score.get(c.id, 0.0) + (3.0 if _term_hits(c.subject or "", stems) else 0.0)
+    return sorted(by_id.values(), key=lambda c: (-score.get(c.id, 0.0), -c.last_message_at.timestamp(), -c.id))
+
+
 @router.get("/search")
-def search(request: Request, user: CurrentUser, db: DB, q: Annotated[str, Query(max_length=200)] = "") -> Response:
+def search(request: Request, user: CurrentUser, db: DB, q: Annotated[str, Query(max_length=200)] = "",
+           page: Annotated[int, Query(ge=1, le=20)] = 1) -> Response:
     q = q.strip()
     context: dict[str, Any] = {"q": q, "error": None, "by_number": None, "conversations": [], "messages": [],
+                               "conversations_total": 0, "page": page, "more": False,
                                "customers": [], "identities": {}, "names": {}, "channel_icon": channel_icon}
     if not q:
         return render(request, "search.html", **context)
@@ -79,7 +109,10 @@ def search(request: Request, user: CurrentUser, db: DB, q: Annotated[str, Query(
         except DomainError:
             context["by_number"] = None
     try:
-        found, _ = conversations.list_conversations(db, user.actor, conversations.ConversationFilters(q=q), limit=10)
+        ranked = ranked_conversations(db, user.actor, q)
+        found = ranked[(page - 1) * CONVERSATIONS_PAGE:page * CONVERSATIONS_PAGE]
+        context.update(conversations_total=len(ranked), page=page,
+                       more=len(ranked) > page * CONVERSATIONS_PAGE)
         messages, _ = conversations.search_messages(db, user.actor, q, limit=20)
         people, _ = customers.list_customers(db, user.actor, q=q, limit=10)
     except DomainError as exc:
