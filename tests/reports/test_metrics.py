@@ -76,6 +76,10 @@ def timeline(ws, other_ws):
                               status="solved")
         timer(s, c1, None)
         survey(s, c1, "csat", 5)
+        # closing a solved conversation is no re-open
+        s.add(AuditEntry(workspace_id=ws.id, actor_kind="user", entity_type="conversation", entity_id=c1.id,
+                         action="status_changed", before={"status": "solved"}, after={"status": "closed"},
+                         created_at=at(2, 12)))
         # c2: first answer after 2 h, closed after 24 h, transferred once, SLA breached, CSAT 2, CES 3
         c2 = add_conversation(s, ws.id, b, "email", at(2, 10), first=at(2, 12), solved=at(3, 10), status="closed",
                               transfers=1)

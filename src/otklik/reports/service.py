@@ -197,10 +197,13 @@ def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.da
     reasons: dict[str, set[int]] = defaultdict(set)
     if ids:
         if solved_ids:
-            for entity_id, before in db.execute(select(AuditEntry.entity_id, AuditEntry.before).where(
-                    AuditEntry.workspace_id == workspace_id, AuditEntry.entity_type == "conversation",
-                    _between(AuditEntry.entity_id, ids), AuditEntry.action == "status_changed")):
-                if entity_id in solved_ids and (before or {}).get("status") == Status.solved.value:
+            for entity_id, before, after in db.execute(
+                    select(AuditEntry.entity_id, AuditEntry.before, AuditEntry.after).where(
+                        AuditEntry.workspace_id == workspace_id, AuditEntry.entity_type == "conversation",
+                        _between(AuditEntry.entity_id, ids), AuditEntry.action == "status_changed")):
+                # solved → open / new / pending; solved → closed is no re-open
+                if (entity_id in solved_ids and (before or {}).get("status") == Status.solved.value
+                        and (after or {}).get("status") not in SOLVED):
                     reopened.add(entity_id)
         for cid, breached in db.execute(select(SlaTimer.conversation_id, SlaTimer.breached_at.is_not(None)).where(
                 _between(SlaTimer.conversation_id, ids), SlaTimer.kind.in_(SLA_KINDS),
