@@ -82,6 +82,9 @@ def load(n: int, days: int, surveys: int, extra_messages: int, seed: int = 15) -
             "last_message_preview": "", "created_at": created, "updated_at": created, "last_message_at": created,
             "last_customer_message_at": created, "first_response_at": first, "solved_at": solved,
             "urgent": False, "sla_breached": False, "transfer_count": rng.choices((0, 1, 2), (85, 12, 3))[0]})
+    conv_rows.sort(key=lambda row: row["created_at"])  # ids grow with time, as in a live workspace
+    for number, row in enumerate(conv_rows, 1):
+        row["number"] = number
     with session_scope() as s:
         for start in range(0, n, 5000):
             s.execute(insert(Conversation.__table__), conv_rows[start:start + 5000])

@@ -208,3 +208,21 @@ def test_median_and_percentile():
     assert reports.median([4, 1, 3, 2]) == 2.5
     assert reports.percentile(list(range(1, 11)), 0.9) == 9
     assert reports.percentile([5], 0.9) == 5
+
+
+def test_scattered_ids_give_the_same_figures(timeline, monkeypatch):
+    # an import's old conversations get new ids: the side tables are then read by chunks of ids, not one range
+    dense = figures(timeline.id)
+    monkeypatch.setattr(reports, "ID_CHUNK", 2)
+    monkeypatch.setattr(reports, "_id_filters", lambda column, ids: [column.in_(ids[i:i + reports.ID_CHUNK])
+                                                                      for i in range(0, len(ids), reports.ID_CHUNK)])
+    assert figures(timeline.id) == dense
+    assert reports._id_filters.__name__ == "<lambda>"
+
+
+def test_id_filters_choose_a_range_or_chunks():
+    from otklik.conversations.models import Conversation
+
+    assert len(reports._id_filters(Conversation.id, [5, 6, 8, 9])) == 1
+    chunks = reports._id_filters(Conversation.id, list(range(1, 100_000, 50)))
+    assert len(chunks) == 4  # 2,000 scattered ids in chunks of 500

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -151,8 +151,21 @@ def in_range(workspace_id: int, lo: dt.datetime, hi: dt.datetime, filters: Filte
     return where
 
 
-def _between(column: Any, ids: Sequence[int]) -> Any:
-    return and_(column >= ids[0], column <= ids[-1])
+ID_CHUNK = 500
+
+
+def _id_filters(column: Any, ids: Sequence[int]) -> list[Any]:
+    """WHERE clauses that find the rows of the sorted `ids`: one id range when the ids are dense (they grow with
+    time, so a range of days is mostly one run of ids), else chunks of `IN (…)` (an import's old conversations
+    scattered among new ids would make the range cover the whole table)."""
+    if ids[-1] - ids[0] < 4 * len(ids):
+        return [and_(column >= ids[0], column <= ids[-1])]
+    return [column.in_(ids[i:i + ID_CHUNK]) for i in range(0, len(ids), ID_CHUNK)]
+
+
+def _rows(db: Any, statements: Sequence[Any]) -> Iterator[Any]:
+    for statement in statements:
+        yield from db.execute(statement)
 
 
 def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.datetime | None = None
@@ -197,29 +210,32 @@ def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.da
     reasons: dict[str, set[int]] = defaultdict(set)
     if ids:
         if solved_ids:
-            for entity_id, before, after in db.execute(
+            for entity_id, before, after in _rows(db, [
                     select(AuditEntry.entity_id, AuditEntry.before, AuditEntry.after).where(
                         AuditEntry.workspace_id == workspace_id, AuditEntry.entity_type == "conversation",
-                        _between(AuditEntry.entity_id, ids), AuditEntry.action == "status_changed")):
+                        clause, AuditEntry.action == "status_changed")
+                    for clause in _id_filters(AuditEntry.entity_id, ids)]):
                 # solved → open / new / pending; solved → closed is no re-open
                 if (entity_id in solved_ids and (before or {}).get("status") == Status.solved.value
                         and (after or {}).get("status") not in SOLVED):
                     reopened.add(entity_id)
-        for cid, breached in db.execute(select(SlaTimer.conversation_id, SlaTimer.breached_at.is_not(None)).where(
-                _between(SlaTimer.conversation_id, ids), SlaTimer.kind.in_(SLA_KINDS),
-                SlaTimer.workspace_id == workspace_id)):
+        for cid, breached in _rows(db, [
+                select(SlaTimer.conversation_id, SlaTimer.breached_at.is_not(None)).where(
+                    clause, SlaTimer.kind.in_(SLA_KINDS), SlaTimer.workspace_id == workspace_id)
+                for clause in _id_filters(SlaTimer.conversation_id, ids)]):
             if cid in members:
                 sla[cid] = sla.get(cid, False) or bool(breached)
-        for cid, kind, score in db.execute(select(SurveyAnswer.conversation_id, SurveyAnswer.kind,
-                                                  SurveyAnswer.score).where(
-                SurveyAnswer.workspace_id == workspace_id, _between(SurveyAnswer.conversation_id, ids),
-                SurveyAnswer.score.is_not(None))):
+        for cid, kind, score in _rows(db, [
+                select(SurveyAnswer.conversation_id, SurveyAnswer.kind, SurveyAnswer.score).where(
+                    SurveyAnswer.workspace_id == workspace_id, clause, SurveyAnswer.score.is_not(None))
+                for clause in _id_filters(SurveyAnswer.conversation_id, ids)]):
             if cid in members and kind in scores and score is not None:
                 scores[kind][score] = scores[kind].get(score, 0) + 1
         d = AssistantDecision
-        for cid, action, reason, failed in db.execute(select(d.conversation_id, d.action, d.reason, d.failed).where(
-                _between(d.conversation_id, ids), d.workspace_id == workspace_id,
-                d.action.in_(("answer", "handoff")))):
+        for cid, action, reason, failed in _rows(db, [
+                select(d.conversation_id, d.action, d.reason, d.failed).where(
+                    clause, d.workspace_id == workspace_id, d.action.in_(("answer", "handoff")))
+                for clause in _id_filters(d.conversation_id, ids)]):
             if cid not in members:
                 continue
             if action == "handoff":
