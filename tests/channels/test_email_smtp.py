@@ -221,7 +221,11 @@ def test_customer_reply_to_our_mail_threads_and_autoreply_does_not_reopen(smtpd,
     reply = messages(mailbox.id)[-1]
     assert reply.conversation_id == first.conversation_id
     assert conversation(first.conversation_id).status == Status.open.value
-    assert len(sink.messages) == 1  # nothing answered the auto-reply
+    # nothing answered the auto-reply (the only other mail is the CSAT survey the solved conversation got)
+    auto_id = (auto.channel_message_id or "").strip("<>")
+    assert auto_id and not [m for m in sink.messages if auto_id in str(m["message"]["In-Reply-To"] or "")]
+    others = [m["message"] for m in sink.messages if m["message"]["Message-ID"].strip("<>") != ours]
+    assert all("/survey/" in m.get_body(("plain",)).get_content() for m in others), others
 
 
 def test_bounce_marks_the_outbound_message_failed(smtpd, mailbox, sink):
