@@ -6,10 +6,11 @@
 2. Calculation: `guardrails.service.compute()` (the workspace's calendar and terms, ГК ст. 191–193, penalties)
    on --calls random cases across every situation, in process; and the bare calculator
    `deadlines.obligations()`; p50/p99/max.
-3. The page: GET /conversations/{id} (the page) and GET /ui/conversations/{id}/legal (the block, loaded with
-   the page), through the ASGI app in process, one at a time, interleaved over conversations with and without
-   a case, after 3 warm-ups; the block's time is what it adds to the page (it is a request of its own), also
-   as this process's CPU time (which other processes on a loaded machine do not inflate).
+3. The page: GET /conversations/{id}, which renders the «Сроки по закону» block inline, through the ASGI app
+   in process, one at a time, interleaved over conversations with and without a case, after 3 warm-ups: what
+   the block adds to the page is the difference. Also GET /ui/conversations/{id}/legal, the block alone (what
+   the side bar re-fetches when the conversation changes), and its CPU time in this process (which other
+   processes on a loaded machine do not inflate).
 
     .venv/bin/python bench/legal.py [--db-url postgresql://postgres@127.0.0.1:5432/otklik_bench_legal]
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -38,15 +39,43 @@ def _production(country: str | None, days_off: tuple[str, ...], working_days: tu
     return compiled(CalendarSpec.from_mapping("Europe/Moscow", _OFFICE_WEEK, country, days_off, working_days))
 
 
+CACHE_SECONDS = 5.0  # another process's calendar or legal-settings change is seen within this long
+_cache: dict[tuple[str, int], tuple[float, int, Any]] = {}
+
+
+def _cached(kind: str, workspace_id: int, load: Any) -> Any:
+    """A per-process copy of a workspace's default calendar or legal settings: a deadline calculation then reads
+    no row (on PostgreSQL each read is a round trip). Dropped at once when this process changes a calendar
+    (calendars.service.GENERATION) or the legal settings, within CACHE_SECONDS when another process does."""
+    from otklik.calendars import service as calendars
+
+    now, generation = time.monotonic(), calendars.GENERATION[0]
+    hit = _cache.get((kind, workspace_id))
+    if hit is not None and hit[0] > now and hit[1] == generation:
+        return hit[2]
+    value = load()
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[(kind, workspace_id)] = (now + CACHE_SECONDS, generation, value)
+    return value
+
+
+def _forget(workspace_id: int) -> None:
+    for kind in ("calendar", "settings"):
+        _cache.pop((kind, workspace_id), None)
+
+
 def non_working_for(session: Session, workspace_id: int) -> tuple[Any, str]:
     """(date -> non-working?, the calendar's time zone) of the workspace's default calendar; the Russian
     production calendar when it has none."""
-    row = default_calendar(session, workspace_id)
-    if row is None:
-        cal, zone = _production("RU", (), ()), "Europe/Moscow"
-    else:
-        cal = _production(row.holidays or None, tuple(row.days_off or ()), tuple(row.working_days or ()))
-        zone = row.time_zone
+    def load() -> tuple[Any, str]:
+        row = default_calendar(session, workspace_id)
+        if row is None:
+            return _production("RU", (), ()), "Europe/Moscow"
+        return (_production(row.holidays or None, tuple(row.days_off or ()), tuple(row.working_days or ())),
+                row.time_zone)
+
+    cal, zone = _cached("calendar", workspace_id, load)
     return (lambda day: not cal.day(day)[1]), zone
 
 
@@ -72,8 +101,18 @@ MAX_TERMS = 50
 MAX_WARN_DAYS = 30
 
 
-def _settings_row(session: Session, workspace_id: int) -> LegalSettings | None:
-    return session.get(LegalSettings, workspace_id)
+def _settings_row(session: Session, workspace_id: int) -> Any:
+    """The workspace's legal settings as a plain snapshot (cached like the calendar); None when never set."""
+    def load() -> Any:
+        row = session.get(LegalSettings, workspace_id)
+        if row is None:
+            return None
+        from types import SimpleNamespace
+
+        return SimpleNamespace(reason_situations=dict(row.reason_situations or {}),
+                               terms=[dict(t) for t in (row.terms or [])], warn_days=row.warn_days)
+
+    return _cached("settings", workspace_id, load)
 
 
 def reason_situations(session: Session, workspace_id: int) -> dict[str, str]:
@@ -176,7 +215,7 @@ def update_settings(session: Session, actor: Actor, data: dict[str, Any]) -> dic
     from otklik.accounts.models import Role
 
     actor.require(Role.admin)
-    row = _settings_row(session, actor.workspace_id)
+    row = session.get(LegalSettings, actor.workspace_id)
     if row is None:
         row = LegalSettings(workspace_id=actor.workspace_id, reason_situations={}, terms=[], warn_days=2)
         session.add(row)
@@ -193,6 +232,11 @@ def update_settings(session: Session, actor: Actor, data: dict[str, Any]) -> dic
         row.warn_days = value
     row.updated_at = utcnow()
     session.flush()
+    _forget(actor.workspace_id)  # this transaction reads the new settings; other processes within 5 s
+    from sqlalchemy import event
+
+    event.listen(session, "after_commit", lambda _s, ws=actor.workspace_id: _forget(ws), once=True)
+    event.listen(session, "after_rollback", lambda _s, ws=actor.workspace_id: _forget(ws), once=True)
     after = {"reason_situations": row.reason_situations, "terms": row.terms, "warn_days": row.warn_days}
     if before != after:
         record_audit(session, actor, entity_type="workspace", entity_id=actor.workspace_id,

@@ -182,7 +182,14 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
                   mention_users=[{"name": u.name, "handle": _handle(u)} for u in context.get("users", [])
                                  if u.is_active and u.id != user.actor.user_id],
                   whatsapp_templates=_used_templates(db, user.actor.workspace_id)
-                  if conversation.channel == "whatsapp" else [])
+                  if conversation.channel == "whatsapp" else [],
+                  legal=_legal(db, user, conversation))
+
+
+def _legal(db: Any, user: Any, conversation: Conversation) -> dict[str, Any]:
+    from otklik.web.ui.legal import legal_context
+
+    return legal_context(db, user, conversation)
 
 
 def _used_templates(db: Any, workspace_id: int) -> list[dict[str, str]]:

@@ -18,6 +18,13 @@ from otklik.web.ui.deps import AdminUser, CurrentUser, redirect, render, ui_rout
 router = ui_router()
 
 
+def legal_context(db: Any, user: Any, conversation: Any) -> dict[str, Any]:
+    """What the «Сроки по закону» block needs; the conversation page renders it inline."""
+    return {"case": service.case_view(db, user.actor, conversation), "situations": SITUATIONS,
+            "date_fields": deadlines.DATE_FIELDS[:-1], "money_fields": deadlines.MONEY_FIELDS,
+            "flag_fields": deadlines.FLAG_FIELDS}
+
+
 def _render(request: Request, db: Any, user: Any, conversation_id: int, *, error: str | None = None,
             typed: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     conversation = get_conversation(db, user.actor, conversation_id)
