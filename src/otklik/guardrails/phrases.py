@@ -360,9 +360,35 @@ NO_ALTERNATIVES = {
 }
 
 
-def tone_hints(text: str, *, upset: bool, language: str = "ru") -> list[dict[str, Any]]:
-    """Gentle hints (never refusals): a reply that only says «нет», and an upset or urgent customer answered
-    without an empathetic opening."""
+_QUESTION_WORD = re.compile(
+    r"^\W*(?:как\w*|когда|где|куда|откуда|почему|зачем|сколько|что|чем|какой|какая|какое|какие|каким\w*|"
+    r"можно|есть\s+ли|будет\s+ли|how|when|where|why|what|which|can|could|is|are|do|does|will|would)\b",
+    re.IGNORECASE)
+_CONTENT_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
+_STOP = frozenset(["здравствуйте", "добрый", "день", "вечер", "утро", "пожалуйста", "спасибо", "скажите", "подскажите", "можно", "меня", "мне", "мой", "моя", "мои", "ваш", "ваша", "ваши", "вашей", "вашего", "было", "будет", "есть", "этот", "этого", "эта", "это", "очень", "уже", "если", "когда", "только", "просто", "также", "тоже", "который", "которая", "которые", "hello", "please", "thanks", "thank", "could", "would", "should", "there", "their", "your", "with", "have", "this", "that", "what", "when", "where", "which", "about", "from", "will", "just", "also"])
+
+
+def _stems(text: str) -> set[str]:
+    return {w.lower().replace("ё", "е")[:5] for w in _CONTENT_WORD.findall(text[:1000])
+            if w.lower() not in _STOP}
+
+
+def unanswered(question: str, reply: str) -> bool:
+    """The customer's last message asks something («Когда привезут диван?») and the reply shares not one
+    content word with it, names no number and is more than a word or two: it may not answer the question.
+    A hint, so a rough test: words compared by their first five letters (Russian endings differ)."""
+    q, r = (question or "").strip(), (reply or "").strip()
+    if len(r) < 15 or not q or any(c.isdigit() for c in r):
+        return False
+    if "?" not in q and not _QUESTION_WORD.match(q):
+        return False
+    asked = _stems(q)
+    return bool(asked) and not (asked & _stems(r))
+
+
+def tone_hints(text: str, *, upset: bool, language: str = "ru", question: str | None = None) -> list[dict[str, Any]]:
+    """Gentle hints (never refusals): a reply that only says «нет», an upset or urgent customer answered without
+    an empathetic opening, and a reply that may not answer the customer's question."""
     lang = language if language in LANGUAGES else "ru"
     hints: list[dict[str, Any]] = []
     if BARE_NO.match(text.strip()):
@@ -371,6 +397,9 @@ def tone_hints(text: str, *, upset: bool, language: str = "ru") -> list[dict[str
     elif upset and text.strip() and not EMPATHY.search(text[:300]):
         hints.append({"code": "tone_empathy", "alternatives": list(OPENINGS[lang]),
                       "message": "The customer is upset or in a hurry: open with empathy."})
+    if question and unanswered(question, text):
+        hints.append({"code": "tone_unanswered", "alternatives": [],
+                      "message": f"The customer asked «{question.strip()[:120]}»: does the reply answer it?"})
     return hints
 
 

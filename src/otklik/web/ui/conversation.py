@@ -183,7 +183,18 @@ def conversation_page(request: Request, conversation_id: int, user: CurrentUser,
                                  if u.is_active and u.id != user.actor.user_id],
                   whatsapp_templates=_used_templates(db, user.actor.workspace_id)
                   if conversation.channel == "whatsapp" else [],
-                  legal=_legal(db, user, conversation))
+                  legal=_legal(db, user, conversation),
+                  last_question=_last_customer_text(db, conversation))
+
+
+def _last_customer_text(db: Any, conversation: Conversation) -> str:
+    """The customer's last message (the reply box hints when a reply may not answer it: phrases.js)."""
+    from sqlalchemy import select
+
+    text = db.scalar(select(Message.body_text).where(
+        Message.conversation_id == conversation.id, Message.direction == "inbound",
+        Message.is_internal.is_(False)).order_by(Message.id.desc()).limit(1))
+    return (text or "")[:300]
 
 
 def _legal(db: Any, user: Any, conversation: Conversation) -> dict[str, Any]:

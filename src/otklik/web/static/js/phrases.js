@@ -51,17 +51,44 @@
     return cyr >= lat ? "ru" : "en";
   }
 
+  // the same test as guardrails.phrases.unanswered(): the customer asked, the reply shares no content word
+  var QUESTION_WORD = /^[^\p{L}\p{N}]*(?:как\p{L}*|когда|где|куда|откуда|почему|зачем|сколько|что|чем|какой|какая|какое|какие|каким\p{L}*|можно|есть\s+ли|будет\s+ли|how|when|where|why|what|which|can|could|is|are|do|does|will|would)(?![\p{L}\p{N}_])/iu;
+  var STOP = {};
+  ("здравствуйте добрый день вечер утро пожалуйста спасибо скажите подскажите можно меня мне мой моя мои ваш ваша " +
+   "ваши вашей вашего было будет есть этот этого эта это очень уже если когда только просто также тоже который " +
+   "которая которые hello please thanks thank could would should there their your with have this that what when " +
+   "where which about from will just also").split(" ").forEach(function (w) { STOP[w] = true; });
+  function stems(text) {
+    var out = {};
+    (text.slice(0, 1000).match(/\p{L}{4,}/gu) || []).forEach(function (w) {
+      w = w.toLowerCase();
+      if (!STOP[w]) out[w.replace(/ё/g, "е").slice(0, 5)] = true;
+    });
+    return out;
+  }
+  function unanswered(question, reply) {
+    var q = (question || "").trim(), r = (reply || "").trim();
+    if (r.length < 15 || !q || /\d/.test(r)) return false;
+    if (q.indexOf("?") < 0 && !QUESTION_WORD.test(q)) return false;
+    var asked = stems(q), said = stems(r), keys = Object.keys(asked);
+    return keys.length > 0 && !keys.some(function (k) { return said[k]; });
+  }
+
   function toneHints(compiled, text) {
     var lang = languageOf(text), trimmed = text.trim();
     if (!trimmed) return [];
-    if (BARE_NO.test(trimmed)) return [{ code: "tone_bare_no", alternatives: (compiled.no_alternatives || {})[lang] || [] }];
-    if (compiled.upset && !EMPATHY.test(text.slice(0, 300))) {
-      return [{ code: "tone_empathy", alternatives: (compiled.openings || {})[lang] || [] }];
+    var hints = [];
+    if (BARE_NO.test(trimmed)) hints.push({ code: "tone_bare_no", alternatives: (compiled.no_alternatives || {})[lang] || [] });
+    else if (compiled.upset && !EMPATHY.test(text.slice(0, 300))) {
+      hints.push({ code: "tone_empathy", alternatives: (compiled.openings || {})[lang] || [] });
     }
-    return [];
+    var replyForm = document.getElementById("reply-form");
+    var question = replyForm ? replyForm.dataset.lastQuestion : "";
+    if (question && unanswered(question, text)) hints.push({ code: "tone_unanswered", alternatives: [], question: question });
+    return hints;
   }
 
-  window.OtklikPhrases = { compile: compile, normalise: normalise, toneHints: toneHints };
+  window.OtklikPhrases = { compile: compile, normalise: normalise, toneHints: toneHints, unanswered: unanswered };
 
   /* -- the reply box -------------------------------------------------------------------------------- */
   var form = document.getElementById("reply-form");
@@ -74,11 +101,13 @@
     ru: { never: "Так не говорят с клиентом", avoid: "Лучше сказать иначе", replace: "Заменить на «%s»",
           insert: "Вставить «%s»", empathy: "Клиент расстроен или торопится: начните с сочувствия.",
           bareNo: "Голое «нет» звучит резко: объясните причину и предложите, что можно сделать.",
+          unanswered: "Клиент спросил: «%s». Ответ на это есть?",
           confirm: "В ответе есть фразы, которые клиенту не говорят:\n%s\n\nВсё равно отправить?",
           title: "Проверка фраз" },
     en: { never: "Never say this to a customer", avoid: "Better said otherwise", replace: "Replace with “%s”",
           insert: "Insert “%s”", empathy: "The customer is upset or in a hurry: open with empathy.",
           bareNo: "A bare “no” sounds curt: say why, and what you can do instead.",
+          unanswered: "The customer asked: “%s”. Does the reply answer it?",
           confirm: "The reply says what we never say to a customer:\n%s\n\nSend anyway?",
           title: "Phrase check" }
   }[lang] || {};
@@ -162,7 +191,8 @@
       li.className = "phrase-hint phrase-tone";
       li.dataset.code = h.code;
       var span = document.createElement("span");
-      span.textContent = (h.code === "tone_empathy" ? T.empathy : T.bareNo) + " ";
+      span.textContent = (h.code === "tone_empathy" ? T.empathy : h.code === "tone_unanswered" ?
+                          fmt(T.unanswered, h.question.slice(0, 120)) : T.bareNo) + " ";
       li.appendChild(span);
       h.alternatives.slice(0, 2).forEach(function (alt) {
         li.appendChild(button(fmt(T.insert, alt), function () {
