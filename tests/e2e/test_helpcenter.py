@@ -73,6 +73,8 @@ def test_editor_preview_versions_and_help_center_link(new_page):
     page.wait_for_selector("#kb-saved")
     screenshot(page, "knowledge-editor")
     page.click("#kb-versions-link")
+    page.wait_for_url("**/versions")  # counted before the page had loaded: flaky under load
+    page.locator(".kb-version").nth(1).wait_for()
     assert page.locator(".kb-version").count() == 2
     screenshot(page, "knowledge-versions")
     page.goto(f"/help/{ws.slug}/a/podarochnye-sertifikaty")
