@@ -1,7 +1,8 @@
 """Consumer-law deadline figures (issue 14 §1): the calculation's time, and what the side bar's «Сроки по
 закону» block adds to the conversation page.
 
-1. A fresh SQLite database (or --db-url), one workspace with its default Moscow calendar (RU holidays) and a shop
+1. A fresh database of its own (bench/_common.BenchEnv: SQLite in a temp dir, or the reset PostgreSQL bench
+   database), one workspace with its default Moscow calendar (RU holidays) and a shop
    term, --conversations open conversations of which every other has a consumer-law case (the rest none).
 2. Calculation: `guardrails.service.compute()` (the workspace's calendar and terms, ГК ст. 191–193, penalties)
    on --calls random cases across every situation, in process; and the bare calculator
@@ -12,7 +13,7 @@
    the side bar re-fetches when the conversation changes), and its CPU time in this process (which other
    processes on a loaded machine do not inflate).
 
-    .venv/bin/python bench/legal.py [--db-url postgresql://postgres@127.0.0.1:5432/otklik_bench_legal]
+    .venv/bin/python bench/legal.py [--db postgres] [--requests 300] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_note, percentile, summarize
+from _common import BenchEnv, machine_note, percentile, summarize
 
 
 def micro(latencies: list[float]) -> dict[str, float]:
@@ -69,18 +69,24 @@ def random_case(rng: random.Random, today: dt.date) -> tuple[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db-url", default=None)
+    parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--conversations", type=int, default=40)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="otklik-bench-legal-")
-    url = args.db_url or f"sqlite:///{tmp}/bench.db"
-    os.environ.update(OTKLIK_DATABASE_URL=url, OTKLIK_QUEUE="memory", OTKLIK_DATA_DIR=tmp,
-                      OTKLIK_EMBEDDED_WORKER="false", OTKLIK_E5="off")
-    os.environ.pop("OTKLIK_REDIS_URL", None)
+    bench = BenchEnv(args.db)  # a fresh database of its own (the PostgreSQL bench database is reset)
+    bench.env.update(OTKLIK_EMBEDDED_WORKER="false", OTKLIK_E5="off")
+    bench.apply_to_this_process()
+    os.environ.update(OTKLIK_EMBEDDED_WORKER="false", OTKLIK_E5="off")
+    try:
+        bench.migrate()
+        run(args, bench.database_url)
+    finally:
+        bench.close()
 
+
+def run(args: argparse.Namespace, url: str) -> None:
     from fastapi.testclient import TestClient
 
     from otklik.accounts import service as accounts
@@ -90,18 +96,8 @@ def main() -> None:
     from otklik.conversations import service as conversations
     from otklik.guardrails import deadlines
     from otklik.guardrails import service as legal
-    from otklik.migrations import upgrade
     from otklik.platform.db import session_scope
 
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        admin.dispose()
-    upgrade(url)
     today = dt.date.today()
     with session_scope() as s:
         ws, admin_user = accounts.bootstrap_workspace(s, slug="bench", name="Техника", admin_email="admin@example.com",
