@@ -59,14 +59,6 @@ def sweep_pending() -> int:
     return len(ids)
 
 
-_installed_on: object | None = None
-
-
 def install() -> None:
-    """Subscribe the assistant to `message.created` on this process's bus (idempotent per bus)."""
-    global _installed_on
-    bus = get_bus()
-    if _installed_on is bus:
-        return
-    _installed_on = bus
-    bus.on("message.created", on_message_created)
+    """Subscribe the assistant to `message.created` on this process's bus (`Bus.on` keeps a handler once)."""
+    get_bus().on("message.created", on_message_created)

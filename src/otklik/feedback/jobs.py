@@ -11,9 +11,6 @@ from otklik.platform.events import Event, get_bus
 from otklik.platform.jobs import task
 
 log = logging.getLogger(__name__)
-_installed_on: object | None = None
-
-
 def on_conversation_updated(event: Event) -> None:
     data = event.data
     if "status" in (data.get("changed") or []) and data.get("status") == "solved":
@@ -31,10 +28,5 @@ def send_survey(workspace_id: int, conversation_id: int) -> bool:
 
 
 def install() -> None:
-    """Subscribe to `conversation.updated` on this process's bus (idempotent per bus)."""
-    global _installed_on
-    bus = get_bus()
-    if _installed_on is bus:
-        return
-    _installed_on = bus
-    bus.on("conversation.updated", on_conversation_updated)
+    """Subscribe to `conversation.updated` on this process's bus (`Bus.on` keeps a handler once)."""
+    get_bus().on("conversation.updated", on_conversation_updated)

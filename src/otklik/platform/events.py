@@ -89,8 +89,11 @@ class EventBus:
             self._subs.get(sub.workspace_id, set()).discard(sub)
 
     def on(self, event_type: str, handler: Callable[[Event], None]) -> None:
-        """A synchronous reaction in this process (e.g. enqueue a job); runs after commit."""
-        self._handlers.setdefault(event_type, []).append(handler)
+        """A synchronous reaction in this process (e.g. enqueue a job); runs after commit. Registering the same
+        handler for the same event again changes nothing, so a domain's `install()` may be called freely."""
+        handlers = self._handlers.setdefault(event_type, [])
+        if handler not in handlers:
+            handlers.append(handler)
 
     def subscriber_count(self) -> int:
         with self._lock:

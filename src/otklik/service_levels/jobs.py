@@ -166,17 +166,12 @@ def call_webhook(rule_id: int, index: int, body: str) -> str:
     return "sent"
 
 
-_installed_on: object | None = None
 EVENTS = ("message.created", "conversation.created", "conversation.updated", "sla.warning", "sla.breached",
           "assistant.handoff")
 
 
 def install() -> None:
-    """Subscribe the rules to this process's bus (idempotent per bus)."""
-    global _installed_on
+    """Subscribe the rules to this process's bus (`Bus.on` keeps a handler once)."""
     bus = get_bus()
-    if _installed_on is bus:
-        return
-    _installed_on = bus
     for event_type in EVENTS:
         bus.on(event_type, on_event)
