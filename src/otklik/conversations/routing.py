@@ -46,6 +46,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from otklik.accounts.models import Role, Team, TeamMember, User
 from otklik.accounts.service import Actor, record_audit
 from otklik.conversations.models import PRIORITY_RANK, Conversation, Status
+from otklik.platform.cache import ProcessCache
 from otklik.platform.db import Base, JSONType, UTCDateTime, aware, utcnow
 from otklik.platform.errors import NotFound, field_error
 
@@ -245,24 +246,15 @@ def workspace_settings(session: Session, workspace_id: int) -> RoutingSettings:
 
 
 SETTINGS_CACHE_SECONDS = 5.0  # how long a process may route on settings another process has just changed
-_settings_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+_settings_cache = ProcessCache(SETTINGS_CACHE_SECONDS)
 
 
 def cached_settings(session: Session, workspace_id: int) -> dict[str, Any]:
-    """The workspace's routing settings as `settings_view` gives them, from a per-process cache (a decision then
-    reads no settings row: one round trip less on PostgreSQL). A change made in this process clears the cache
-    when it commits; another process sees it within SETTINGS_CACHE_SECONDS."""
-    hit = _settings_cache.get(workspace_id)
-    clock = time.monotonic()
-    if hit is not None and clock - hit[0] < SETTINGS_CACHE_SECONDS:
-        return hit[1]
-    view = settings_view(workspace_settings(session, workspace_id))
-    _settings_cache[workspace_id] = (clock, view)
-    return view
-
-
-def _forget_settings(workspace_id: int) -> None:
-    _settings_cache.pop(workspace_id, None)
+    """The workspace's routing settings as `settings_view` gives them, from a per-process copy (a decision then
+    reads no settings row: one round trip less on PostgreSQL). A change made in this process drops it at once
+    and on its commit; another process sees it within SETTINGS_CACHE_SECONDS."""
+    return cast(dict[str, Any], _settings_cache.get(
+        workspace_id, lambda: settings_view(workspace_settings(session, workspace_id))))
 
 
 def update_workspace_settings(session: Session, actor: Actor, data: dict[str, Any]) -> RoutingSettings:
@@ -284,8 +276,7 @@ def update_workspace_settings(session: Session, actor: Actor, data: dict[str, An
         row.away_after_minutes = value
     row.updated_at = utcnow()
     session.flush()
-    _forget_settings(actor.workspace_id)
-    event.listen(session, "after_commit", lambda _s, ws=actor.workspace_id: _forget_settings(ws), once=True)
+    _settings_cache.forget(actor.workspace_id, session)
     record_audit(session, actor, entity_type="workspace", entity_id=actor.workspace_id,
                  action="routing_settings_changed", before=before, after=settings_view(row))
     return row

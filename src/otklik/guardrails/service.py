@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from otklik.conversations.service import get_conversation
 from otklik.guardrails import deadlines
 from otklik.guardrails.law import LAW_VERSION, SITUATIONS, keys_of, rule_of
 from otklik.guardrails.models import LegalCase, LegalSettings
+from otklik.platform.cache import ProcessCache
 from otklik.platform.db import aware, utcnow
 from otklik.platform.errors import field_error
 
@@ -40,29 +40,18 @@ def _production(country: str | None, days_off: tuple[str, ...], working_days: tu
 
 
 CACHE_SECONDS = 5.0  # another process's calendar or legal-settings change is seen within this long
-_cache: dict[tuple[str, int], tuple[float, int, Any]] = {}
 
 
-def _cached(kind: str, workspace_id: int, load: Any) -> Any:
-    """A per-process copy of a workspace's default calendar or legal settings: a deadline calculation then reads
-    no row (on PostgreSQL each read is a round trip). Dropped at once when this process changes a calendar
-    (calendars.service.GENERATION) or the legal settings, within CACHE_SECONDS when another process does."""
+def _calendar_generation() -> int:
     from otklik.calendars import service as calendars
 
-    now, generation = time.monotonic(), calendars.GENERATION[0]
-    hit = _cache.get((kind, workspace_id))
-    if hit is not None and hit[0] > now and hit[1] == generation:
-        return hit[2]
-    value = load()
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[(kind, workspace_id)] = (now + CACHE_SECONDS, generation, value)
-    return value
+    return calendars.GENERATION[0]
 
 
-def _forget(workspace_id: int) -> None:
-    for kind in ("calendar", "settings"):
-        _cache.pop((kind, workspace_id), None)
+# A per-process copy of a workspace's default calendar and legal settings: a deadline calculation then reads no
+# row (on PostgreSQL each read is a round trip). Dropped at once when this process changes a calendar
+# (calendars.service.GENERATION) or the legal settings, within CACHE_SECONDS when another process does.
+_cache = ProcessCache(CACHE_SECONDS, generation=_calendar_generation)
 
 
 def non_working_for(session: Session, workspace_id: int) -> tuple[Any, str]:
@@ -75,7 +64,7 @@ def non_working_for(session: Session, workspace_id: int) -> tuple[Any, str]:
         return (_production(row.holidays or None, tuple(row.days_off or ()), tuple(row.working_days or ())),
                 row.time_zone)
 
-    cal, zone = _cached("calendar", workspace_id, load)
+    cal, zone = _cache.get(("calendar", workspace_id), load)
     return (lambda day: not cal.day(day)[1]), zone
 
 
@@ -112,7 +101,7 @@ def _settings_row(session: Session, workspace_id: int) -> Any:
         return SimpleNamespace(reason_situations=dict(row.reason_situations or {}),
                                terms=[dict(t) for t in (row.terms or [])], warn_days=row.warn_days)
 
-    return _cached("settings", workspace_id, load)
+    return _cache.get(("settings", workspace_id), load)
 
 
 def reason_situations(session: Session, workspace_id: int) -> dict[str, str]:
@@ -232,11 +221,7 @@ def update_settings(session: Session, actor: Actor, data: dict[str, Any]) -> dic
         row.warn_days = value
     row.updated_at = utcnow()
     session.flush()
-    _forget(actor.workspace_id)  # this transaction reads the new settings; other processes within 5 s
-    from sqlalchemy import event
-
-    event.listen(session, "after_commit", lambda _s, ws=actor.workspace_id: _forget(ws), once=True)
-    event.listen(session, "after_rollback", lambda _s, ws=actor.workspace_id: _forget(ws), once=True)
+    _cache.forget(("settings", actor.workspace_id), session)  # this transaction reads the new settings
     after = {"reason_situations": row.reason_situations, "terms": row.terms, "warn_days": row.warn_days}
     if before != after:
         record_audit(session, actor, entity_type="workspace", entity_id=actor.workspace_id,
