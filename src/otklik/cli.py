@@ -1,4 +1,4 @@
-"""The `otklik` command: demo, serve, worker, migrate, create-user, kb."""
+"""The `otklik` command: demo, serve, worker, migrate, backup, restore, create-user, kb."""
 
 from __future__ import annotations
 
@@ -157,6 +157,46 @@ def cmd_kb(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from otklik.platform.backup import BackupError, create_backup
+    from otklik.platform.config import get_settings
+
+    settings = get_settings()
+    try:
+        manifest = create_backup(Path(args.path), database_url=settings.database_url,
+                                 attachments_dir=settings.attachments_dir,
+                                 secret_key=settings.secret_key.get_secret_value(), logical=args.logical)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"backup written to {args.path}: {manifest['database']} database at revision {manifest['revision']}, "
+          f"{sum(manifest['tables'].values())} rows in {len(manifest['tables'])} tables, {manifest['files']} files")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from otklik.migrations import upgrade
+    from otklik.platform.backup import BackupError, restore_backup
+    from otklik.platform.config import get_settings
+
+    settings = get_settings()
+    try:
+        manifest = restore_backup(Path(args.path), database_url=settings.database_url,
+                                  attachments_dir=settings.attachments_dir,
+                                  secret_key=settings.secret_key.get_secret_value(),
+                                  upgrade=lambda url, revision: upgrade(url, revision=revision))
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"restored the backup of {manifest['created_at']} ({sum(manifest['tables'].values())} rows, "
+          f"{manifest['restored_files']} files); the database is migrated to this release's schema")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from otklik.assistant.evaluation import run
 
@@ -199,6 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("backup", help="back up the database, the attachment files and the key's fingerprint "
+                                      "(safe while the server runs)")
+    p.add_argument("path", help="a new folder, or a .tar / .tar.gz file")
+    p.add_argument("--logical", action="store_true",
+                   help="table-by-table export instead of the SQLite file / pg_dump (restores into either database)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup into an empty database (OTKLIK_DATABASE_URL)")
+    p.add_argument("path", help="the folder or file `otklik backup` wrote")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("create-user", help="create a user (and the workspace if it does not exist)")
     p.add_argument("--workspace", required=True, help="workspace slug")
