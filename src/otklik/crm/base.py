@@ -1,0 +1,265 @@
+"""The one small interface every CRM connector implements (like `channels/base.py`'s ChannelPlugin).
+
+A connector is a class with:
+
+- **configuration**: `Config` (a Pydantic model of the public settings; each field's `title`/`description`
+  label the generated form) and `secret_fields` (stored encrypted in `CrmConnection.secret`, never shown back,
+  never logged; `secret_titles` labels them). Every connector's `Config` has `base_url`, so tests point the
+  real HTTP client at local stand-ins.
+- **operations**, on an instance made for one connection (`connector(config, secrets, save_secrets)`):
+  `test_connection()`, `find_contact(phones, emails)` (only verified identities are ever passed in),
+  `create_contact(...)`, `find_note(contact, key)` + `add_note(contact, text, key)` (the key is written into
+  the note so a retry after a crash finds it in the CRM), `list_deals(contact)`, and `parse_webhook(...)`
+  (the CRM's outgoing webhook → the contacts/deals it names; raises `WebhookRefused` on a bad token).
+
+Every vendor call goes through `VendorHttp`: a 429 waits for the vendor's Retry-After (when short) and tries
+again, a 5xx or a network failure is `CrmUnavailable` (retried by the job queue), 401/403 `CrmAuthError`.
+Nothing here touches the database: `service.py` does, and never holds a transaction during a vendor call.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+from otklik.platform.errors import DomainError, RateLimited
+
+log = logging.getLogger(__name__)
+
+
+class CrmError(DomainError):
+    """The CRM refused a request for good (shown to the admin as the connection's last error)."""
+
+    status_code = 502
+    code = "crm_error"
+
+
+class CrmAuthError(CrmError):
+    code = "crm_auth"
+
+
+class CrmUnavailable(CrmError):
+    """Worth another try later: the CRM is down, slow, or answered 5xx."""
+
+    status_code = 503
+    code = "crm_unavailable"
+
+
+class CrmRateLimited(RateLimited):
+    """The CRM's rate limit, with a Retry-After longer than we wait inline: the job is retried after it."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class WebhookRefused(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, CrmUnavailable | CrmRateLimited)
+
+
+@dataclass
+class Contact:
+    id: str
+    name: str = ""
+    phones: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Deal:
+    id: str
+    number: str = ""
+    title: str = ""
+    status: str = ""
+    amount: str = ""
+    currency: str = ""
+    url: str = ""
+    changed_at: str | None = None  # ISO 8601
+
+
+@dataclass
+class WebhookChange:
+    """What one CRM webhook says changed: a contact (updated / deleted) or a deal of a contact."""
+
+    entity: str            # "contact" | "deal"
+    id: str
+    action: str = "update"  # "update" | "delete"
+    contact_id: str | None = None
+
+
+def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+    """Retry-After is either seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), 86400))
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, min(moment.timestamp() - time.time(), 86400.0))
+
+
+class VendorHttp:
+    """One CRM's HTTP client: timeouts, Retry-After honoured, errors sorted into retry / give up."""
+
+    MAX_INLINE_WAIT = 10.0  # a longer Retry-After ends this attempt; the job queue tries again after it
+    ATTEMPTS = 4
+
+    def __init__(self, base_url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 15.0,
+                 transport: httpx.BaseTransport | None = None, title: str = "CRM"):
+        self.title = title
+        self.client = httpx.Client(base_url=base_url, headers=dict(headers or {}), timeout=timeout,
+                                   transport=transport, follow_redirects=False)
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def close(self) -> None:
+        self.client.close()
+
+    def request(self, method: str, url: str, *, ok_statuses: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except httpx.HTTPError as exc:
+                raise CrmUnavailable(f"{self.title} is not reachable: {type(exc).__name__}") from None
+            if response.status_code == 429:
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                if wait > self.MAX_INLINE_WAIT or attempt == self.ATTEMPTS:
+                    raise CrmRateLimited(f"{self.title} rate limit: retry after {wait:.0f} s", retry_after=wait)
+                log.info("%s answered 429; waiting %.1f s as it asks", self.title, wait)
+                self.sleep(wait)
+                continue
+            if response.status_code in ok_statuses or response.is_success:
+                return response
+            detail = _error_detail(response)
+            if response.status_code in (401, 403):
+                raise CrmAuthError(f"{self.title} refused the credentials ({response.status_code}): {detail}")
+            if response.status_code >= 500:
+                raise CrmUnavailable(f"{self.title} answered {response.status_code}: {detail}")
+            raise CrmError(f"{self.title} refused the request ({response.status_code}): {detail}")
+        raise AssertionError("unreachable")
+
+    def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self.request(method, url, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CrmError(f"{self.title} answered something that is not JSON") from None
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """A short, secret-free reason from a vendor's error body (their shapes differ)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no details"
+    if isinstance(body, dict):
+        found = ""
+        for key in ("errorMsg", "error_description", "detail", "title", "hint", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                found = value
+                break
+        errors = body.get("errors")  # RetailCRM: {"field": "reason"}; amoCRM validation: a list of objects
+        if isinstance(errors, dict | list) and errors:
+            items = errors.values() if isinstance(errors, dict) else errors
+            found = "; ".join([found, *(str(v) for v in list(items)[:3])]).strip("; ")
+        if found:
+            return found[:300]
+    return response.reason_phrase or "no details"
+
+
+SaveSecrets = Callable[[dict[str, str]], None]
+
+
+class CrmConnector:
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    icon: ClassVar[str] = ""
+    Config: ClassVar[type[BaseModel]]
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    secret_titles: ClassVar[dict[str, str]] = {}
+    example_config: ClassVar[dict[str, Any]] = {}   # `make demo` fills the settings form with these
+    deal_word: ClassVar[str] = "deal"               # how the CRM calls it: lead / deal / order
+
+    def __init__(self, config: dict[str, Any], secrets: dict[str, str], save_secrets: SaveSecrets | None = None,
+                 *, transport: httpx.BaseTransport | None = None):
+        self.config = self.Config.model_validate(config)
+        self.secrets = dict(secrets)
+        self._save = save_secrets
+        self.transport = transport
+
+    def save_secrets(self, changed: dict[str, str]) -> None:
+        """Store rotated credentials (amoCRM's refresh token) at once, in a transaction of their own."""
+        self.secrets.update(changed)
+        if self._save is not None:
+            self._save(changed)
+
+    def close(self) -> None:
+        """Release the HTTP client."""
+
+    # -- operations -------------------------------------------------------------------------------------
+    def test_connection(self) -> str:
+        raise NotImplementedError
+
+    def find_contact(self, *, phones: list[str], emails: list[str]) -> Contact | None:
+        raise NotImplementedError
+
+    def create_contact(self, *, name: str, phones: list[str], emails: list[str], otklik_id: int) -> Contact:
+        raise NotImplementedError
+
+    def find_note(self, contact_id: str, key: str) -> str | None:
+        raise NotImplementedError
+
+    def add_note(self, contact_id: str, text: str, key: str) -> str:
+        raise NotImplementedError
+
+    def list_deals(self, contact_id: str) -> list[Deal]:
+        raise NotImplementedError
+
+    def parse_webhook(self, *, fields: Mapping[str, Any], headers: Mapping[str, str]) -> list[WebhookChange]:
+        """The changes an inbound webhook names; `fields` is the JSON object or the flattened form."""
+        return []
+
+
+def note_marker(key: str) -> str:
+    """The idempotency key as it is written into a note's text, to find it again after a crash."""
+    return f"[otklik:{key}]"
+
+
+def digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+_connectors: dict[str, type[CrmConnector]] = {}
+
+
+def add_connector(cls: type[CrmConnector]) -> type[CrmConnector]:
+    _connectors[cls.kind] = cls
+    return cls
+
+
+def connectors() -> dict[str, type[CrmConnector]]:
+    if not _connectors:
+        from otklik.crm import retailcrm  # noqa: F401  (each adds itself)
+    return dict(_connectors)
+
+
+def get_connector(kind: str) -> type[CrmConnector] | None:
+    return connectors().get(kind)

@@ -1,0 +1,215 @@
+"""Local stand-ins for the CRMs' HTTP APIs, speaking each vendor's documented shapes: authentication (API key,
+OAuth 2 bearer tokens with refresh, the incoming-webhook code in the URL), pagination, error bodies and 429
+rate limits with Retry-After. State lives in memory; tests and bench/crm_sync.py read it back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Reply = tuple[int, Any, dict[str, str]]
+
+
+def digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+class StandIn:
+    """A threaded HTTP server; subclasses implement `handle(method, path, query, headers, body)`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str]] = []
+        self.inject: list[Reply] = []          # answers to give before anything else (429s, 500s)
+        self.rate_limit: float | None = None   # requests per second; more → 429 with Retry-After
+        self._window: list[float] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query, keep_blank_values=True)
+                ctype = self.headers.get("content-type", "")
+                body: dict[str, Any]
+                if ctype.startswith("application/json") and raw:
+                    body = {"_json": json.loads(raw)}
+                else:
+                    body = {k: v for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload, extra = stand_in._dispatch(self.command, parts.path, query, headers, body)
+                data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _dispatch(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+                  body: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.requests.append((method, path))
+            if self.inject:
+                return self.inject.pop(0)
+            if self.rate_limit:
+                now = time.monotonic()
+                self._window = [t for t in self._window if now - t < 1.0]
+                if len(self._window) >= self.rate_limit:
+                    return 429, self.too_many(), {"Retry-After": "1"}
+                self._window.append(now)
+            return self.handle(method, path, query, headers, body)
+
+    def too_many(self) -> Any:
+        return {"error": "Too Many Requests"}
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+               body: dict[str, Any]) -> Reply:
+        raise NotImplementedError
+
+    def calls(self, path: str) -> int:
+        return sum(1 for _, p in self.requests if p == path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _one(values: dict[str, list[str]], key: str, default: str = "") -> str:
+    found = values.get(key)
+    return found[-1] if found else default
+
+
+def _page(rows: list[Any], query: dict[str, list[str]], default_limit: int = 20) -> tuple[list[Any], dict[str, int]]:
+    limit = int(_one(query, "limit", str(default_limit)) or default_limit)
+    page = max(1, int(_one(query, "page", "1") or 1))
+    chunk = rows[(page - 1) * limit: page * limit]
+    return chunk, {"limit": limit, "totalCount": len(rows), "currentPage": page,
+                   "totalPageCount": max(1, -(-len(rows) // limit))}
+
+
+class RetailCrmStandIn(StandIn):
+    """RetailCRM API v5: `X-API-KEY` (or `apiKey=`), {"success": false, "errorMsg"} errors, `pagination`."""
+
+    def __init__(self, api_key: str = "retail-key") -> None:
+        self.api_key = api_key
+        self.customers: dict[int, dict[str, Any]] = {}
+        self.notes: dict[int, dict[str, Any]] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.statuses = {"new": {"code": "new", "name": "Новый"}, "assembling": {"code": "assembling", "name": "Комплектуется"},
+                         "complete": {"code": "complete", "name": "Выполнен"}}
+        self._ids = iter(range(1001, 10**9))
+        super().__init__()
+
+    def too_many(self) -> Any:
+        return {"success": False, "errorMsg": "Too many requests"}
+
+    # helpers for tests
+    def add_customer(self, *, first: str, phone: str = "", email: str = "") -> int:
+        cid = next(self._ids)
+        self.customers[cid] = {"id": cid, "firstName": first, "email": email,
+                               "phones": [{"number": phone}] if phone else [], "site": "shop"}
+        return cid
+
+    def add_order(self, customer_id: int, number: str, status: str = "new", total: float = 1500.0) -> int:
+        oid = next(self._ids)
+        self.orders[oid] = {"id": oid, "number": number, "status": status, "totalSumm": total, "currency": "RUB",
+                            "createdAt": "2026-12-01 10:00:00", "statusUpdatedAt": "2026-12-01 10:00:00",
+                            "customer": {"id": customer_id}}
+        self.history.append({"id": len(self.history) + 1, "created": True, "field": "status",
+                             "newValue": {"code": status}, "order": {"id": oid, "customer": {"id": customer_id}}})
+        return oid
+
+    def set_status(self, order_id: int, status: str) -> None:
+        order = self.orders[order_id]
+        self.history.append({"id": len(self.history) + 1, "field": "status", "oldValue": {"code": order["status"]},
+                             "newValue": {"code": status}, "order": {"id": order_id, "customer": order["customer"]}})
+        order["status"] = status
+        order["statusUpdatedAt"] = "2026-12-02 12:00:00"
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+               body: dict[str, Any]) -> Reply:
+        key = headers.get("x-api-key") or _one(query, "apiKey")
+        if key != self.api_key:
+            return 403, {"success": False, "errorMsg": 'Wrong "apiKey" value.'}, {}
+        if path == "/api/v5/credentials":
+            return 200, {"success": True, "credentials": ["/api/customers", "/api/orders"], "siteAccess": "access_full",
+                         "sitesAvailable": ["shop"]}, {}
+        if path == "/api/v5/customers" and method == "GET":
+            rows = list(self.customers.values())
+            email = _one(query, "filter[email]")
+            if email:
+                rows = [c for c in rows if c.get("email", "").lower() == email.lower()]
+            name = _one(query, "filter[name]")
+            if name:  # names, phones and e-mails by substring, as the CRM's search does
+                rows = [c for c in rows if name.lower() in c["firstName"].lower() or name.lower() in c.get("email", "")
+                        or any(digits(name) and digits(name) in digits(p["number"]) for p in c["phones"])]
+            chunk, pagination = _page(rows, query)
+            return 200, {"success": True, "pagination": pagination, "customers": chunk}, {}
+        if path.startswith("/api/v5/customers/") and method == "GET" and _one(query, "by") == "externalId":
+            external = path.rsplit("/", 1)[1]
+            for c in self.customers.values():
+                if c.get("externalId") == external:
+                    return 200, {"success": True, "customer": c}, {}
+            return 404, {"success": False, "errorMsg": "Not found"}, {}
+        if path == "/api/v5/customers/create" and method == "POST":
+            customer = json.loads(_one(body, "customer") or "{}")
+            if not customer.get("firstName") and not customer.get("phones") and not customer.get("email"):
+                return 400, {"success": False, "errorMsg": "Customer is not loaded", "errors": {"firstName": "empty"}}, {}
+            external = customer.get("externalId")
+            if external and any(c.get("externalId") == external for c in self.customers.values()):
+                return 400, {"success": False, "errorMsg": "Customer is not created",
+                             "errors": {"externalId": "Customer already exists."}}, {}
+            cid = next(self._ids)
+            self.customers[cid] = {**customer, "id": cid, "site": _one(body, "site", "shop")}
+            return 201, {"success": True, "id": cid}, {}
+        if path == "/api/v5/customers/notes" and method == "GET":
+            ids = {int(x) for x in query.get("filter[customerIds][]", [])}
+            rows = [n for n in self.notes.values() if not ids or n["customer"]["id"] in ids]
+            chunk, pagination = _page(rows, query)
+            return 200, {"success": True, "pagination": pagination, "notes": chunk}, {}
+        if path == "/api/v5/customers/notes/create" and method == "POST":
+            note = json.loads(_one(body, "note") or "{}")
+            customer_id = int((note.get("customer") or {}).get("id") or 0)
+            if customer_id not in self.customers:
+                return 400, {"success": False, "errorMsg": "Customer not found"}, {}
+            nid = next(self._ids)
+            self.notes[nid] = {"id": nid, "text": note.get("text", ""), "customer": {"id": customer_id}}
+            return 201, {"success": True, "id": nid}, {}
+        if path == "/api/v5/orders" and method == "GET":
+            customer = _one(query, "filter[customerId]")
+            rows = [o for o in self.orders.values() if not customer or str(o["customer"]["id"]) == customer]
+            chunk, pagination = _page(rows, query)
+            return 200, {"success": True, "pagination": pagination, "orders": chunk}, {}
+        if path == "/api/v5/reference/statuses":
+            return 200, {"success": True, "statuses": self.statuses}, {}
+        if path == "/api/v5/orders/history":
+            since = int(_one(query, "filter[sinceId]", "0") or 0)
+            limit = int(_one(query, "limit", "20"))
+            rows = [h for h in self.history if h["id"] > since][:limit]
+            return 200, {"success": True, "history": rows,
+                         "pagination": {"limit": limit, "currentPage": 1}}, {}
+        return 404, {"success": False, "errorMsg": "API method not found"}, {}
+
+
+StandInFactory = Callable[[], StandIn]
