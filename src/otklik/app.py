@@ -31,6 +31,9 @@ from otklik.conversations.bulk import router as bulk_router
 from otklik.conversations.routing_api import SeenAgents
 from otklik.conversations.routing_api import router as routing_router
 from otklik.conversations.sla_api import router as sla_router
+from otklik.crm import jobs as crm_jobs
+from otklik.crm.api import router as crm_router
+from otklik.crm.api import webhook_router as crm_webhook_router
 from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
@@ -186,14 +189,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     assistant_jobs.install()
     rule_jobs.install()
     feedback_jobs.install()
+    crm_jobs.install()
     await bus.start()
-    consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = None
+    consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
         assistant_sweeper = Periodic(assistant_jobs.sweep_pending, 60.0).start()
         sla_sweeper = Periodic(conversation_jobs.sweep_sla, settings.sla_sweep_seconds).start()
         rules_sweeper = Periodic(rule_jobs.sweep_time_rules, 60.0).start()
+        crm_sweeper = Periodic(crm_jobs.sweep, 60.0).start()  # CRM notes, syncs, change feeds
     from otklik.channels.registry import start_background
 
     channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
@@ -215,6 +220,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sla_sweeper.stop()
         if rules_sweeper:
             rules_sweeper.stop()
+        if crm_sweeper:
+            crm_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
@@ -229,6 +236,7 @@ def create_app() -> FastAPI:
     assistant_jobs.install()  # the AI operator reacts to every inbound customer message
     rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
     feedback_jobs.install()  # a solved conversation gets its CSAT survey
+    crm_jobs.install()  # a solved conversation's summary goes to the connected CRMs (issue 18)
     for router in (accounts_router, customers_router, bulk_router, conversations_router, knowledge_router,
                    assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
@@ -242,6 +250,8 @@ def create_app() -> FastAPI:
 
     app.include_router(web_forms)
     app.include_router(suggestions_router, prefix="/api/v1")  # probable duplicate customers
+    app.include_router(crm_router, prefix="/api/v1")  # CRM connections (issue 18)
+    app.include_router(crm_webhook_router, prefix="/api/v1")  # the CRMs' outgoing webhooks
     app.include_router(widget_router, prefix="/api/v1")  # the chat widget: visitors' API, socket, settings
     app.include_router(widget_pages)
     app.include_router(widget_public_pages)

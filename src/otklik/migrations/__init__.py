@@ -40,6 +40,7 @@ def all_models() -> None:
     import otklik.conversations.routing
     import otklik.conversations.sla
     import otklik.conversations.templates
+    import otklik.crm.models
     import otklik.customers.models
     import otklik.customers.suggestions
     import otklik.customers.tasks
