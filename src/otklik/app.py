@@ -43,6 +43,7 @@ from otklik.guardrails.api import router as guardrails_router
 from otklik.guardrails.compensations_api import router as compensations_router
 from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
 from otklik.knowledge.api import router as knowledge_router
+from otklik.orders.api import router as orders_router
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
@@ -59,7 +60,8 @@ from otklik.web.widget.pages import public as widget_public_pages
 from otklik.web.widget.pages import router as widget_pages
 
 log = logging.getLogger(__name__)
-UPLOAD_PATHS = ("/api/v1/attachments", "/api/v1/widget/attachments")
+UPLOAD_PATHS = ("/api/v1/attachments", "/api/v1/widget/attachments", "/api/v1/orders/batch",
+                "/api/v1/orders/import")  # order batches: up to 10,000 orders
 
 
 def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
@@ -241,7 +243,7 @@ def create_app() -> FastAPI:
                    assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
-                   phrases_router, reports_router, feedback_router,
+                   phrases_router, reports_router, feedback_router, orders_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

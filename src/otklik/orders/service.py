@@ -1,0 +1,592 @@
+"""Rules of the orders domain: what an order is, how the shop's description of it is checked and stored.
+
+An order is keyed by its number within a workspace. The shop describes it (PUT, a batch, a CSV row, or the
+pull URL's answer); what it leaves out keeps its stored value. A description that changes nothing (the same
+body again) writes nothing: no update, no history entry. A status change appends one history entry.
+
+Status vocabulary (`STATUSES`), in the order an order usually moves through it:
+
+- `created`   — placed, not yet paid (or paid on delivery);
+- `paid`      — payment received;
+- `shipped`   — handed to delivery (a courier, a carrier, the post); aliases `handed_to_delivery`, `in_delivery`;
+- `delivered` — the customer has it (also picked up);
+- `cancelled` — cancelled before delivery (alias `canceled`);
+- `returned`  — came back after delivery (or refused at the door).
+
+`delivered`, `cancelled` and `returned` are closed; the others are open. An open order whose
+`delivery.promised_on` has passed is late.
+
+The buyer is an identity (`{"kind": "email" | "phone" | "telegram" | … , "value": …}`), normalised as the
+customers domain does (phones in E.164, e-mails lower-cased); the customer holding it is the order's customer,
+created when nobody holds it yet. The assistant tells an order's details only to someone who proves that
+identity or a contact on the order (`assistant.orders`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from otklik.accounts.service import Actor, record_audit
+from otklik.customers.identities import normalise_identity
+from otklik.customers.models import Customer, Identity, IdentityKind
+from otklik.customers.service import register_merge_mover
+from otklik.orders.models import Order, OrderEvent
+from otklik.platform.db import utcnow
+from otklik.platform.errors import DomainError, InvalidInput, NotFound, field_error
+from otklik.platform.text import search_terms
+
+STATUSES = ("created", "paid", "shipped", "delivered", "cancelled", "returned")
+STATUS_ALIASES = {"new": "created", "handed_to_delivery": "shipped", "in_delivery": "shipped",
+                  "canceled": "cancelled"}
+CLOSED = frozenset({"delivered", "cancelled", "returned"})
+PAYMENT_STATUSES = ("unpaid", "partially_paid", "paid", "refunded")
+FIELDS = ("number", "customer", "status", "status_at", "items", "total", "currency", "paid", "payment_status",
+          "payment_url", "delivery", "placed_at", "attributes")
+DELIVERY_FIELDS = ("method", "address", "tracking_url", "tracking_number", "carrier", "promised_on")
+ITEM_FIELDS = ("name", "sku", "quantity", "price", "url")
+MAX_ITEMS = 500
+MAX_ATTRIBUTES_BYTES = 16_384
+MAX_BATCH = 10_000
+NUMBER = re.compile(r"^[\w.\-/#]{1,64}$", re.UNICODE)
+_URL = re.compile(r"^https?://[^\s<>\"']{1,990}$", re.IGNORECASE)
+_CENT = Decimal("0.01")
+_MAX_MONEY = Decimal("999999999999.99")
+
+
+# -- reading what the shop sent --------------------------------------------------------------------------
+
+@dataclass
+class OrderInput:
+    """One order as the shop described it, checked and normalised; `given` holds only the fields it sent."""
+
+    number: str
+    customer: tuple[str, str] | None = None  # (kind, value), normalised
+    customer_name: str = ""
+    contacts: dict[str, str] | None = None
+    given: dict[str, Any] = field(default_factory=dict)
+    status_at: dt.datetime | None = None
+
+
+def check_number(raw: Any, field_name: str = "number") -> str:
+    value = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    if not NUMBER.match(value):
+        raise field_error(field_name, "an order number: 1 to 64 letters, digits and . - / # _")
+    return value
+
+
+def _text(value: Any, name: str, limit: int, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise field_error(name, "required")
+        return None
+    if not isinstance(value, str):
+        raise field_error(name, "must be text")
+    value = value.strip()
+    if len(value) > limit:
+        raise field_error(name, f"at most {limit} characters")
+    return value or None
+
+
+def _money(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise field_error(name, "must be a number")
+    try:
+        amount = Decimal(str(value).strip().replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        raise field_error(name, f"{str(value)[:40]!r} is not a number") from None
+    if not amount.is_finite():
+        raise field_error(name, "must be a number")
+    if amount < 0:
+        raise field_error(name, "must not be negative")
+    if amount > _MAX_MONEY:
+        raise field_error(name, "is too large")
+    return amount.quantize(_CENT)
+
+
+def _quantity(value: Any, name: str) -> int | float:
+    amount = _money(value, name) if not (isinstance(value, int) and not isinstance(value, bool)) else value
+    if isinstance(amount, int):
+        if amount < 0:
+            raise field_error(name, "must not be negative")
+        if amount > 1_000_000:
+            raise field_error(name, "is too large")
+        return amount
+    if amount > 1_000_000:
+        raise field_error(name, "is too large")
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def money_out(amount: Decimal | None) -> int | float | None:
+    if amount is None:
+        return None
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def parse_datetime(value: Any, name: str) -> dt.datetime:
+    if not isinstance(value, str) or not 8 <= len(value.strip()) <= 40:
+        raise field_error(name, "an ISO 8601 date-time, e.g. 2026-12-01T14:30:00+03:00")
+    raw = value.strip()
+    try:
+        if len(raw) == 10:
+            moment = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.UTC)
+        else:
+            moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise field_error(name, f"{raw!r} is not an ISO 8601 date-time, e.g. 2026-12-01T14:30:00+03:00") from None
+    if not 1970 <= moment.year <= 2200:
+        raise field_error(name, "a year between 1970 and 2200")
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def parse_date(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not 8 <= len(value.strip()) <= 40:
+        raise field_error(name, "an ISO 8601 date, e.g. 2026-12-10")
+    raw = value.strip()
+    try:
+        day = dt.date.fromisoformat(raw) if len(raw) == 10 else dt.datetime.fromisoformat(
+            raw.replace("Z", "+00:00")).date()
+    except ValueError:
+        raise field_error(name, f"{raw!r} is not an ISO 8601 date, e.g. 2026-12-10") from None
+    if not 1970 <= day.year <= 2200:
+        raise field_error(name, "a year between 1970 and 2200")
+    return day.isoformat()
+
+
+def parse_status(value: Any, name: str = "status") -> str:
+    status = value.strip().lower() if isinstance(value, str) else None
+    status = STATUS_ALIASES.get(status or "", status)
+    if status not in STATUSES:
+        raise field_error(name, f"unknown status {str(value)[:40]!r}; one of: {', '.join(STATUSES)}")
+    return status
+
+
+def _contact(kind: str, value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise field_error(name, "must be text")
+    return normalise_identity(kind, value, field=name)[1]
+
+
+def _customer(raw: Any, name: str = "customer") -> tuple[tuple[str, str], str, dict[str, str]]:
+    if not isinstance(raw, dict):
+        raise field_error(name, 'an identity: {"kind": "email" | "phone" | …, "value": …}')
+    unknown = set(raw) - {"kind", "value", "external_id", "name", "phone", "email"}
+    if unknown:
+        raise field_error(f"{name}.{sorted(unknown)[0]}", "unknown field (kind, value, name, phone, email)")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or kind not in IdentityKind.__members__:
+        allowed = ", ".join(k.value for k in IdentityKind)
+        raise field_error(f"{name}.kind", f"unknown identity kind {str(kind)[:30]!r}; one of: {allowed}")
+    value = raw.get("value", raw.get("external_id"))
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise field_error(f"{name}.value", "required: the customer's e-mail, phone or id")
+    _, normalised = normalise_identity(kind, str(value), field=f"{name}.value")
+    contacts: dict[str, str] = {}
+    if kind in ("email", "phone"):
+        contacts[kind] = normalised
+    elif kind == "whatsapp":
+        contacts["phone"] = normalised
+    for extra in ("phone", "email"):
+        if raw.get(extra) not in (None, ""):
+            contacts[extra] = _contact(extra, raw[extra], f"{name}.{extra}")
+    who = _text(raw.get("name"), f"{name}.name", 200) or ""
+    return (kind, normalised), who, contacts
+
+
+def _items(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise field_error("items", "a list of {name, sku, quantity, price}")
+    if len(raw) > MAX_ITEMS:
+        raise field_error("items", f"at most {MAX_ITEMS} items")
+    out = []
+    for i, item in enumerate(raw):
+        name = f"items.{i}"
+        if not isinstance(item, dict):
+            raise field_error(name, "an object {name, sku, quantity, price}")
+        unknown = set(item) - set(ITEM_FIELDS)
+        if unknown:
+            raise field_error(f"{name}.{sorted(unknown)[0]}", f"unknown field ({', '.join(ITEM_FIELDS)})")
+        row: dict[str, Any] = {"name": _text(item.get("name"), f"{name}.name", 300, required=True)}
+        sku = item.get("sku")
+        row["sku"] = _text(str(sku) if isinstance(sku, int) and not isinstance(sku, bool) else sku,
+                           f"{name}.sku", 100)
+        row["quantity"] = _quantity(item["quantity"], f"{name}.quantity") if item.get("quantity") is not None else 1
+        row["price"] = money_out(_money(item["price"], f"{name}.price")) if item.get("price") is not None else None
+        if item.get("url") not in (None, ""):
+            row["url"] = _url(item["url"], f"{name}.url")
+        out.append(row)
+    return out
+
+
+def _url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _URL.match(value.strip()):
+        raise field_error(name, "an http(s) address")
+    return value.strip()
+
+
+def _delivery(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise field_error("delivery", "an object {method, address, tracking_url, promised_on}")
+    unknown = set(raw) - set(DELIVERY_FIELDS)
+    if unknown:
+        raise field_error(f"delivery.{sorted(unknown)[0]}", f"unknown field ({', '.join(DELIVERY_FIELDS)})")
+    out: dict[str, Any] = {}
+    for key, limit in (("method", 100), ("address", 500), ("tracking_number", 100), ("carrier", 100)):
+        value = _text(raw.get(key), f"delivery.{key}", limit)
+        if value:
+            out[key] = value
+    if raw.get("tracking_url") not in (None, ""):
+        out["tracking_url"] = _url(raw["tracking_url"], "delivery.tracking_url")
+    if raw.get("promised_on") not in (None, ""):
+        out["promised_on"] = parse_date(raw["promised_on"], "delivery.promised_on")
+    return out
+
+
+def parse_order(raw: Any, *, number: str | None = None, prefix: str = "") -> OrderInput:
+    """The shop's description of one order, checked: InvalidInput (422) names the first bad field."""
+    try:
+        return _parse(raw, number)
+    except InvalidInput as exc:
+        if prefix:
+            fields = [{**f, "field": f"{prefix}{f['field']}"} for f in exc.fields]
+            raise InvalidInput(f"{prefix}{exc.message}", fields=fields) from None
+        raise
+
+
+def _parse(raw: Any, number: str | None) -> OrderInput:
+    if not isinstance(raw, dict):
+        raise field_error("body", "an order: a JSON object")
+    unknown = set(raw) - set(FIELDS)
+    if unknown:
+        raise field_error(sorted(unknown)[0], "unknown field; put the shop's own data in attributes")
+    if number is None:
+        number = check_number(raw.get("number"))
+    elif raw.get("number") is not None and str(raw["number"]).strip() != number:
+        raise field_error("number", "differs from the number in the address")
+    out = OrderInput(number=number)
+    given = out.given
+    if raw.get("customer") is not None:
+        out.customer, out.customer_name, out.contacts = _customer(raw["customer"])
+    if raw.get("status") is not None:
+        given["status"] = parse_status(raw["status"])
+    if raw.get("status_at") is not None:
+        out.status_at = parse_datetime(raw["status_at"], "status_at")
+    if raw.get("items") is not None:
+        given["items"] = _items(raw["items"])
+    if "total" in raw:
+        given["total"] = None if raw["total"] is None else _money(raw["total"], "total")
+    if raw.get("currency") is not None:
+        currency = raw["currency"]
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency.strip()):
+            raise field_error("currency", "a three-letter code, e.g. RUB")
+        given["currency"] = currency.strip().upper()
+    if "paid" in raw:
+        paid = raw["paid"]
+        if paid is None or isinstance(paid, bool):
+            given["paid"] = paid
+        else:
+            given["paid"] = money_out(_money(paid, "paid"))
+    if raw.get("payment_status") is not None:
+        if raw["payment_status"] not in PAYMENT_STATUSES:
+            raise field_error("payment_status", f"one of: {', '.join(PAYMENT_STATUSES)}")
+        given["payment_status"] = raw["payment_status"]
+    if "payment_url" in raw:
+        given["payment_url"] = None if raw["payment_url"] in (None, "") else _url(raw["payment_url"], "payment_url")
+    if raw.get("delivery") is not None:
+        given["delivery"] = _delivery(raw["delivery"])
+    if "placed_at" in raw:
+        given["placed_at"] = None if raw["placed_at"] is None else parse_datetime(raw["placed_at"], "placed_at")
+    if raw.get("attributes") is not None:
+        attributes = raw["attributes"]
+        if not isinstance(attributes, dict):
+            raise field_error("attributes", "an object")
+        if len(json.dumps(attributes, ensure_ascii=False)) > MAX_ATTRIBUTES_BYTES:
+            raise field_error("attributes", f"must serialise to at most {MAX_ATTRIBUTES_BYTES} bytes")
+        given["attributes"] = attributes
+    return out
+
+
+# -- the stored form -------------------------------------------------------------------------------------
+
+def payment_status(total: Decimal | None, paid: Any, status: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if paid is True:
+        return "paid"
+    if isinstance(paid, int | float) and not isinstance(paid, bool):
+        if total is not None and Decimal(str(paid)) >= total and paid > 0:
+            return "paid"
+        return "partially_paid" if paid > 0 else "unpaid"
+    return "paid" if paid is None and status == "paid" else "unpaid"
+
+
+def _content(values: dict[str, Any]) -> dict[str, Any]:
+    """The fields that make an order what it is, JSON-ready: what the fingerprint covers."""
+    placed = values.get("placed_at")
+    total = values.get("total")
+    return {"customer": [values["customer_kind"], values["customer_value"]], "contacts": values["contacts"],
+            "status": values["status"], "items": values["items"], "total": None if total is None else str(total),
+            "currency": values["currency"], "paid": values["paid"], "payment_status": values["payment_status"],
+            "payment_url": values["payment_url"], "delivery": values["delivery"],
+            "placed_at": placed.isoformat() if placed else None, "attributes": values["attributes"]}
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    raw = json.dumps(_content(values), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def _stored_values(order: Order) -> dict[str, Any]:
+    return {"customer_kind": order.customer_kind, "customer_value": order.customer_value,
+            "contacts": dict(order.contacts or {}), "status": order.status, "items": list(order.items or []),
+            "total": order.total, "currency": order.currency, "paid": order.paid,
+            "payment_status": order.payment_status, "payment_url": order.payment_url,
+            "delivery": dict(order.delivery or {}), "placed_at": order.placed_at,
+            "attributes": dict(order.attributes or {}), "customer_id": order.customer_id}
+
+
+def _merged(stored: dict[str, Any] | None, item: OrderInput) -> dict[str, Any]:
+    if stored is None:
+        if item.customer is None:
+            raise field_error("customer", 'required for a new order: {"kind": "email" | "phone" | …, "value": …}')
+        values: dict[str, Any] = {"status": "created", "items": [], "total": None, "currency": "RUB", "paid": None,
+                                  "payment_status": "unpaid", "payment_url": None, "delivery": {},
+                                  "placed_at": None, "attributes": {}, "contacts": {}}
+    else:
+        values = dict(stored)
+    if item.customer is not None:
+        values["customer_kind"], values["customer_value"] = item.customer
+        values["contacts"] = item.contacts or {}
+    explicit = item.given.get("payment_status")
+    for key, value in item.given.items():
+        if key != "payment_status":
+            values[key] = value
+    if explicit or "paid" in item.given or "total" in item.given or "status" in item.given or stored is None:
+        values["payment_status"] = payment_status(values["total"], values["paid"], values["status"], explicit)
+    return values
+
+
+# -- customers -------------------------------------------------------------------------------------------
+
+_SAME_NUMBER = {"phone": ("phone", "whatsapp"), "whatsapp": ("whatsapp", "phone")}
+
+
+def resolve_customers(session: Session, workspace_id: int,
+                      wanted: dict[tuple[str, str], str]) -> tuple[dict[tuple[str, str], int], int]:
+    """The customer holding each identity (a phone also matches the same number on WhatsApp), creating one
+    (with that identity, unverified) for each identity nobody holds. Returns ({identity: customer_id}, created)."""
+    found: dict[tuple[str, str], int] = {}
+    by_kind: dict[str, set[str]] = {}
+    for kind, value in wanted:
+        for k in _SAME_NUMBER.get(kind, (kind,)):
+            by_kind.setdefault(k, set()).add(value)
+    for kind, values in by_kind.items():
+        pool = sorted(values)
+        for start in range(0, len(pool), 500):
+            rows = session.execute(select(Identity.external_id, Identity.customer_id).where(
+                Identity.workspace_id == workspace_id, Identity.kind == kind,
+                Identity.external_id.in_(pool[start:start + 500]))).all()
+            for value, customer_id in rows:
+                if (kind, value) in wanted:  # the same kind wins over the same number on another
+                    found[(kind, value)] = customer_id
+                for other in _SAME_NUMBER.get(kind, ())[1:]:
+                    if (other, value) in wanted:
+                        found.setdefault((other, value), customer_id)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        now = utcnow()
+        ids = session.scalars(insert(Customer).returning(Customer.id, sort_by_parameter_order=True), [
+            {"workspace_id": workspace_id, "name": wanted[key][:200], "attributes": {},
+             "search_terms": search_terms(wanted[key], key[1]), "created_at": now, "updated_at": now}
+            for key in missing]).all()
+        session.execute(insert(Identity), [
+            {"workspace_id": workspace_id, "customer_id": cid, "kind": key[0], "external_id": key[1],
+             "verified": False, "created_at": now} for key, cid in zip(missing, ids, strict=True)])
+        found.update(zip(missing, ids, strict=True))
+    return found, len(missing)
+
+
+# -- storing ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    number: str
+    outcome: str  # created | updated | unchanged | error
+    order: Order | None = None
+    error: DomainError | None = None
+
+
+def _existing(session: Session, workspace_id: int, numbers: Sequence[str]) -> dict[str, Order]:
+    found: dict[str, Order] = {}
+    pool = list(dict.fromkeys(numbers))
+    for start in range(0, len(pool), 500):
+        for order in session.scalars(select(Order).where(Order.workspace_id == workspace_id,
+                                                         Order.number.in_(pool[start:start + 500]))):
+            found[order.number] = order
+    return found
+
+
+def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, source: str = "api",
+                audit: bool = True) -> list[Result]:
+    """Store many orders in the caller's transaction: a few queries for the lot, not a few per order.
+    An item whose merge with the stored order fails (a new order without a customer) is an error result; the
+    others are stored. The same number twice in `items`: the later description wins over the earlier."""
+    ws = actor.workspace_id
+    existing = _existing(session, ws, [i.number for i in items])
+    wanted: dict[tuple[str, str], str] = {}
+    for item in items:
+        if item.customer is not None and (item.customer not in wanted or item.customer_name):
+            wanted[item.customer] = item.customer_name or wanted.get(item.customer, "")
+    customer_ids, created_customers = resolve_customers(session, ws, wanted) if wanted else ({}, 0)
+    now = utcnow()
+    results: list[Result] = []
+    new_rows: dict[str, dict[str, Any]] = {}
+    new_status_at: dict[str, dt.datetime | None] = {}
+    events: list[dict[str, Any]] = []
+    for item in items:
+        order = existing.get(item.number)
+        pending = new_rows.get(item.number)
+        try:
+            stored = _stored_values(order) if order is not None else pending
+            values = _merged(stored, item)
+        except DomainError as exc:
+            results.append(Result(item.number, "error", error=exc))
+            continue
+        if item.customer is not None:
+            values["customer_id"] = customer_ids.get(item.customer)
+        values["fingerprint"] = fingerprint(values)
+        values["promised_on"] = values["delivery"].get("promised_on")
+        if order is None:
+            values.update(workspace_id=ws, number=item.number, source=source, created_at=now, updated_at=now)
+            new_rows[item.number] = values
+            new_status_at[item.number] = item.status_at or values.get("placed_at")
+            results.append(Result(item.number, "created"))
+            continue
+        if values["fingerprint"] == order.fingerprint:
+            results.append(Result(item.number, "unchanged", order))
+            continue
+        before = order.status
+        for key in ("customer_kind", "customer_value", "contacts", "status", "items", "total", "currency", "paid",
+                    "payment_status", "payment_url", "delivery", "placed_at", "attributes", "customer_id",
+                    "fingerprint", "promised_on"):
+            if key in values:
+                setattr(order, key, values[key])
+        order.updated_at = now
+        if values["status"] != before:
+            events.append({"workspace_id": ws, "order_id": order.id, "status": values["status"],
+                           "at": item.status_at or now, "source": source, "note": f"{before} → {values['status']}"})
+        results.append(Result(item.number, "updated", order))
+    if new_rows:
+        columns = ("workspace_id", "number", "customer_id", "customer_kind", "customer_value", "contacts", "status",
+                   "items", "total", "currency", "paid", "payment_status", "payment_url", "delivery", "promised_on",
+                   "placed_at", "attributes", "source", "fingerprint", "created_at", "updated_at")
+        rows = [{c: v.get(c) for c in columns} for v in new_rows.values()]
+        ids = session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), rows).all()
+        for number, order_id in zip(new_rows, ids, strict=True):
+            values = new_rows[number]
+            events.append({"workspace_id": ws, "order_id": order_id, "status": values["status"],
+                           "at": new_status_at[number] or now, "source": source, "note": ""})
+        created = _existing(session, ws, list(new_rows))
+        for r in results:
+            if r.outcome == "created":
+                r.order = created.get(r.number)
+    if events:
+        session.execute(insert(OrderEvent), events)
+    if audit and any(r.outcome in ("created", "updated") for r in results):
+        counts = {k: sum(1 for r in results if r.outcome == k) for k in ("created", "updated", "unchanged", "error")}
+        if len(items) == 1 and results[0].order is not None:
+            record_audit(session, actor, entity_type="order", entity_id=results[0].order.id,
+                         action=results[0].outcome, after={"number": items[0].number, "source": source,
+                                                           "status": results[0].order.status})
+        else:
+            record_audit(session, actor, entity_type="order", entity_id=0, action="imported",
+                         after={**counts, "source": source, "customers_created": created_customers})
+    return results
+
+
+def upsert(session: Session, actor: Actor, item: OrderInput, *, source: str = "api") -> Result:
+    result = upsert_many(session, actor, [item], source=source)[0]
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+def get_order(session: Session, workspace_id: int, number: str) -> Order:
+    order = find_order(session, workspace_id, number)
+    if order is None:
+        raise NotFound(f"order {number} not found")
+    return order
+
+
+def find_order(session: Session, workspace_id: int, number: str) -> Order | None:
+    if not NUMBER.match(number or ""):
+        return None
+    return session.scalar(select(Order).where(Order.workspace_id == workspace_id, Order.number == number))
+
+
+def history_of(session: Session, order_ids: Iterable[int]) -> dict[int, list[OrderEvent]]:
+    ids = list(order_ids)
+    result: dict[int, list[OrderEvent]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        for event in session.scalars(select(OrderEvent).where(OrderEvent.order_id.in_(ids[start:start + 500]))
+                                     .order_by(OrderEvent.at, OrderEvent.id)):
+            result[event.order_id].append(event)
+    return result
+
+
+def orders_of_customer(session: Session, workspace_id: int, customer_id: int, *, limit: int = 100) -> list[Order]:
+    return list(session.scalars(select(Order).where(Order.workspace_id == workspace_id,
+                                                    Order.customer_id == customer_id)
+                                .order_by(Order.placed_at.desc().nulls_last(), Order.id.desc()).limit(limit)))
+
+
+def today() -> dt.date:
+    return utcnow().date()
+
+
+def is_late(order: Order, on: dt.date | None = None) -> bool:
+    """Open, and the promised delivery day has passed."""
+    if order.status in CLOSED or not order.promised_on:
+        return False
+    try:
+        return dt.date.fromisoformat(order.promised_on) < (on or today())
+    except ValueError:
+        return False
+
+
+def order_out(order: Order, events: Sequence[OrderEvent] | None = None) -> dict[str, Any]:
+    """The stored order as the API returns it."""
+    customer: dict[str, Any] = {"kind": order.customer_kind, "value": order.customer_value,
+                                "customer_id": order.customer_id}
+    customer.update({k: v for k, v in (order.contacts or {}).items() if k != order.customer_kind})
+    out: dict[str, Any] = {
+        "number": order.number, "customer": customer, "status": order.status,
+        "items": list(order.items or []), "total": money_out(order.total), "currency": order.currency,
+        "paid": order.paid, "payment_status": order.payment_status, "payment_url": order.payment_url,
+        "delivery": dict(order.delivery or {}),
+        "placed_at": order.placed_at.isoformat() if order.placed_at else None,
+        "attributes": dict(order.attributes or {}), "late": is_late(order), "source": order.source,
+        "created_at": order.created_at.isoformat(), "updated_at": order.updated_at.isoformat()}
+    if events is not None:
+        out["status_history"] = [{"status": e.status, "at": e.at.isoformat(), "source": e.source} for e in events]
+    return out
+
+
+def _move_orders(session: Session, workspace_id: int, source_id: int, target_id: int) -> int:
+    result = session.execute(update(Order).where(Order.workspace_id == workspace_id,
+                                                 Order.customer_id == source_id).values(customer_id=target_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+register_merge_mover("orders", _move_orders)
