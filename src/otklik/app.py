@@ -44,14 +44,17 @@ from otklik.guardrails.compensations_api import router as compensations_router
 from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
 from otklik.knowledge.api import router as knowledge_router
 from otklik.orders.api import router as orders_router
+from otklik.platform import metrics
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
+from otklik.platform.metrics import MetricsMiddleware
 from otklik.reports.api import router as reports_router
 from otklik.service_levels import jobs as rule_jobs
 from otklik.service_levels.api import router as rules_router
+from otklik.web.operations import router as operations_router
 from otklik.web.realtime import router as realtime_router
 from otklik.web.ui import install as install_ui
 from otklik.web.widget.api import WidgetCORS
@@ -268,13 +271,13 @@ def create_app() -> FastAPI:
                                    swagger_css_url="/api/docs/assets/swagger-ui.css",
                                    swagger_favicon_url="/api/docs/assets/favicon-32x32.png")
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    app.include_router(operations_router)  # /healthz, /readyz, /metrics
+    metrics.install()  # inbound messages by channel
 
     install_ui(app)  # the agent workspace pages, `/` and /static
 
     app.add_middleware(WidgetCORS)
     app.add_middleware(BodyLimit)
     app.add_middleware(SeenAgents)  # an agent's activity: routing counts an idle agent as away
+    app.add_middleware(MetricsMiddleware)  # outermost: times every request, a 413 and a 500 included
     return app

@@ -31,6 +31,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.migrate:
         cmd_migrate(argparse.Namespace(revision="head"))
     port = args.port or settings.port
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # several processes answer /metrics in turn: each writes its samples where any of them reads them all
+        import shutil
+
+        folder = settings.data_dir / "metrics" / str(port)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     print(f"Otklik on http://{args.host or settings.host}:{port}  (API docs: /api/docs)", flush=True)
     _serve(args.host or settings.host, port, args.workers)
     return 0
@@ -46,6 +54,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_channels()
     settings = get_settings()
+    from otklik.platform import metrics
+
+    metrics.install()  # with PROMETHEUS_MULTIPROC_DIR shared with the web processes, their /metrics counts ours
     Periodic(jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
     Periodic(assistant_jobs.sweep_pending, 60.0).start()  # customer messages a crash left undecided
     Periodic(jobs.sweep_sla, settings.sla_sweep_seconds).start()  # SLA warnings and breaches, each fired once

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
+from typing import Any
 
+from otklik.platform import metrics
 from otklik.platform.db import run_transaction, session_scope, utcnow
 from otklik.platform.errors import DomainError
 from otklik.platform.events import Event, get_bus
@@ -21,9 +24,14 @@ def assistant_process(message_id: int) -> str:
 
     from otklik.assistant.service import process_message, record_failure
 
+    started = time.perf_counter()
+    outcome = "error"  # an exception: the job is retried, and each try is timed
     try:
-        return run_transaction(lambda session: process_message(session, message_id).status)
+        result = run_transaction(lambda session: _decide(process_message(session, message_id)))
+        outcome = result[1]
+        return result[0]
     except IntegrityError:  # a concurrent worker stored the decision for this message first
+        outcome = "duplicate"
         return "duplicate"
     except DomainError as exc:
         if not is_permanent(exc):
@@ -33,7 +41,17 @@ def assistant_process(message_id: int) -> str:
         error = exc
         with contextlib.suppress(IntegrityError):  # a concurrent worker recorded it first
             run_transaction(lambda session: record_failure(session, message_id, error))
+        outcome = "gave_up"
         return "gave up"
+    finally:
+        metrics.ASSISTANT_DECISIONS.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _decide(outcome: Any) -> tuple[str, str]:
+    """(the job's result, the metric's outcome: the decision's action, or skipped / duplicate)."""
+    decision = outcome.decision
+    return outcome.status, (decision.action if outcome.status == "decided" and decision is not None
+                            else outcome.status)
 
 
 def on_message_created(event: Event) -> None:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "default"
     llm_timeout: float = 20.0
+    # GET /metrics: open when unset (bind to localhost or filter it at the proxy); set, it needs
+    # `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: …}`)
+    metrics_token: SecretStr | None = None
 
     @property
     def is_sqlite(self) -> bool:
