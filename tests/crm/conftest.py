@@ -12,7 +12,7 @@ from otklik.conversations import service as conversations
 from otklik.customers import service as customers
 from otklik.platform.db import session_scope
 from tests.conftest import WS
-from tests.crm.stand_ins import RetailCrmStandIn
+from tests.crm.stand_ins import AmoCrmStandIn, RetailCrmStandIn
 
 
 @pytest.fixture
@@ -58,3 +58,14 @@ def connect(client: Any, ws: WS, kind: str, config: dict[str, Any], secrets: dic
                            json={"kind": kind, "config": config, "secrets": secrets}, headers=ws.admin)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+@pytest.fixture
+def amo() -> Iterator[AmoCrmStandIn]:
+    stand_in = AmoCrmStandIn()
+    yield stand_in
+    stand_in.close()
+
+
+def amo_config(amo: AmoCrmStandIn, **extra: Any) -> dict[str, Any]:
+    return {"base_url": amo.base, "client_id": amo.client_id, "redirect_uri": amo.redirect_uri, **extra}

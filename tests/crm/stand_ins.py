@@ -6,6 +6,7 @@ rate limits with Retry-After. State lives in memory; tests and bench/crm_sync.py
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -213,3 +214,145 @@ class RetailCrmStandIn(StandIn):
 
 
 StandInFactory = Callable[[], StandIn]
+
+
+class AmoCrmStandIn(StandIn):
+    """amoCRM API v4 + OAuth 2: codes and refresh tokens are single use (rotated), access tokens expire,
+    204 No Content for an empty list, `_links.next` paging, 7 requests a second by default off."""
+
+    def __init__(self, client_id: str = "amo-client", client_secret: str = "amo-secret",
+                 redirect_uri: str = "https://support.example.ru/api/v1/integrations/crm/amocrm/oauth") -> None:
+        self.client_id, self.client_secret, self.redirect_uri = client_id, client_secret, redirect_uri
+        self.codes: set[str] = {"code-1"}
+        self.access: dict[str, float] = {}
+        self.refresh: set[str] = set()
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self.leads: dict[int, dict[str, Any]] = {}
+        self.notes: dict[int, dict[str, Any]] = {}
+        self.pipelines = [{"id": 1, "name": "Воронка", "_embedded": {"statuses": [
+            {"id": 142, "name": "Успешно реализовано"}, {"id": 201, "name": "Первичный контакт"},
+            {"id": 202, "name": "Переговоры"}]}}]
+        self._ids = iter(range(5001, 10**9))
+        self._tokens = iter(range(1, 10**9))
+        super().__init__()
+
+    def too_many(self) -> Any:
+        return {"title": "Too Many Requests", "status": 429, "detail": "Too many requests"}
+
+    def add_contact(self, name: str, *, phone: str = "", email: str = "") -> int:
+        cid = next(self._ids)
+        fields = []
+        if phone:
+            fields.append({"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]})
+        if email:
+            fields.append({"field_code": "EMAIL", "values": [{"value": email, "enum_code": "WORK"}]})
+        self.contacts[cid] = {"id": cid, "name": name, "custom_fields_values": fields or None, "leads": []}
+        return cid
+
+    def add_lead(self, contact_id: int, name: str, status_id: int = 201, price: int = 0) -> int:
+        lid = next(self._ids)
+        self.leads[lid] = {"id": lid, "name": name, "price": price, "status_id": status_id, "pipeline_id": 1,
+                           "updated_at": 1796000000, "contact": contact_id}
+        self.contacts[contact_id]["leads"].append(lid)
+        return lid
+
+    def _issue(self) -> dict[str, Any]:
+        n = next(self._tokens)
+        access, refresh = f"access-{n}", f"refresh-{n}"
+        self.access[access] = time.time() + 86400
+        self.refresh.add(refresh)
+        return {"token_type": "Bearer", "expires_in": 86400, "access_token": access, "refresh_token": refresh}
+
+    def expire_all(self) -> None:
+        self.access = {k: 0.0 for k in self.access}
+
+    max_limit = 250  # the API's cap; tests lower it to see the paging
+
+    def _list(self, key: str, rows: list[Any], query: dict[str, list[str]], path: str) -> Reply:
+        limit = min(int(_one(query, "limit", "50")), self.max_limit)
+        page = int(_one(query, "page", "1"))
+        chunk = rows[(page - 1) * limit: page * limit]
+        if not chunk:
+            return 204, None, {}
+        links: dict[str, Any] = {"self": {"href": f"{path}?page={page}"}}
+        if page * limit < len(rows):
+            links["next"] = {"href": f"{path}?page={page + 1}"}
+        return 200, {"_page": page, "_links": links, "_embedded": {key: chunk}}, {}
+
+    def _public(self, contact: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in contact.items() if k != "leads"}
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+               body: dict[str, Any]) -> Reply:
+        if path == "/oauth2/access_token":
+            data = body.get("_json") or {}
+            if data.get("client_id") != self.client_id or data.get("client_secret") != self.client_secret:
+                return 401, {"hint": "Client authentication failed", "title": "Unauthorized", "status": 401}, {}
+            if data.get("grant_type") == "authorization_code":
+                if data.get("code") not in self.codes or data.get("redirect_uri") != self.redirect_uri:
+                    return 400, {"hint": "Authorization code has expired", "title": "Некорректный запрос",
+                                 "status": 400}, {}
+                self.codes.discard(data["code"])
+                return 200, self._issue(), {}
+            if data.get("grant_type") == "refresh_token":
+                if data.get("refresh_token") not in self.refresh:
+                    return 400, {"hint": "Token has been revoked", "title": "Некорректный запрос", "status": 400}, {}
+                self.refresh.discard(data["refresh_token"])  # single use: rotated
+                return 200, self._issue(), {}
+            return 400, {"title": "Некорректный запрос", "status": 400}, {}
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.access.get(token, 0) < time.time():
+            return 401, {"title": "Unauthorized", "type": "https://httpstatus.es/401", "status": 401,
+                         "detail": "Неверный логин или пароль"}, {}
+        if path == "/api/v4/account":
+            return 200, {"id": 1, "name": "Мой магазин", "subdomain": "myshop"}, {}
+        if path == "/api/v4/contacts" and method == "GET":
+            q = _one(query, "query").lower()
+            rows = [self._public(c) for c in self.contacts.values()
+                    if not q or q in c["name"].lower() or any(
+                        q in str(v["value"]).lower() or (digits(q) and digits(q) in digits(str(v["value"])))
+                        for f in c["custom_fields_values"] or [] for v in f["values"])]
+            return self._list("contacts", rows, query, path)
+        if path == "/api/v4/contacts" and method == "POST":
+            created = []
+            for item in body.get("_json") or []:
+                if not isinstance(item, dict):
+                    return 400, {"title": "Bad Request", "status": 400, "validation-errors": []}, {}
+                cid = next(self._ids)
+                self.contacts[cid] = {"id": cid, "name": item.get("name", ""),
+                                      "custom_fields_values": item.get("custom_fields_values") or None, "leads": []}
+                created.append({"id": cid, "request_id": item.get("request_id")})
+            return 200, {"_embedded": {"contacts": created}}, {}
+        match = re.match(r"^/api/v4/contacts/(\d+)(/notes)?$", path)
+        if match:
+            cid = int(match.group(1))
+            if cid not in self.contacts:
+                return 404, {"title": "Not Found", "status": 404}, {}
+            if match.group(2) and method == "GET":
+                rows = [n for n in self.notes.values() if n["entity_id"] == cid]
+                return self._list("notes", rows, query, path)
+            if match.group(2) and method == "POST":
+                made = []
+                for item in body.get("_json") or []:
+                    nid = next(self._ids)
+                    self.notes[nid] = {"id": nid, "entity_id": cid, "note_type": item.get("note_type"),
+                                       "params": item.get("params") or {}}
+                    made.append({"id": nid, "entity_id": cid})
+                return 200, {"_embedded": {"notes": made}}, {}
+            contact = self._public(self.contacts[cid])
+            if _one(query, "with") == "leads":
+                contact["_embedded"] = {"leads": [{"id": lid} for lid in self.contacts[cid]["leads"]]}
+            return 200, contact, {}
+        if path == "/api/v4/leads":
+            wanted = {int(x) for x in query.get("filter[id][]", [])}
+            rows = [{k: v for k, v in lead.items() if k != "contact"} for lead in self.leads.values()
+                    if not wanted or lead["id"] in wanted]
+            return self._list("leads", rows, query, path)
+        match = re.match(r"^/api/v4/leads/(\d+)$", path)
+        if match and int(match.group(1)) in self.leads:
+            lead = self.leads[int(match.group(1))]
+            return 200, {**{k: v for k, v in lead.items() if k != "contact"},
+                         "_embedded": {"contacts": [{"id": lead["contact"], "is_main": True}]}}, {}
+        if path == "/api/v4/leads/pipelines":
+            return 200, {"_embedded": {"pipelines": self.pipelines}}, {}
+        return 404, {"title": "Not Found", "status": 404}, {}

@@ -267,6 +267,15 @@ def refresh_customer_route(customer_id: int, actor: ActorOnly) -> ActionOut:
     return ActionOut(ok=True, message=f"{count} CRM connection(s) asked")
 
 
+@webhook_router.get("/integrations/crm/amocrm/oauth")
+def amocrm_oauth(code: str = "", state: str = "") -> Response:
+    """amoCRM's redirect after the admin allowed access: the signed `state` names the connection."""
+    from fastapi.responses import RedirectResponse
+
+    connection_id = service.complete_oauth(state[:200], code)
+    return RedirectResponse(f"/settings/integrations?connected={connection_id}", status_code=303)
+
+
 # -- the CRMs' webhook ----------------------------------------------------------------------------------
 
 def flatten(value: Any, prefix: str = "", out: dict[str, str] | None = None) -> dict[str, str]:

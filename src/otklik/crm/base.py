@@ -195,6 +195,7 @@ class CrmConnector:
     Config: ClassVar[type[BaseModel]]
     secret_fields: ClassVar[tuple[str, ...]] = ()
     secret_titles: ClassVar[dict[str, str]] = {}
+    platform_secrets: ClassVar[tuple[str, ...]] = ()  # written by the connector itself (OAuth tokens)
     example_config: ClassVar[dict[str, Any]] = {}   # `make demo` fills the settings form with these
     deal_word: ClassVar[str] = "deal"               # how the CRM calls it: lead / deal / order
 
@@ -233,6 +234,10 @@ class CrmConnector:
     def list_deals(self, contact_id: str) -> list[Deal]:
         raise NotImplementedError
 
+    def deal_contact(self, deal_id: str) -> str | None:
+        """The contact a deal belongs to, when a webhook names only the deal (a new lead)."""
+        return None
+
     def parse_webhook(self, *, fields: Mapping[str, Any], headers: Mapping[str, str]) -> list[WebhookChange]:
         """The changes an inbound webhook names; `fields` is the JSON object or the flattened form."""
         return []
@@ -257,7 +262,7 @@ def add_connector(cls: type[CrmConnector]) -> type[CrmConnector]:
 
 def connectors() -> dict[str, type[CrmConnector]]:
     if not _connectors:
-        from otklik.crm import retailcrm  # noqa: F401  (each adds itself)
+        from otklik.crm import amocrm, retailcrm  # noqa: F401  (each adds itself)
     return dict(_connectors)
 
 

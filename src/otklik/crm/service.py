@@ -216,7 +216,7 @@ def summaries(session: Session, actor: Actor) -> list[ConnectionSummary]:
         sync = latest_sync(session, c.id)
         out.append(ConnectionSummary(connection=c, title=cls.title,
                                      secrets={n: "set" if stored.get(n) else "missing" for n in cls.secret_fields
-                                              if n not in getattr(cls, "platform_secrets", ())},
+                                              if n not in cls.platform_secrets},
                                      links=links.get(c.id, 0), notes_failed=notes.get((c.id, "failed"), 0),
                                      notes_done=notes.get((c.id, "done"), 0), sync=sync))
     return out
@@ -612,6 +612,49 @@ def check_customer(session: Session, actor: Actor, customer_id: int) -> int:
     return survivor_id(session, customer_id)
 
 
+# -- amoCRM's OAuth redirect -------------------------------------------------------------------------------
+
+OAUTH_PURPOSE = "crm oauth state"
+
+
+def oauth_state(connection_id: int) -> str:
+    return f"{connection_id}.{crypto.signature(str(connection_id), purpose=OAUTH_PURPOSE)}"
+
+
+def oauth_url(connection: CrmConnection) -> str | None:
+    """Where the admin's browser authorises Otklik in the CRM (amoCRM's «Connect» button), or None."""
+    cls = get_connector(connection.kind)
+    base = getattr(cls, "authorize_url", None)
+    client_id = (connection.config or {}).get("client_id")
+    if not base or not client_id:
+        return None
+    from urllib.parse import urlencode
+
+    return f"{base}?{urlencode({'client_id': client_id, 'state': oauth_state(connection.id), 'mode': 'post_message'})}"
+
+
+def complete_oauth(state: str, code: str) -> int:
+    """The CRM redirected back with a one-time code: exchanged for tokens at once (stored encrypted)."""
+    import hmac
+
+    raw_id, _, sig = state.partition(".")
+    if not raw_id.isdigit() or len(raw_id) > 18 or not hmac.compare_digest(
+            sig.encode(), crypto.signature(raw_id, purpose=OAUTH_PURPOSE).encode()):
+        raise NotFound("unknown or forged OAuth state")
+    if not code or len(code) > 2000:
+        raise field_error("code", "the CRM sent no authorization code")
+    connection_id = int(raw_id)
+
+    def exchange(connector: CrmConnector) -> str:
+        method = getattr(connector, "exchange_code", None)
+        if method is None:
+            raise Conflict("this CRM does not use OAuth", code="not_supported")
+        return str(method(code))
+
+    call(connection_id, exchange)
+    return connection_id
+
+
 # -- the CRM's webhook ------------------------------------------------------------------------------------
 
 def webhook_connection(session: Session, token: str) -> CrmConnection | None:
@@ -662,6 +705,9 @@ def apply_change(connection_id: int, entity: str, external_id: str, contact_id: 
             contact_id = external_id
         linked = contact_id is not None and session.scalar(select(CrmLink.id).where(
             CrmLink.connection_id == connection_id, CrmLink.external_id == contact_id[:64]).limit(1)) is not None
+    if entity == "deal" and contact_id is None:  # a new deal: ask the CRM whose it is
+        contact_id = call(connection_id, lambda c: c.deal_contact(external_id))
+        return apply_change(connection_id, "contact", contact_id, None) if contact_id else 0
     if not linked or contact_id is None:
         return 0  # not one of our customers' contacts: nothing to cache
     return refresh_contact_deals(connection_id, contact_id)
