@@ -261,8 +261,8 @@ def add_connector(cls: type[CrmConnector]) -> type[CrmConnector]:
 
 
 def connectors() -> dict[str, type[CrmConnector]]:
-    if not _connectors:
-        from otklik.crm import amocrm, retailcrm  # noqa: F401  (each adds itself)
+    from otklik.crm import amocrm, retailcrm  # noqa: F401  (each adds itself on import)
+
     return dict(_connectors)
 
 
