@@ -35,6 +35,7 @@ from tests.conftest import PASSWORD, make_workspace
 FIXTURES = Path(__file__).parent / "channels" / "fixtures"
 TG_SECRET, MAX_SECRET, VK_SECRET, WA_SECRET, PHONE_SECRET = "tg-hostile-0123456789", "max-hostile-0123456789", \
     "vk-hostile-secret", "wa-app-secret", "pbx-hostile-secret"
+VIBER_TOKEN = "4453b6ac12345678-e02c5f12174805f9-hostile00000"
 DEEP = 50_000
 SURROGATE_ESCAPE = "\ud800"          # json.dumps writes it as the escape \ud800
 SURROGATE_BYTES = b"\xed\xa0\x80"     # the same code point encoded as UTF-8 bytes: not valid UTF-8
@@ -51,6 +52,10 @@ def hub_signature(secret: str) -> Callable[[bytes], dict[str, str]]:
 
 def pbx_signature(secret: str) -> Callable[[bytes], dict[str, str]]:
     return lambda body: {"x-otklik-signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def viber_signature(token: str) -> Callable[[bytes], dict[str, str]]:
+    return lambda body: {"x-viber-content-signature": hmac.new(token.encode(), body, hashlib.sha256).hexdigest()}
 
 
 def fixed(headers: dict[str, str]) -> Callable[[bytes], dict[str, str]]:
@@ -90,6 +95,8 @@ def targets(client) -> list[Target]:
                                                         "api_base": "http://127.0.0.1:9"},
                         secrets={"access_token": "t", "app_secret": WA_SECRET, "verify_token": "v"})
     phone = create_account(client, ws, "phone", config={}, secrets={"signing_secret": PHONE_SECRET})
+    viber = create_account(client, ws, "viber", config={"api_base_url": "http://127.0.0.1:9"},
+                           secrets={"auth_token": VIBER_TOKEN})
     form = create_account(client, ws, "form", config={"per_ip_per_hour": 10_000, "per_form_per_hour": 10_000},
                           secrets={})
     key = client.get("/api/v1/widget/settings", headers=ws.admin).json()["public_key"]
@@ -109,6 +116,8 @@ def targets(client) -> list[Target]:
         Target("whatsapp", wa["webhook_path"], vendor("whatsapp/text"), hub_signature(WA_SECRET)),
         Target("phone", phone["webhook_path"], vendor("phone/call_ended"), pbx_signature(PHONE_SECRET),
                fresh=_set(("call_id",), lambda n: f"pbx-hostile-{n}")),
+        Target("viber", viber["webhook_path"], vendor("viber/message_text"), viber_signature(VIBER_TOKEN),
+               fresh=_set(("message_token",), lambda n: 6_000_000_000_000_000_000 + n)),
         Target("phone events", phone["webhook_path"].replace("/channels/phone/webhook/", "/phone/events/"),
                vendor("phone/call_ended"), pbx_signature(PHONE_SECRET),
                fresh=_set(("call_id",), lambda n: f"pbx-events-{n}")),
@@ -122,6 +131,8 @@ def targets(client) -> list[Target]:
                reads_body_first=False),
         Target("whatsapp unknown", f"/api/v1/channels/whatsapp/webhook/{unknown}", vendor("whatsapp/text"),
                hub_signature(WA_SECRET), reads_body_first=False),
+        Target("viber unknown", f"/api/v1/channels/viber/webhook/{unknown}", vendor("viber/message_text"),
+               viber_signature(VIBER_TOKEN), reads_body_first=False),
         Target("phone unknown", f"/api/v1/channels/phone/webhook/{unknown}", vendor("phone/call_ended"),
                pbx_signature(PHONE_SECRET), reads_body_first=False),
         Target("form unknown", f"/forms/{unknown}", form_base, reads_body_first=False),
@@ -160,7 +171,7 @@ TARGET_NAMES = ["telegram", "max", "vk", "whatsapp", "phone", "phone events", "f
                 "vk unknown", "telegram unknown", "max unknown", "whatsapp unknown", "phone unknown", "form unknown",
                 "widget session", "widget messages", "widget messages, no visitor", "widget read", "widget typing",
                 "widget pages", "widget callback", "widget offline", "api inbound", "api inbound, no token",
-                "api inbound batch", "login", "password reset", "password reset confirm"]
+                "api inbound batch", "login", "password reset", "password reset confirm", "viber", "viber unknown"]
 
 
 def string_leaves(data: Any, path: tuple = ()) -> Iterator[tuple]:

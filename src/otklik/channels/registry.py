@@ -35,6 +35,12 @@ def load_channels() -> list[APIRouter]:
         add_plugin(plugin)
         if plugin.router is not None:
             plugin_routers.append(plugin.router)
+    # Viber and Instagram (issue 18): webhooks, and the signed links their media servers fetch files from
+    from otklik.channels import media_links
+    from otklik.channels.viber import plugin as viber
+
+    viber.register()
+    plugin_routers += [viber.router, media_links.router]
     return [api_channel.router, *messenger_routers, *plugin_routers]
 
 

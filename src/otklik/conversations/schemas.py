@@ -11,7 +11,8 @@ from otklik.accounts.schemas import Strict
 from otklik.conversations.models import Priority, Status
 from otklik.customers.models import IdentityKind
 
-Channel = Literal["api", "widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "review"]
+Channel = Literal["api", "widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "review", "viber",
+                  "instagram"]
 
 
 class ConversationCreate(Strict):

@@ -50,7 +50,8 @@ from otklik.platform.text import search_terms
 
 MAX_BODY_CHARS = 100_000
 MAX_TAGS = 20
-CHANNELS = ("api", "widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "review")
+CHANNELS = ("api", "widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "review", "viber",
+            "instagram")
 
 ALLOWED_TRANSITIONS: dict[Status, set[Status]] = {
     Status.new: {Status.open, Status.pending, Status.solved, Status.closed},

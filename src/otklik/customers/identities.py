@@ -12,6 +12,7 @@ from otklik.platform.errors import field_error
 
 _NUMERIC = re.compile(r"^-?[0-9]{1,20}$")
 _TOKEN = re.compile(r"^[\w.:@+-]{1,200}$", re.UNICODE)
+_VIBER = re.compile(r"^[A-Za-z0-9+/=_-]{1,64}$")  # Viber user ids are base64 strings such as 01234567890A=
 
 
 def normalise_phone(raw: str, *, default_region: str = "RU", field: str = "external_id") -> str:
@@ -37,7 +38,11 @@ def normalise_identity(kind: str, external_id: str, *, field: str = "external_id
         return kind_enum, normalise_email(value, field)
     if kind_enum in (IdentityKind.phone, IdentityKind.whatsapp):
         return kind_enum, normalise_phone(value, field=field)
-    if kind_enum in (IdentityKind.telegram, IdentityKind.vk, IdentityKind.max):
+    if kind_enum is IdentityKind.viber:
+        if not _VIBER.match(value):
+            raise field_error(field, "a Viber user id is up to 64 letters, digits and + / =")
+        return kind_enum, value
+    if kind_enum in (IdentityKind.telegram, IdentityKind.vk, IdentityKind.max, IdentityKind.instagram):
         if not _NUMERIC.match(value):
             raise field_error(field, f"a {kind_enum.value} id is a number")
         return kind_enum, value

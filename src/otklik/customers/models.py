@@ -19,6 +19,8 @@ class IdentityKind(enum.StrEnum):
     vk = "vk"
     whatsapp = "whatsapp"
     max = "max"
+    viber = "viber"          # a Viber user id (base64-like, e.g. 01234567890A=)
+    instagram = "instagram"  # an Instagram-scoped user id (IGSID), a number
     widget = "widget"
     external = "external"  # the integrator's own customer id
 

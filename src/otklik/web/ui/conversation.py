@@ -33,7 +33,7 @@ THREAD_LIMIT = 500
 SYSTEM_ACTIONS = {"status_changed", "assigned", "team_changed", "priority_changed", "merged", "merged_into",
                   "tags_changed", "category_changed", "signals_changed", "sla_breached", "sla_warning", "sla_changed"}
 # identity kinds a written reply can go out through (a phone number gets no chat message)
-REPLY_KINDS = ("email", "telegram", "vk", "whatsapp", "max", "widget")
+REPLY_KINDS = ("email", "telegram", "vk", "whatsapp", "max", "widget", "viber", "instagram")
 
 
 @dataclass

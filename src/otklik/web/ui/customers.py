@@ -40,6 +40,7 @@ VISITS_LIMIT = 15
 CHANNEL_ICONS: dict[str, tuple[str, str]] = {
     "email": ("✉", "Email"), "phone": ("☎", "Phone"), "telegram": ("✈", "Telegram"), "vk": ("VK", "VK"),
     "whatsapp": ("◉", "WhatsApp"), "max": ("M", "MAX"), "widget": ("💬", "Website chat"),
+    "viber": ("V", "Viber"), "instagram": ("IG", "Instagram"),
     "external": ("#", "External id"), "api": ("⇄", "API"), "form": ("✎", "Web form"), "review": ("★", "Review"),
 }
 

@@ -20,7 +20,8 @@ from otklik.reports import service as reports
 from otklik.web.ui.deps import CurrentUser, SupervisorUser, render, ui_router
 
 router = ui_router()
-CHANNELS = ("widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "api", "review")
+CHANNELS = ("widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "api", "review", "viber",
+            "instagram")
 COLOURS = ("#2563eb", "#16a34a", "#0891b2", "#9333ea", "#ea580c", "#db2777", "#65a30d", "#475569", "#a16207",
            "#dc2626")
 WIDTH, HEIGHT, PAD = 640, 200, 34

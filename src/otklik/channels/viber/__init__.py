@@ -1,0 +1,1 @@
+"""Viber bot channel (Viber REST Bot API)."""
