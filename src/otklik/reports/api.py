@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.reports import export, service
+from otklik.reports import rollup as rollup  # its listener marks the changed facts on every flush
 
 router = APIRouter(tags=["reports"])
 Day = Annotated[str | None, Query(description="a calendar day of the workspace's time zone, YYYY-MM-DD")]

@@ -8,11 +8,12 @@ the statistics are computed here, the same way on SQLite and PostgreSQL. Never c
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,9 +73,9 @@ def make_filters(start: str | None, end: str | None, *, channel: str | None = No
         raise field_error("from", "after 'to'")
     if (last - first).days >= MAX_RANGE_DAYS:
         raise field_error("to", f"at most {MAX_RANGE_DAYS} days after 'from'")
-    for field, value in (("team_id", team_id), ("agent_id", agent_id)):
+    for name, value in (("team_id", team_id), ("agent_id", agent_id)):
         if value is not None and not 1 <= value <= MAX_ID:
-            raise field_error(field, "not an id")
+            raise field_error(name, "not an id")
     if channel is not None and len(channel) > MAX_CHANNEL:
         raise field_error("channel", "not a channel")
     return Filters(first, last, channel or None, team_id, agent_id)
@@ -168,46 +169,91 @@ def _rows(db: Any, statements: Sequence[Any]) -> Iterator[Any]:
         yield from db.execute(statement)
 
 
-def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.datetime | None = None
-            ) -> dict[str, Any]:
-    """The figures of docs/metrics.md for the conversations started in the range that pass the filters.
+@dataclass
+class Partial:
+    """The figures of a set of conversations before they are divided: counts, score counts and the durations in
+    milliseconds. Two disjoint sets' partials add up to the partial of their union, so the summary of a range is
+    the sum of its days' rolled-up partials (`reports.rollup`) plus those computed live; medians and p90 come
+    from the merged durations, exactly as from one scan."""
+
+    conversations: int = 0
+    transfers: int = 0
+    first: list[int] = field(default_factory=list)  # ms from start to the first person's reply
+    resolution: list[int] = field(default_factory=list)  # ms from start to solved, solved or closed ones
+    solved: int = 0
+    fcr: int = 0  # solved, never transferred, never re-opened
+    reopened: int = 0
+    sla: int = 0
+    sla_breached: int = 0
+    csat: dict[int, int] = field(default_factory=dict)
+    ces: dict[int, int] = field(default_factory=dict)
+    nps: dict[int, int] = field(default_factory=dict)
+    repeated: int = 0
+    bot: int = 0
+    bot_kept: int = 0
+    handoffs: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: Partial) -> None:
+        for name in ("conversations", "transfers", "solved", "fcr", "reopened", "sla", "sla_breached", "repeated",
+                     "bot", "bot_kept", "handoffs"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.first.extend(other.first)
+        self.resolution.extend(other.resolution)
+        for mine, theirs in ((self.csat, other.csat), (self.ces, other.ces), (self.nps, other.nps)):
+            for score, n in theirs.items():
+                mine[score] = mine.get(score, 0) + n
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in self.__dict__.items() if v}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Partial:
+        data = json.loads(raw)
+        for kind in ("csat", "ces", "nps"):
+            if kind in data:
+                data[kind] = {int(k): v for k, v in data[kind].items()}
+        return cls(**data)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _fetch(db: Any, workspace_id: int, lo: dt.datetime, hi: dt.datetime, filters: Filters | None) -> list[Any]:
+    c = Conversation
+    return list(db.execute(select(
+        c.id, c.customer_id, epoch(c.created_at), epoch(c.first_response_at), epoch(c.solved_at), c.status,
+        c.transfer_count, epoch(c.assistant_answered_at), epoch(c.last_customer_message_at), c.channel, c.team_id,
+        c.assignee_id).where(*in_range(workspace_id, lo, hi, filters))).all())
+
+
+def collect(session: Session, workspace_id: int, lo: dt.datetime, hi: dt.datetime, filters: Filters | None,
+            now: dt.datetime, key: Callable[[Any], Hashable] = lambda row: None,
+            ) -> tuple[dict[Hashable, Partial], dict[Hashable, float]]:
+    """The partials of the conversations started in [lo, hi) that pass the filters, one per `key(row)` (the
+    rollup groups by day × channel × team × agent; the summary has one key), and per key the latest instant a
+    time-dependent figure (containment waiting for its 30 quiet minutes) changes, as epoch seconds.
 
     One scan of the range (Core rows, times as epoch floats computed by the database: 100,000 rows of Python
     datetimes cost more than the query), then the SLA, survey, assistant and audit rows of that id range through
     their conversation-id indexes, matched to the set in Python; the same work on SQLite and PostgreSQL."""
-    now = now or utcnow()
-    zone = workspace_zone(session, workspace_id)
-    lo, hi = day_bounds(zone, filters.start, filters.end)
     db = session.connection()
-    c = Conversation
-    rows = db.execute(select(
-        c.id, c.customer_id, epoch(c.created_at), epoch(c.first_response_at), epoch(c.solved_at), c.status,
-        c.transfer_count, epoch(c.assistant_answered_at), epoch(c.last_customer_message_at))
-        .where(*in_range(workspace_id, lo, hi, filters))).all()
+    rows = _fetch(db, workspace_id, lo, hi, filters)
     ids = sorted(r[0] for r in rows)
     members = set(ids)
-    first: list[float] = []
-    resolution: list[float] = []
     solved_ids: set[int] = set()
-    direct: set[int] = set()  # solved, never transferred
-    transfers = 0
-    for cid, _, created, first_at, solved_at, status, transfer_count, _, _ in rows:
-        transfers += transfer_count or 0
-        if first_at is not None:
-            first.append(first_at - created)
-        if status in SOLVED and solved_at is not None:
-            resolution.append(solved_at - created)
-            solved_ids.add(cid)
-            if not transfer_count:
-                direct.add(cid)
-    first.sort()
-    resolution.sort()
+    for row in rows:
+        if row[5] in SOLVED and row[4] is not None:
+            solved_ids.add(row[0])
     reopened: set[int] = set()
     sla: dict[int, bool] = {}
-    scores: dict[str, dict[int, int]] = {"csat": {}, "ces": {}, "nps": {}}
+    scores: dict[int, list[tuple[str, int]]] = defaultdict(list)
     answered: set[int] = set()
-    handed: set[int] = set()
-    reasons: dict[str, set[int]] = defaultdict(set)
+    handed: dict[int, set[str]] = defaultdict(set)
     if ids:
         if solved_ids:
             for entity_id, before, after in _rows(db, [
@@ -229,8 +275,8 @@ def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.da
                 select(SurveyAnswer.conversation_id, SurveyAnswer.kind, SurveyAnswer.score).where(
                     SurveyAnswer.workspace_id == workspace_id, clause, SurveyAnswer.score.is_not(None))
                 for clause in _id_filters(SurveyAnswer.conversation_id, ids)]):
-            if cid in members and kind in scores and score is not None:
-                scores[kind][score] = scores[kind].get(score, 0) + 1
+            if cid in members and kind in ("csat", "ces", "nps") and score is not None:
+                scores[cid].append((kind, score))
         d = AssistantDecision
         for cid, action, reason, failed in _rows(db, [
                 select(d.conversation_id, d.action, d.reason, d.failed).where(
@@ -239,61 +285,122 @@ def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.da
             if cid not in members:
                 continue
             if action == "handoff":
-                handed.add(cid)
-                reasons[reason].add(cid)
+                handed[cid].add(reason)
             elif not failed:
                 answered.add(cid)
+    repeated = repeated_ids(session, workspace_id, filters, rows, lo, hi)
     quiet = now.timestamp() - SILENCE.total_seconds()
-    bot_kept = 0
-    for cid, _, _, first_at, _, status, _, assistant_at, customer_at in rows:
-        if cid in answered and cid not in handed and first_at is None and (
-                status in SOLVED or (assistant_at is not None and assistant_at >= customer_at
-                                     and assistant_at <= quiet)):
-            bot_kept += 1
-    total = len(rows)
-    csat, ces, nps = scores["csat"], scores["ces"], scores["nps"]
-    n_csat, n_ces, n_nps = sum(csat.values()), sum(ces.values()), sum(nps.values())
-    promoters = sum(n for score, n in nps.items() if score >= 9)
-    detractors = sum(n for score, n in nps.items() if score <= 6)
-    sla_breached = sum(sla.values())
+    pending: dict[Hashable, float] = {}
+    out: dict[Hashable, Partial] = {}
+    for row in rows:
+        cid, _, created, first_at, solved_at, status, transfer_count, assistant_at, customer_at = row[:9]
+        p = out.get(k := key(row))
+        if p is None:
+            p = out[k] = Partial()
+        p.conversations += 1
+        p.transfers += transfer_count or 0
+        if first_at is not None:
+            p.first.append(_ms(first_at - created))
+        if cid in solved_ids:
+            p.resolution.append(_ms(solved_at - created))
+            p.solved += 1
+            if cid in reopened:
+                p.reopened += 1
+            elif not transfer_count:
+                p.fcr += 1
+        if cid in sla:
+            p.sla += 1
+            p.sla_breached += sla[cid]
+        for kind, score in scores.get(cid, ()):
+            counts = getattr(p, kind)
+            counts[score] = counts.get(score, 0) + 1
+        p.repeated += cid in repeated
+        if cid in handed:
+            p.handoffs += 1
+            for reason in handed[cid]:
+                p.reasons[reason] = p.reasons.get(reason, 0) + 1
+        if cid in answered:
+            p.bot += 1
+            if cid not in handed and first_at is None:
+                if status in SOLVED:
+                    p.bot_kept += 1
+                elif assistant_at is not None and assistant_at >= customer_at:
+                    if assistant_at <= quiet:
+                        p.bot_kept += 1
+                    else:  # contained in 30 minutes unless the customer writes (which marks it again)
+                        pending[k] = max(pending.get(k, 0.0), assistant_at + SILENCE.total_seconds())
+    return out, pending
+
+
+def summary(session: Session, workspace_id: int, filters: Filters, *, now: dt.datetime | None = None,
+            rollup: bool = True) -> dict[str, Any]:
+    """The figures of docs/metrics.md for the conversations started in the range that pass the filters: the
+    range's rolled-up days read from `report_rollup` (`reports.rollup`), the other days computed live (`collect`);
+    `rollup=False` computes every day live (the tests compare both)."""
+    now = now or utcnow()
+    zone = workspace_zone(session, workspace_id)
+    total = Partial()
+    runs: list[tuple[dt.date, dt.date]] = [(filters.start, filters.end)]
+    if rollup:
+        from otklik.reports import rollup as rolled
+
+        runs = rolled.add_rolled(session, workspace_id, zone, filters, now, total)
+    for start, end in runs:
+        lo, hi = day_bounds(zone, start, end)
+        for part in collect(session, workspace_id, lo, hi, filters, now)[0].values():
+            total.add(part)
+    return finish(total, filters, zone)
+
+
+def finish(p: Partial, filters: Filters, zone: ZoneInfo) -> dict[str, Any]:
+    """The summary's JSON from the partial of the whole set."""
+    first, resolution = sorted(p.first), sorted(p.resolution)
+    n_csat, n_ces, n_nps = sum(p.csat.values()), sum(p.ces.values()), sum(p.nps.values())
+    promoters = sum(n for score, n in p.nps.items() if score >= 9)
+    detractors = sum(n for score, n in p.nps.items() if score <= 6)
     return {
         "from": filters.start.isoformat(), "to": filters.end.isoformat(), "time_zone": str(zone.key),
         "channel": filters.channel, "team_id": filters.team_id, "agent_id": filters.agent_id,
-        "conversations": total,
+        "conversations": p.conversations,
         "first_responses": len(first),
-        "first_response_median_s": _seconds(median(first)),
-        "first_response_p90_s": _seconds(percentile(first, 0.9)),
-        "solved": len(solved_ids),
-        "resolution_median_s": _seconds(median(resolution)),
-        "resolution_p90_s": _seconds(percentile(resolution, 0.9)),
-        "sla_met_rate": rate(len(sla) - sla_breached, len(sla)),
-        "sla_conversations": len(sla),
-        "csat": rate(sum(n for score, n in csat.items() if score >= 4), n_csat),
+        "first_response_median_s": _from_ms(median(first)),
+        "first_response_p90_s": _from_ms(percentile(first, 0.9)),
+        "solved": p.solved,
+        "resolution_median_s": _from_ms(median(resolution)),
+        "resolution_p90_s": _from_ms(percentile(resolution, 0.9)),
+        "sla_met_rate": rate(p.sla - p.sla_breached, p.sla),
+        "sla_conversations": p.sla,
+        "csat": rate(sum(n for score, n in p.csat.items() if score >= 4), n_csat),
         "csat_responses": n_csat,
-        "csat_low": sum(n for score, n in csat.items() if score <= 2),
+        "csat_low": sum(n for score, n in p.csat.items() if score <= 2),
         "nps": None if not n_nps else round(100 * (promoters - detractors) / n_nps, 1),
         "nps_responses": n_nps,
-        "ces_avg": None if not n_ces else round(sum(score * n for score, n in ces.items()) / n_ces, 2),
+        "ces_avg": None if not n_ces else round(sum(score * n for score, n in p.ces.items()) / n_ces, 2),
         "ces_responses": n_ces,
-        "fcr_rate": rate(len(direct - reopened), len(solved_ids)),
-        "reopened": len(reopened),
-        "repeat_contact_rate": rate(repeated_count(session, workspace_id, filters, rows, lo, hi), total),
-        "bot_conversations": len(answered),
-        "bot_containment_rate": rate(bot_kept, len(answered)),
-        "handoffs": len(handed),
-        "handoff_reasons": dict(sorted(((r, len(c)) for r, c in reasons.items()), key=lambda kv: (-kv[1], kv[0]))),
-        "transfers_per_conversation": None if not total else round(transfers / total, 3),
+        "fcr_rate": rate(p.fcr, p.solved),
+        "reopened": p.reopened,
+        "repeat_contact_rate": rate(p.repeated, p.conversations),
+        "bot_conversations": p.bot,
+        "bot_containment_rate": rate(p.bot_kept, p.bot),
+        "handoffs": p.handoffs,
+        "handoff_reasons": dict(sorted(p.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "transfers_per_conversation": None if not p.conversations else round(p.transfers / p.conversations, 3),
     }
 
 
-def repeated_count(session: Session, workspace_id: int, filters: Filters, rows: Sequence[Any], lo: dt.datetime,
-                   hi: dt.datetime) -> int:
-    """How many of the set have the same customer start another conversation within 7 days after (any
-    channel, team or agent, even past the range's end; merged ones are no repeats)."""
+def _from_ms(value: float | None) -> int | None:
+    return None if value is None else round(value / 1000)
+
+
+def repeated_ids(session: Session, workspace_id: int, filters: Filters | None, rows: Sequence[Any],
+                 lo: dt.datetime, hi: dt.datetime) -> set[int]:
+    """Which of the set have the same customer start another conversation within 7 days after (any channel,
+    team or agent, even past the range's end; merged ones are no repeats)."""
     if not rows:
-        return 0
+        return set()
     starts: dict[int, list[float]] = defaultdict(list)
-    unfiltered = filters.channel is None and filters.team_id is None and filters.agent_id is None
+    unfiltered = filters is None or (filters.channel is None and filters.team_id is None
+                                     and filters.agent_id is None)
     if unfiltered:  # the set is the whole range: only the 7 days after it are left to read
         for row in rows:
             starts[row[1]].append(row[2])
@@ -305,13 +412,14 @@ def repeated_count(session: Session, workspace_id: int, filters: Filters, rows: 
     for values in starts.values():
         values.sort()
     limit = REPEAT_WINDOW.total_seconds()
-    repeated = 0
+    repeated: set[int] = set()
     for row in rows:
         values = starts[row[1]]
         if len(values) < 2:
             continue
         after = bisect_right(values, row[2])  # the first one strictly later
-        repeated += after < len(values) and values[after] <= row[2] + limit
+        if after < len(values) and values[after] <= row[2] + limit:
+            repeated.add(row[0])
     return repeated
 
 

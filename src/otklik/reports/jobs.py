@@ -1,0 +1,42 @@
+"""The rollup at work: a refresh job after each commit that marked a change, and the worker's sweep."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import distinct, select
+
+from otklik.platform.db import run_transaction, session_scope
+from otklik.platform.jobs import task
+from otklik.reports import rollup
+from otklik.reports.models import RollupMark
+
+log = logging.getLogger(__name__)
+
+
+@task(retries=2, retry_delay=2)  # idempotent: a second run finds the marks folded
+def refresh_rollup(workspace_id: int) -> int:
+    folded = 0
+    while True:
+        n = run_transaction(lambda session: rollup.refresh(session, workspace_id))
+        folded += n
+        if n < rollup.MARK_BATCH:
+            return folded
+
+
+def sweep_rollup() -> dict[str, int]:
+    """Fold what lost jobs left, and fill a few missing past days of each workspace with history."""
+    from otklik.accounts.models import Workspace
+
+    with session_scope(write=False) as session:
+        marked = list(session.scalars(select(distinct(RollupMark.workspace_id))))
+        workspaces = list(session.scalars(select(Workspace.id)))
+    out = {"folded": 0, "filled": 0}
+    for workspace_id in marked:
+        out["folded"] += refresh_rollup.call_local(workspace_id)
+    for workspace_id in workspaces:
+        try:
+            out["filled"] += rollup.fill_missing(workspace_id)
+        except Exception:  # one workspace's failure must not stop the others
+            log.exception("rollup fill failed for workspace %s", workspace_id)
+    return out
