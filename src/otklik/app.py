@@ -196,13 +196,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     feedback_jobs.install()
     crm_jobs.install()
     await bus.start()
-    consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = None
+    consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = rollup_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
         assistant_sweeper = Periodic(assistant_jobs.sweep_pending, 60.0).start()
         sla_sweeper = Periodic(conversation_jobs.sweep_sla, settings.sla_sweep_seconds).start()
         rules_sweeper = Periodic(rule_jobs.sweep_time_rules, 60.0).start()
+        from otklik.reports import jobs as report_jobs
+
+        rollup_sweeper = Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup
         crm_sweeper = Periodic(crm_jobs.sweep, 60.0).start()  # CRM notes, syncs, change feeds
     from otklik.channels.registry import start_background
 
@@ -225,6 +228,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sla_sweeper.stop()
         if rules_sweeper:
             rules_sweeper.stop()
+        if rollup_sweeper:
+            rollup_sweeper.stop()
         if crm_sweeper:
             crm_sweeper.stop()
         if consumer:

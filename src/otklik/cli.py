@@ -64,6 +64,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     rule_jobs.install()
     Periodic(rule_jobs.sweep_time_rules, 60.0).start()  # time-based automation rules («pending for 3 days»)
+    from otklik.reports import jobs as report_jobs
+
+    Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup: lost refreshes, missing days
     from otklik.channels.registry import start_background
 
     start_background()  # channel pollers (Telegram long polling) and the sweep of unfinished inbound events
@@ -76,6 +79,7 @@ def cmd_smtpd(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    import otklik.reports.rollup  # noqa: F401 - inbound mail changes facts: the reports' rollup marks them
     from otklik.channels.email.smtp_in import SmtpdSettings, make_controller
     from otklik.channels.registry import load_channels
 
@@ -146,6 +150,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         return 0
     _serve(settings.host, port)
+    return 0
+
+
+def cmd_reports_rollup(args: argparse.Namespace) -> int:
+    from otklik.reports.rollup import rebuild_history
+
+    for line in rebuild_history(args.workspace, args.start, args.end):
+        print(line, flush=True)
     return 0
 
 
@@ -283,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--format", choices=["jsonl", "markdown"], default="jsonl")
     k.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
     k.set_defaults(func=cmd_kb)
+    p = sub.add_parser("reports-rollup", help="(re)build the reports' daily rollup from the conversations (history, "
+                                              "or after a time-zone change)")
+    p.add_argument("--workspace", default=None, help="workspace slug (default: every workspace)")
+    p.add_argument("--from", dest="start", default=None, help="first day, YYYY-MM-DD (default: the first one)")
+    p.add_argument("--to", dest="end", default=None, help="last day, YYYY-MM-DD (default: today)")
+    p.set_defaults(func=cmd_reports_rollup)
     return parser
 
 

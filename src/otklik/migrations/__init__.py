@@ -49,6 +49,7 @@ def all_models() -> None:
     import otklik.guardrails.models
     import otklik.guardrails.phrase_rules
     import otklik.knowledge.models
+    import otklik.reports.models
     import otklik.orders.models
     import otklik.service_levels.models
     import otklik.web.widget.models  # noqa: F401
