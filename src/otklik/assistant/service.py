@@ -399,7 +399,12 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     u = decision.understanding
     _set_signals(session, conversation, u.sentiment, u.urgent)
     decision = _legal_check(session, conversation, message, decision)
+    order_info: dict[str, Any] | None = None
+    if not quiet:
+        decision, order_info = _order_check(session, conversation, message, decision)
     details: dict[str, Any] = decision.as_dict()
+    if order_info is not None:
+        details["order"] = order_info
     record = AssistantDecision(workspace_id=ws_id, conversation_id=conversation.id, message_id=message.id,
                                action=decision.action, reason=decision.reason, article_id=decision.article_id,
                                confidence=decision.confidence, failed=decision.failed, details=details)
@@ -426,14 +431,15 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
                           "article_title": decision.article_title, "language": u.language}}
     if decision.action in {"answer", "clarify"}:
         text = decision.reply
-        if decision.action == "answer":
+        if decision.action == "answer" and decision.reason != ORDER_ANSWER:
             text = _maybe_llm(message.body_text or "", decision, index, u.language) or text
             record.details = decision.as_dict()
         if first and decision.reason == "courtesy":  # it greets already: only say what it is
             text = f"{text} {bot_intro(row, reply_language)}"
         elif first:
             text = f"{first}\n\n{text}"
-        if decision.action == "answer" and u.reason == "late_delivery":
+        late = (order_info or {}).get("late") if decision.reason == ORDER_ANSWER else u.reason == "late_delivery"
+        if decision.action == "answer" and late:
             # a late order: free delivery within the assistant's own limit, where the workspace allows it (§2)
             from otklik.guardrails.compensations import offer_for_late_delivery
 
@@ -455,6 +461,8 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     said = [m.body_text for m in history if m.author_kind == AuthorKind.assistant.value and not m.is_internal]
     decisions = [decision]
     note = summary(texts, decisions, said)
+    if order_info is not None and order_info.get("note"):
+        note += f"\n{order_info['note']}"  # the order, attached for the agent
     opening = next_opening(session, conversation.workspace_id, conversation.team_id or row.handoff_team_id, now)
     if opening is not None:
         note += f"\nВне рабочего времени: клиенту сказано, что ответим {_when(opening, 'ru', now or utcnow())}."
@@ -527,6 +535,41 @@ def _legal_check(session: Session, conversation: Conversation, message: Message,
     if decision.action == "handoff":
         return dataclasses.replace(decision, note="; ".join(n for n in (decision.note, found["note"]) if n))
     return decision
+
+
+ORDER_ANSWER = "order"  # the reason of an answer from the shop's order data (assistant.orders)
+
+
+def _order_check(session: Session, conversation: Conversation, message: Message,
+                 decision: Decision) -> tuple[Decision, dict[str, Any] | None]:
+    """An order question is answered from the order's data, and only to its owner (assistant.orders); a
+    hand-off about an order carries the order in its note. Returns the decision and what to keep of the order
+    in the decision's details (the next turn reads it back: the order asked about, what is awaited)."""
+    from otklik.assistant import orders as order_answers
+
+    last = session.scalar(select(AssistantDecision.details).where(
+        AssistantDecision.conversation_id == conversation.id).order_by(AssistantDecision.id.desc()).limit(1))
+    pending = (last or {}).get("order") if isinstance(last, dict) else None
+    pending = pending if isinstance(pending, dict) and pending.get("awaiting") else None
+    u = decision.understanding
+    try:
+        found = order_answers.handle(session, conversation, message.body_text or "", u, pending,
+                                     language=customer_language(u.language), current_action=decision.action,
+                                     current_reason=decision.reason)
+    except DomainError as exc:  # never lose the message over the order data: the decision stands
+        log.warning("order check failed for conversation %s: %s", conversation.id, exc.message)
+        return decision, None
+    if found is None:
+        return decision, None
+    info = {**found.info, "note": found.note}
+    if found.action == "handoff":
+        reason = decision.reason if found.reason in ("keep", decision.reason) else found.reason
+        note = decision.note if decision.action == "handoff" else ""  # the order's own line follows in the summary
+        return dataclasses.replace(decision, action="handoff", reason=reason, reply="", note=note,
+                                   failed=False), info
+    return dataclasses.replace(decision, action=found.action, reason=found.reason, reply=found.reply,
+                               confidence=1.0, failed=False, article_id=None, article_title=None,
+                               alternatives=[], options=[], note=""), info
 
 
 def _hand_off(session: Session, actor: Actor, conversation: Conversation, decision: Decision,
