@@ -12,7 +12,7 @@ from otklik.conversations import service as conversations
 from otklik.customers import service as customers
 from otklik.platform.db import session_scope
 from tests.conftest import WS
-from tests.crm.stand_ins import AmoCrmStandIn, RetailCrmStandIn
+from tests.crm.stand_ins import AmoCrmStandIn, Bitrix24StandIn, RetailCrmStandIn
 
 
 @pytest.fixture
@@ -69,3 +69,14 @@ def amo() -> Iterator[AmoCrmStandIn]:
 
 def amo_config(amo: AmoCrmStandIn, **extra: Any) -> dict[str, Any]:
     return {"base_url": amo.base, "client_id": amo.client_id, "redirect_uri": amo.redirect_uri, **extra}
+
+
+@pytest.fixture
+def b24() -> Iterator[Bitrix24StandIn]:
+    stand_in = Bitrix24StandIn()
+    yield stand_in
+    stand_in.close()
+
+
+def b24_secrets(b24: Bitrix24StandIn) -> dict[str, str]:
+    return {"webhook_code": b24.code, "application_token": b24.application_token}

@@ -356,3 +356,117 @@ class AmoCrmStandIn(StandIn):
         if path == "/api/v4/leads/pipelines":
             return 200, {"_embedded": {"pipelines": self.pipelines}}, {}
         return 404, {"title": "Not Found", "status": 404}, {}
+
+
+class Bitrix24StandIn(StandIn):
+    """Bitrix24 REST through an incoming webhook: /rest/<user>/<code>/<method>.json, form parameters with
+    bracketed keys, {"result", "next", "total"} paging by 50, {"error", "error_description"} errors, the
+    rate limit as 503 QUERY_LIMIT_EXCEEDED. `event()` builds the portal's outgoing webhook form."""
+
+    PAGE = 50
+
+    def __init__(self, user: int = 1, code: str = "b24code", application_token: str = "b24apptoken") -> None:
+        self.user, self.code, self.application_token = user, code, application_token
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self.deals: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, dict[str, Any]] = {}
+        self.stages = [{"STATUS_ID": "NEW", "NAME": "Новая"}, {"STATUS_ID": "PREPARATION", "NAME": "Подготовка"},
+                       {"STATUS_ID": "WON", "NAME": "Сделка успешна"}]
+        self._ids = iter(range(301, 10**9))
+        super().__init__()
+
+    def too_many(self) -> Any:
+        return {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+
+    def _dispatch(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+                  body: dict[str, Any]) -> Reply:
+        status, payload, extra = super()._dispatch(method, path, query, headers, body)
+        if status == 429:  # Bitrix24 answers its rate limit with 503
+            return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}, extra
+        return status, payload, extra
+
+    def add_contact(self, name: str, *, phone: str = "", email: str = "") -> int:
+        cid = next(self._ids)
+        self.contacts[cid] = {"ID": str(cid), "NAME": name, "LAST_NAME": "",
+                              "PHONE": [{"VALUE": phone, "VALUE_TYPE": "WORK"}] if phone else [],
+                              "EMAIL": [{"VALUE": email, "VALUE_TYPE": "WORK"}] if email else []}
+        return cid
+
+    def add_deal(self, contact_id: int, title: str, stage: str = "NEW", amount: str = "1000.00") -> int:
+        did = next(self._ids)
+        self.deals[did] = {"ID": str(did), "TITLE": title, "STAGE_ID": stage, "OPPORTUNITY": amount,
+                           "CURRENCY_ID": "RUB", "CONTACT_ID": str(contact_id),
+                           "DATE_MODIFY": "2026-12-01T10:00:00+03:00"}
+        return did
+
+    def event(self, name: str, entity_id: int, token: str | None = None) -> dict[str, str]:
+        return {"event": name, "data[FIELDS][ID]": str(entity_id), "ts": "1796000000",
+                "auth[domain]": "myshop.bitrix24.ru", "auth[member_id]": "m1",
+                "auth[application_token]": self.application_token if token is None else token}
+
+    def _page(self, rows: list[dict[str, Any]], params: dict[str, str]) -> Reply:
+        start = int(params.get("start") or 0)
+        out: dict[str, Any] = {"result": rows[start:start + self.PAGE], "total": len(rows),
+                               "time": {"start": time.time()}}
+        if start + self.PAGE < len(rows):
+            out["next"] = start + self.PAGE
+        return 200, out, {}
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+               body: dict[str, Any]) -> Reply:
+        match = re.match(r"^/rest/(\d+)/([^/]+)/([a-z.]+)\.json$", path)
+        if not match:
+            return 404, {"error": "NOT_FOUND", "error_description": "Method not found"}, {}
+        if int(match.group(1)) != self.user or match.group(2) != self.code:
+            return 401, {"error": "INVALID_CREDENTIALS", "error_description": "Invalid request credentials"}, {}
+        name = match.group(3)
+        params = {k: v[-1] for k, v in body.items() if k != "_json"}
+        if name == "profile":
+            return 200, {"result": {"ID": str(self.user), "NAME": "Мария", "LAST_NAME": "Админова", "ADMIN": True}}, {}
+        if name == "crm.contact.list":
+            rows = list(self.contacts.values())
+            if "filter[PHONE]" in params:
+                rows = [c for c in rows if any(digits(p["VALUE"]) == digits(params["filter[PHONE]"]) for p in c["PHONE"])]
+            if "filter[EMAIL]" in params:
+                rows = [c for c in rows if any(e["VALUE"].lower() == params["filter[EMAIL]"].lower() for e in c["EMAIL"])]
+            if "filter[ORIGIN_ID]" in params:
+                rows = [c for c in rows if c.get("ORIGINATOR_ID") == params.get("filter[ORIGINATOR_ID]")
+                        and c.get("ORIGIN_ID") == params["filter[ORIGIN_ID]"]]
+            return self._page(rows, params)
+        if name == "crm.contact.add":
+            cid = next(self._ids)
+            contact: dict[str, Any] = {"ID": str(cid), "PHONE": [], "EMAIL": []}
+            for key, value in params.items():
+                multi = re.match(r"^fields\[(PHONE|EMAIL)\]\[(\d+)\]\[(VALUE|VALUE_TYPE)\]$", key)
+                if multi:
+                    items = contact[multi.group(1)]
+                    while len(items) <= int(multi.group(2)):
+                        items.append({})
+                    items[int(multi.group(2))][multi.group(3)] = value
+                elif key.startswith("fields["):
+                    contact[key[7:-1]] = value
+            if not contact.get("NAME"):
+                return 400, {"error": "", "error_description": "Не заполнено обязательное поле Имя"}, {}
+            self.contacts[cid] = contact
+            return 200, {"result": cid}, {}
+        if name == "crm.timeline.comment.add":
+            if params.get("fields[ENTITY_TYPE]") != "contact" or int(params.get("fields[ENTITY_ID]") or 0) not in self.contacts:
+                return 400, {"error": "ERROR_CORE", "error_description": "Not found"}, {}
+            cid = next(self._ids)
+            self.comments[cid] = {"ID": str(cid), "ENTITY_ID": params["fields[ENTITY_ID]"], "ENTITY_TYPE": "contact",
+                                  "COMMENT": params.get("fields[COMMENT]", "")}
+            return 200, {"result": cid}, {}
+        if name == "crm.timeline.comment.list":
+            rows = [c for c in self.comments.values() if c["ENTITY_ID"] == params.get("filter[ENTITY_ID]")]
+            return self._page(rows, params)
+        if name == "crm.deal.list":
+            rows = [d for d in self.deals.values() if d["CONTACT_ID"] == params.get("filter[CONTACT_ID]")]
+            return self._page(rows, params)
+        if name == "crm.deal.get":
+            deal = self.deals.get(int(params.get("id") or 0))
+            if deal is None:
+                return 400, {"error": "", "error_description": "Not found"}, {}
+            return 200, {"result": deal}, {}
+        if name == "crm.status.list":
+            return self._page(self.stages, params)
+        return 404, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found"}, {}

@@ -32,6 +32,7 @@ from otklik.crm.base import (
     add_connector,
     digits,
     note_marker,
+    same_phone,
 )
 from otklik.crm.retailcrm import clean_base
 
@@ -163,10 +164,10 @@ class AmoCrm(CrmConnector):
                 if any(e.lower() == email.lower() for e in contact.emails):
                     return contact
         for phone in phones:
-            wanted = digits(phone)
+            wanted = digits(phone)[-10:]  # without the country/trunk prefix: finds +7… and 8… alike
             for row in self._pages("/api/v4/contacts", [("query", wanted)], "contacts"):
                 contact = self._contact(row)
-                if any(digits(p) == wanted for p in contact.phones):
+                if any(same_phone(phone, p) for p in contact.phones):
                     return contact
         return None
 

@@ -120,8 +120,10 @@ class VendorHttp:
     ATTEMPTS = 4
 
     def __init__(self, base_url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 15.0,
-                 transport: httpx.BaseTransport | None = None, title: str = "CRM"):
+                 transport: httpx.BaseTransport | None = None, title: str = "CRM",
+                 is_rate_limited: Callable[[httpx.Response], bool] | None = None):
         self.title = title
+        self.is_rate_limited = is_rate_limited or (lambda response: response.status_code == 429)
         self.client = httpx.Client(base_url=base_url, headers=dict(headers or {}), timeout=timeout,
                                    transport=transport, follow_redirects=False)
         self.sleep: Callable[[float], None] = time.sleep
@@ -135,7 +137,7 @@ class VendorHttp:
                 response = self.client.request(method, url, **kwargs)
             except httpx.HTTPError as exc:
                 raise CrmUnavailable(f"{self.title} is not reachable: {type(exc).__name__}") from None
-            if response.status_code == 429:
+            if self.is_rate_limited(response):
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 if wait > self.MAX_INLINE_WAIT or attempt == self.ATTEMPTS:
                     raise CrmRateLimited(f"{self.title} rate limit: retry after {wait:.0f} s", retry_after=wait)
@@ -252,6 +254,23 @@ def digits(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
 
 
+def same_phone(ours: str, theirs: str) -> bool:
+    """Our E.164 number against one typed into a CRM: the same digits, or for Russia the same ten digits after
+    the 7 / 8 trunk prefix («8 (916) 123-45-67» is +79161234567)."""
+    a, b = digits(ours), digits(theirs)
+    if a == b:
+        return bool(a)
+    return len(a) == len(b) == 11 and a[0] in "78" and b[0] in "78" and a[1:] == b[1:]
+
+
+def phone_variants(phone: str) -> list[str]:
+    """How a Russian number may be stored in a CRM, for vendors whose filter compares whole values."""
+    d = digits(phone)
+    if len(d) == 11 and d[0] == "7":
+        return [phone, "8" + d[1:], d]
+    return [phone]
+
+
 _connectors: dict[str, type[CrmConnector]] = {}
 
 
@@ -261,7 +280,7 @@ def add_connector(cls: type[CrmConnector]) -> type[CrmConnector]:
 
 
 def connectors() -> dict[str, type[CrmConnector]]:
-    from otklik.crm import amocrm, retailcrm  # noqa: F401  (each adds itself on import)
+    from otklik.crm import amocrm, bitrix24, retailcrm  # noqa: F401  (each adds itself on import)
 
     return dict(_connectors)
 

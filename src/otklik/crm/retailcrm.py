@@ -26,6 +26,7 @@ from otklik.crm.base import (
     add_connector,
     digits,
     note_marker,
+    same_phone,
 )
 
 PAGE = 100
@@ -120,10 +121,10 @@ class RetailCrm(CrmConnector):
                     return self._contact(row)
         for phone in phones:
             # `filter[name]` searches names, phones and e-mails by substring: keep only an exact number
-            wanted = digits(phone)
+            wanted = digits(phone)[-10:]  # without the country/trunk prefix: finds +7… and 8… alike
             for row in self._get("/api/v5/customers", [("filter[name]", wanted), ("limit", 20)]).get("customers") or []:
                 contact = self._contact(row)
-                if any(digits(p) == wanted for p in contact.phones):
+                if any(same_phone(phone, p) for p in contact.phones):
                     return contact
         return None
 

@@ -36,8 +36,8 @@ from otklik.crm.base import (
     CrmError,
     WebhookChange,
     connectors,
-    digits,
     get_connector,
+    same_phone,
 )
 from otklik.crm.models import (
     ConnectionStatus,
@@ -341,9 +341,9 @@ def match_contact(connector: CrmConnector, customer_id: int, name: str, phones: 
         return None, "no verified phone or e-mail"
     contact = connector.find_contact(phones=phones, emails=emails)
     if contact is not None:
-        theirs = {e.lower() for e in contact.emails} | {digits(p) for p in contact.phones}
+        theirs = {e.lower() for e in contact.emails}
         how = next((f"email:{e}" for e in emails if e.lower() in theirs), None) or next(
-            (f"phone:{p}" for p in phones if digits(p) in theirs), None)
+            (f"phone:{p}" for p in phones if any(same_phone(p, x) for x in contact.phones)), None)
         return contact, how or (f"phone:{phones[0]}" if phones else f"email:{emails[0]}")
     if not create:
         return None, "no CRM contact with this verified phone or e-mail"
