@@ -152,3 +152,19 @@ def test_runs_of():
     d = dt.date(2026, 1, 1)
     days = [d, d + dt.timedelta(days=1), d + dt.timedelta(days=3)]
     assert rollup.runs_of(days) == [(d, d + dt.timedelta(days=1)), (d + dt.timedelta(days=3),) * 2]
+
+
+def test_daily_series_from_the_rollup_equals_live(built):
+    with session_scope() as s:  # the 3rd marked: computed live, the other days from the rollup
+        c5 = s.scalars(select(Conversation).where(Conversation.workspace_id == built.id,
+                                                  Conversation.transfer_count == 2)).one()
+        c5.first_response_at = at(3, 12, 40)
+    for filters in FILTERS:
+        f = reports.make_filters("2026-02-27", "2026-03-06", **filters)
+        with session_scope(write=False) as s:
+            assert reports.daily(s, built.id, f, now=NOW) == reports.daily(s, built.id, f, rollup=False), filters
+    with session_scope(write=False) as s:
+        got = reports.daily(s, built.id, reports.make_filters("2026-03-03", "2026-03-03"), now=NOW)
+    # the 3rd (Moscow): c2's… no — c4 (none), c5 (40 min = 2400 s), c6 (none) and C's e-mail at 00:30 on the 4th
+    # is the 4th; people's first answers that day: c5 only
+    assert got["days"][0]["conversations"] == 3 and got["days"][0]["first_response_median_s"] == 2400

@@ -337,9 +337,9 @@ def rebuild_history(slug: str | None, start: str | None, end: str | None) -> Ite
 
 # -- reading ----------------------------------------------------------------------------------------------------
 
-def add_rolled(session: Session, workspace_id: int, zone: ZoneInfo, filters: Filters, now: dt.datetime,
-               total: Partial) -> list[tuple[dt.date, dt.date]]:
-    """Add the range's usable rolled-up days to `total`; return the runs of days left to compute live."""
+def usable_days(session: Session, workspace_id: int, zone: ZoneInfo, filters: Filters,
+                now: dt.datetime) -> set[dt.date]:
+    """The range's days whose rolled-up rows hold: this time zone, no mark, nothing time-dependent moved since."""
     usable = {day for day, day_zone, stale in session.execute(
         select(RollupDay.day, RollupDay.zone, RollupDay.stale_after).where(
             RollupDay.workspace_id == workspace_id, RollupDay.day >= filters.start, RollupDay.day <= filters.end))
@@ -347,20 +347,39 @@ def add_rolled(session: Session, workspace_id: int, zone: ZoneInfo, filters: Fil
     if usable:
         marks = session.execute(select(RollupMark.conversation_id, RollupMark.customer_id, RollupMark.created_at)
                                 .where(RollupMark.workspace_id == workspace_id).limit(MARK_BATCH + 1)).all()
-        if len(marks) > MARK_BATCH:  # a backlog (a bulk import not folded yet): everything live
-            usable = set()
-        elif marks:
+        if len(marks) > MARK_BATCH:  # a backlog (a bulk change not folded yet): everything live
+            return set()
+        if marks:
             usable -= marked_days(session, workspace_id, zone, marks)
-    if usable:
-        where = [RollupRow.workspace_id == workspace_id, RollupRow.day >= filters.start,
-                 RollupRow.day <= filters.end]
-        if filters.channel is not None:
-            where.append(RollupRow.channel == filters.channel)
-        if filters.team_id is not None:
-            where.append(RollupRow.team_id == filters.team_id)
-        if filters.agent_id is not None:
-            where.append(RollupRow.agent_id == filters.agent_id)
-        for day, figures in session.execute(select(RollupRow.day, RollupRow.figures).where(and_(*where))):
-            if day in usable:
-                total.add(Partial.from_json(figures))
+    return usable
+
+
+def rolled_rows(session: Session, workspace_id: int, filters: Filters, usable: set[dt.date]
+                ) -> Iterable[tuple[dt.date, str, Partial]]:
+    """(day, channel, partial) of the usable days' rows that pass the filters."""
+    if not usable:
+        return
+    where = [RollupRow.workspace_id == workspace_id, RollupRow.day >= min(usable), RollupRow.day <= max(usable)]
+    if filters.channel is not None:
+        where.append(RollupRow.channel == filters.channel)
+    if filters.team_id is not None:
+        where.append(RollupRow.team_id == filters.team_id)
+    if filters.agent_id is not None:
+        where.append(RollupRow.agent_id == filters.agent_id)
+    for day, channel, figures in session.execute(
+            select(RollupRow.day, RollupRow.channel, RollupRow.figures).where(and_(*where))):
+        if day in usable:
+            yield day, channel, Partial.from_json(figures)
+
+
+def live_runs(filters: Filters, usable: set[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs_of(d for d in _days(filters.start, filters.end) if d not in usable)
+
+
+def add_rolled(session: Session, workspace_id: int, zone: ZoneInfo, filters: Filters, now: dt.datetime,
+               total: Partial) -> list[tuple[dt.date, dt.date]]:
+    """Add the range's usable rolled-up days to `total`; return the runs of days left to compute live."""
+    usable = usable_days(session, workspace_id, zone, filters, now)
+    for _, _, part in rolled_rows(session, workspace_id, filters, usable):
+        total.add(part)
+    return live_runs(filters, usable)

@@ -423,30 +423,38 @@ def repeated_ids(session: Session, workspace_id: int, filters: Filters | None, r
     return repeated
 
 
-def _seconds(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
-def daily(session: Session, workspace_id: int, filters: Filters) -> dict[str, Any]:
-    """Per calendar day of the range: conversations started by channel, and the first-response median."""
+def daily(session: Session, workspace_id: int, filters: Filters, *, now: dt.datetime | None = None,
+          rollup: bool = True) -> dict[str, Any]:
+    """Per calendar day of the range: conversations started by channel, and the first-response median (the
+    rolled-up days from the rollup, the others live, as the summary)."""
     zone = workspace_zone(session, workspace_id)
-    lo, hi = day_bounds(zone, filters.start, filters.end)
     days = [filters.start + dt.timedelta(days=i) for i in range((filters.end - filters.start).days + 1)]
     volume: dict[dt.date, dict[str, int]] = {d: defaultdict(int) for d in days}
-    waits: dict[dt.date, list[float]] = {d: [] for d in days}
+    waits: dict[dt.date, list[int]] = {d: [] for d in days}
+    runs: list[tuple[dt.date, dt.date]] = [(filters.start, filters.end)]
+    if rollup:
+        from otklik.reports import rollup as rolled
+
+        usable = rolled.usable_days(session, workspace_id, zone, filters, now or utcnow())
+        for day, channel, part in rolled.rolled_rows(session, workspace_id, filters, usable):
+            volume[day][channel] += part.conversations
+            waits[day].extend(part.first)
+        runs = rolled.live_runs(filters, usable)
     # each day's first instant (daylight-saving days are 23 or 25 hours long: no fixed 86,400 s)
     edges = [day_bounds(zone, d, d)[0].timestamp() for d in days]
     c = Conversation
-    for channel, created, first in session.connection().execute(
-            select(c.channel, epoch(c.created_at), epoch(c.first_response_at) - epoch(c.created_at))
-            .where(*in_range(workspace_id, lo, hi, filters))):
-        i = bisect_right(edges, created) - 1
-        if 0 <= i < len(days):
-            volume[days[i]][channel] += 1
-            if first is not None:
-                waits[days[i]].append(first)
+    for start, end in runs:
+        lo, hi = day_bounds(zone, start, end)
+        for channel, created, first in session.connection().execute(
+                select(c.channel, epoch(c.created_at), epoch(c.first_response_at) - epoch(c.created_at))
+                .where(*in_range(workspace_id, lo, hi, filters))):
+            i = bisect_right(edges, created) - 1
+            if 0 <= i < len(days):
+                volume[days[i]][channel] += 1
+                if first is not None:
+                    waits[days[i]].append(_ms(first))
     channels = sorted({ch for v in volume.values() for ch in v})
     return {"from": filters.start.isoformat(), "to": filters.end.isoformat(), "channels": channels,
             "days": [{"day": d.isoformat(), "conversations": sum(volume[d].values()),
                       "by_channel": {ch: volume[d].get(ch, 0) for ch in channels},
-                      "first_response_median_s": _seconds(median(waits[d]))} for d in days]}
+                      "first_response_median_s": _from_ms(median(waits[d]))} for d in days]}
