@@ -658,8 +658,8 @@ def complete_oauth(state: str, code: str) -> int:
 # -- the CRM's webhook ------------------------------------------------------------------------------------
 
 def webhook_connection(session: Session, token: str) -> CrmConnection | None:
-    if not token or len(token) > 64:
-        return None
+    if not token or len(token) > 64 or not token.replace("-", "").replace("_", "").isalnum() or not token.isascii():
+        return None  # token_urlsafe's alphabet only: a NUL or a path never reaches the database
     connection = session.scalar(select(CrmConnection).where(CrmConnection.webhook_token == token))
     if connection is None or not connection.enabled or get_connector(connection.kind) is None:
         return None
