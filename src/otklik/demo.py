@@ -1525,6 +1525,7 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_legal(session, workspace.id, users, now)
     _seed_phrases(session, workspace.id, users)
     _seed_surveys(session, workspace.id, now, rng)
+    _seed_orders(session, workspace.id, people, actors["admin"], now)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
@@ -1638,6 +1639,22 @@ def _seed_phrases(session: Session, workspace_id: int, users: dict[str, User]) -
         authors[assignee.id] = assignee
     for user in authors.values():
         save_draft(session, accounts.actor_for(user), conversation.id, draft)
+
+
+def _seed_orders(session: Session, workspace_id: int, people: list[Person], admin: accounts.Actor,
+                 now: dt.datetime) -> None:
+    """The shop system's orders for its customers (issue 16), and the widget's demo visitor: Зарина, signed in on
+    the shop's site as domosfera-1042 (/widget/demo?key=…&as=domosfera-1042 for a signed-in agent), whose order
+    4512 is on its way: the widget answers «где мой заказ 4512?» for her, and asks anyone else for the phone."""
+    from otklik.orders import demo_seed
+    from otklik.web.widget.service import rotate_identity_secret
+
+    demo_seed.seed_orders(session, workspace_id, [(p.customer_id, p.identities, p.name, p.city) for p in people],
+                          PRODUCTS, now)
+    zarina = next(p for p in people if p.index == 2)
+    customers.add_identity(session, accounts.Actor.system(workspace_id), zarina.customer_id,
+                           customers.IdentityInput("external", demo_seed.DEMO_VISITOR, verified=True))
+    rotate_identity_secret(session, admin)
 
 
 def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User],

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -40,8 +40,10 @@ def widget_js() -> FileResponse:
 
 
 @public.get("/widget/demo", response_class=HTMLResponse)
-def demo(request: Request, db: DB, key: str = "") -> Response:
-    """A shop page with the widget embedded: `?key=wk_...`, or the signed-in user's workspace."""
+def demo(request: Request, db: DB, key: str = "", as_: str = Query("", alias="as", max_length=200)) -> Response:
+    """A shop page with the widget embedded: `?key=wk_...`, or the signed-in user's workspace. `&as=<the shop's
+    customer id>`: a signed-in member of the workspace previews it as that customer signed in on the shop's site
+    (the page signs the id with the workspace's identity secret, as the shop's server would)."""
     if not key:
         user = optional_user(request, db)
         if user is None:
@@ -49,8 +51,32 @@ def demo(request: Request, db: DB, key: str = "") -> Response:
         key = service.get_settings_row(db, user.workspace.id).public_key
     row = service.settings_by_key(db, key)
     html = environment(request_language(request)).get_template("widget/demo.html").render(
-        key=row.public_key, base=str(request.base_url).rstrip("/"), lang=request_language(request))
+        key=row.public_key, base=str(request.base_url).rstrip("/"), lang=request_language(request),
+        signed_in=_preview_as(request, db, row, as_) if as_ else None)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def _preview_as(request: Request, db: Any, row: Any, external_id: str) -> dict[str, str] | None:
+    """The site's signed claim for customer `external_id` (their verified `external` identity), for a signed-in
+    member of the widget's workspace only, and only when the workspace has an identity secret."""
+    from otklik.customers.service import find_by_identity, identities_of
+    from otklik.platform import crypto
+    from otklik.platform.errors import DomainError
+
+    user = optional_user(request, db)
+    if user is None or user.workspace.id != row.workspace_id or not row.identity_secret:
+        return None
+    try:
+        customer = find_by_identity(db, row.workspace_id, "external", external_id)
+    except DomainError:
+        return None
+    if customer is None:
+        return None
+    email = next((i.external_id for i in identities_of(db, [customer.id])[customer.id] if i.kind == "email"), None)
+    secret = crypto.decrypt(row.identity_secret, purpose=service.SECRET_PURPOSE)
+    claim = {"user_id": external_id, "user_hash": service.identity_signature(secret, external_id),
+             "name": customer.name}
+    return {**claim, "email": email} if email else claim
 
 
 def _lines(value: str, limit: int = 50) -> list[str]:
