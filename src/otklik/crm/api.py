@@ -191,47 +191,15 @@ def test_connection(connection_id: int, actor: ActorOnly) -> ActionOut:
     return ActionOut(ok=True, message=service.test_connection(actor, connection_id))
 
 
-def retry_failed(actor: Any, connection_id: int) -> int:
-    """The failed notes of a connection go back to the job queue (the settings page's «Retry» button)."""
-    actor.require(Role.admin)
-    with session_scope() as session:
-        service.get_connection(session, actor, connection_id)
-        pending = service.notes_to_retry(session, connection_id=connection_id)
-        sync_ids = [s.id for s in [service.latest_sync(session, connection_id)] if s is not None
-                    and s.status in ("failed", "running")]
-        for sync_id in sync_ids:
-            service.resume_sync(session, actor, sync_id)
-    for conn_id, conversation_id in pending:
-        jobs.write_note(conn_id, conversation_id)
-    for sync_id in sync_ids:
-        jobs.run_sync(sync_id)
-    return len(pending) + len(sync_ids)
-
-
 @router.post("/integrations/crm/connections/{connection_id}/retry", response_model=ActionOut)
 def retry_connection(connection_id: int, actor: ActorOnly) -> ActionOut:
-    count = retry_failed(actor, connection_id)
+    count = jobs.retry_failed(actor, connection_id)
     return ActionOut(ok=True, message=f"{count} queued again")
-
-
-def begin_sync(actor: Any, connection_id: int, create_missing: bool) -> CrmSync:
-    """Starts (or finds the running) bulk sync and hands it to the job queue."""
-    with session_scope() as session:
-        sync_id = service.start_sync(session, actor, connection_id, create_missing=create_missing).id
-    jobs.run_sync(sync_id)
-    with session_scope(write=False) as session:
-        return _detached(session, sync_id)
-
-
-def _detached(session: Any, sync_id: int) -> CrmSync:
-    sync = session.get(CrmSync, sync_id)
-    session.expunge(sync)
-    return sync
 
 
 @router.post("/integrations/crm/connections/{connection_id}/sync", response_model=SyncOut, status_code=202)
 def start_sync(connection_id: int, actor: ActorOnly, body: SyncIn | None = None) -> SyncOut | None:
-    return sync_out(begin_sync(actor, connection_id, body.create_missing if body else False))
+    return sync_out(jobs.begin_sync(actor, connection_id, body.create_missing if body else False))
 
 
 @router.get("/integrations/crm/syncs/{sync_id}", response_model=SyncOut)
@@ -252,18 +220,9 @@ def customer_crm(customer_id: int, actor: CurrentActor, db: DB) -> list[Customer
             for v in service.customer_crm(db, actor.workspace_id, survivor)]
 
 
-def refresh_customer(actor: Any, customer_id: int) -> int:
-    with session_scope(write=False) as session:
-        survivor = service.check_customer(session, actor, customer_id)
-        ids = [c.id for c in service.list_connections(session, actor) if c.enabled]
-    for connection_id in ids:
-        jobs.refresh_customer(connection_id, survivor)
-    return len(ids)
-
-
 @router.post("/integrations/crm/customers/{customer_id}/refresh", response_model=ActionOut, status_code=202)
 def refresh_customer_route(customer_id: int, actor: ActorOnly) -> ActionOut:
-    count = refresh_customer(actor, customer_id)
+    count = jobs.refresh_all(actor, customer_id)
     return ActionOut(ok=True, message=f"{count} CRM connection(s) asked")
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import select
 
+from otklik.accounts.models import Role
 from otklik.crm import service
 from otklik.crm.base import is_transient
-from otklik.crm.models import CrmConnection
+from otklik.crm.models import CrmConnection, CrmSync
 from otklik.platform.db import session_scope
 from otklik.platform.errors import DomainError
 from otklik.platform.events import Event, get_bus
@@ -83,6 +85,49 @@ def pull_feed(connection_id: int) -> int:
     for change in changes:
         apply_change(connection_id, change.entity, change.id, change.contact_id)
     return len(changes)
+
+
+# -- what the admin's buttons start (the API and the settings page) --------------------------------------
+
+def retry_failed(actor: Any, connection_id: int) -> int:
+    """The failed notes of a connection go back to the job queue (the settings page's «Retry» button)."""
+    actor.require(Role.admin)
+    with session_scope() as session:
+        service.get_connection(session, actor, connection_id)
+        pending = service.notes_to_retry(session, connection_id=connection_id)
+        sync_ids = [s.id for s in [service.latest_sync(session, connection_id)] if s is not None
+                    and s.status in ("failed", "running")]
+        for sync_id in sync_ids:
+            service.resume_sync(session, actor, sync_id)
+    for conn_id, conversation_id in pending:
+        write_note(conn_id, conversation_id)
+    for sync_id in sync_ids:
+        run_sync(sync_id)
+    return len(pending) + len(sync_ids)
+
+
+def begin_sync(actor: Any, connection_id: int, create_missing: bool) -> CrmSync:
+    """Starts (or finds the running) bulk sync and hands it to the job queue."""
+    with session_scope() as session:
+        sync_id = service.start_sync(session, actor, connection_id, create_missing=create_missing).id
+    run_sync(sync_id)
+    with session_scope(write=False) as session:
+        return _detached(session, sync_id)
+
+
+def _detached(session: Any, sync_id: int) -> CrmSync:
+    sync = session.get(CrmSync, sync_id)
+    session.expunge(sync)
+    return sync
+
+
+def refresh_all(actor: Any, customer_id: int) -> int:
+    with session_scope(write=False) as session:
+        survivor = service.check_customer(session, actor, customer_id)
+        ids = [c.id for c in service.list_connections(session, actor) if c.enabled]
+    for connection_id in ids:
+        refresh_customer(connection_id, survivor)
+    return len(ids)
 
 
 def sweep() -> int:
