@@ -206,7 +206,7 @@ def customer_page(request: Request, customer_id: int, user: CurrentUser, db: DB,
     if panel.customer.id != customer_id:
         return redirect(f"/customers/{panel.customer.id}", request)
     context: dict[str, Any] = {"tab": tab, "tabs": CUSTOMER_TABS, "page_rows": [], "next_cursor": None,
-                               "orders": [], "all_tasks": [], "all_notes": [], "crm": []}
+                               "orders": [], "shop_orders": [], "all_tasks": [], "all_notes": [], "crm": []}
     counts = {"conversations": db.scalar(select(func.count()).select_from(conversations.Conversation).where(
         conversations.Conversation.workspace_id == user.actor.workspace_id,
         conversations.Conversation.customer_id == customer_id)) or 0}
@@ -219,6 +219,9 @@ def customer_page(request: Request, customer_id: int, user: CurrentUser, db: DB,
         from otklik.crm import service as crm  # the CRMs' deals/orders, from the local cache (issue 18)
 
         context["crm"] = crm.customer_crm(db, user.actor.workspace_id, customer_id)
+        from otklik.web.ui.orders import customer_orders
+
+        context["shop_orders"] = customer_orders(db, user, customer_id)  # the shop's own, with their history
     elif tab == "tasks":
         context["all_tasks"], _ = tasks_service.list_tasks(db, user.actor, customer_id=customer_id, open_only=False,
                                                            limit=200)
