@@ -130,3 +130,14 @@ def test_bulk_sync_resumes_after_a_killed_worker_without_duplicates(client, ws, 
                         headers=ws.admin)
     assert again.status_code == 202 and again.json()["status"] == "done" and again.json()["created"] == 0
     assert len(retail.customers) == 8
+
+
+def test_demo_connections_are_present_switched_off_with_example_settings(client, ws):
+    with session_scope() as session:
+        service.add_demo_connections(session, ws.actor())
+    shown = client.get("/api/v1/integrations/crm/connections", headers=ws.admin).json()
+    assert {c["kind"] for c in shown} == {"amocrm", "bitrix24", "retailcrm"}
+    assert all(not c["enabled"] and c["status"] == "disconnected" for c in shown)
+    by_kind = {c["kind"]: c for c in shown}
+    assert by_kind["retailcrm"]["config"]["base_url"] == "https://myshop.retailcrm.ru"
+    assert by_kind["bitrix24"]["secrets"] == {"webhook_code": "missing", "application_token": "missing"}

@@ -226,6 +226,15 @@ def webhook_path(connection: CrmConnection) -> str:
     return f"/api/v1/integrations/crm/webhook/{connection.webhook_token}"
 
 
+def add_demo_connections(session: Session, actor: Actor) -> list[CrmConnection]:
+    """`make demo`: each CRM present, switched off and not connected, its settings form filled with examples."""
+    made = []
+    for cls in sorted(connectors().values(), key=lambda c: c.kind):
+        made.append(create_connection(session, actor, kind=cls.kind, name="Пример", config=dict(cls.example_config),
+                                      enabled=False))
+    return made
+
+
 # -- talking to the CRM -----------------------------------------------------------------------------------
 
 @dataclass
