@@ -1526,6 +1526,10 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_phrases(session, workspace.id, users)
     _seed_surveys(session, workspace.id, now, rng)
     _seed_orders(session, workspace.id, people, actors["admin"], now)
+    # the shop's CRMs (issue 18): amoCRM, Bitrix24, RetailCRM present, switched off, example settings
+    from otklik.crm.service import add_demo_connections
+
+    add_demo_connections(session, actors["admin"])
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
