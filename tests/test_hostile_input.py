@@ -36,6 +36,7 @@ FIXTURES = Path(__file__).parent / "channels" / "fixtures"
 TG_SECRET, MAX_SECRET, VK_SECRET, WA_SECRET, PHONE_SECRET = "tg-hostile-0123456789", "max-hostile-0123456789", \
     "vk-hostile-secret", "wa-app-secret", "pbx-hostile-secret"
 VIBER_TOKEN = "4453b6ac12345678-e02c5f12174805f9-hostile00000"
+IG_SECRET = "ig-hostile-app-secret"
 DEEP = 50_000
 SURROGATE_ESCAPE = "\ud800"          # json.dumps writes it as the escape \ud800
 SURROGATE_BYTES = b"\xed\xa0\x80"     # the same code point encoded as UTF-8 bytes: not valid UTF-8
@@ -95,6 +96,9 @@ def targets(client) -> list[Target]:
                                                         "api_base": "http://127.0.0.1:9"},
                         secrets={"access_token": "t", "app_secret": WA_SECRET, "verify_token": "v"})
     phone = create_account(client, ws, "phone", config={}, secrets={"signing_secret": PHONE_SECRET})
+    instagram = create_account(client, ws, "instagram", config={"account_id": "17841405822304914",
+                                                                "api_base": "http://127.0.0.1:9"},
+                               secrets={"access_token": "t", "app_secret": IG_SECRET, "verify_token": "v"})
     viber = create_account(client, ws, "viber", config={"api_base_url": "http://127.0.0.1:9"},
                            secrets={"auth_token": VIBER_TOKEN})
     form = create_account(client, ws, "form", config={"per_ip_per_hour": 10_000, "per_form_per_hour": 10_000},
@@ -118,6 +122,7 @@ def targets(client) -> list[Target]:
                fresh=_set(("call_id",), lambda n: f"pbx-hostile-{n}")),
         Target("viber", viber["webhook_path"], vendor("viber/message_text"), viber_signature(VIBER_TOKEN),
                fresh=_set(("message_token",), lambda n: 6_000_000_000_000_000_000 + n)),
+        Target("instagram", instagram["webhook_path"], vendor("instagram/message_text"), hub_signature(IG_SECRET)),
         Target("phone events", phone["webhook_path"].replace("/channels/phone/webhook/", "/phone/events/"),
                vendor("phone/call_ended"), pbx_signature(PHONE_SECRET),
                fresh=_set(("call_id",), lambda n: f"pbx-events-{n}")),
@@ -133,6 +138,8 @@ def targets(client) -> list[Target]:
                hub_signature(WA_SECRET), reads_body_first=False),
         Target("viber unknown", f"/api/v1/channels/viber/webhook/{unknown}", vendor("viber/message_text"),
                viber_signature(VIBER_TOKEN), reads_body_first=False),
+        Target("instagram unknown", f"/api/v1/channels/instagram/webhook/{unknown}", vendor("instagram/message_text"),
+               hub_signature(IG_SECRET), reads_body_first=False),
         Target("phone unknown", f"/api/v1/channels/phone/webhook/{unknown}", vendor("phone/call_ended"),
                pbx_signature(PHONE_SECRET), reads_body_first=False),
         Target("form unknown", f"/forms/{unknown}", form_base, reads_body_first=False),
@@ -171,7 +178,8 @@ TARGET_NAMES = ["telegram", "max", "vk", "whatsapp", "phone", "phone events", "f
                 "vk unknown", "telegram unknown", "max unknown", "whatsapp unknown", "phone unknown", "form unknown",
                 "widget session", "widget messages", "widget messages, no visitor", "widget read", "widget typing",
                 "widget pages", "widget callback", "widget offline", "api inbound", "api inbound, no token",
-                "api inbound batch", "login", "password reset", "password reset confirm", "viber", "viber unknown"]
+                "api inbound batch", "login", "password reset", "password reset confirm", "viber", "viber unknown",
+                "instagram", "instagram unknown"]
 
 
 def string_leaves(data: Any, path: tuple = ()) -> Iterator[tuple]:

@@ -37,10 +37,12 @@ def load_channels() -> list[APIRouter]:
             plugin_routers.append(plugin.router)
     # Viber and Instagram (issue 18): webhooks, and the signed links their media servers fetch files from
     from otklik.channels import media_links
+    from otklik.channels.instagram import plugin as instagram
     from otklik.channels.viber import plugin as viber
 
     viber.register()
-    plugin_routers += [viber.router, media_links.router]
+    instagram.register()
+    plugin_routers += [viber.router, instagram.router, instagram.api_router, media_links.router]
     return [api_channel.router, *messenger_routers, *plugin_routers]
 
 

@@ -1,0 +1,1 @@
+"""Instagram direct messages and comments (Meta Graph API, Instagram messaging)."""
