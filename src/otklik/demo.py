@@ -1530,6 +1530,10 @@ def _seed(session: Session, now: dt.datetime) -> User:
     from otklik.crm.service import add_demo_connections
 
     add_demo_connections(session, actors["admin"])
+    # Viber and Instagram (issue 18): present, switched off, example settings; the secrets are the admin's to enter
+    from otklik.channels.demo_accounts import add_demo_accounts
+
+    add_demo_accounts(session, workspace.id)
 
     _mark_delivered(session, workspace.id)
     return users["admin"]
