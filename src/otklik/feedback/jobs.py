@@ -15,6 +15,16 @@ def on_conversation_updated(event: Event) -> None:
     data = event.data
     if "status" in (data.get("changed") or []) and data.get("status") == "solved":
         send_survey(event.workspace_id, int(data["id"]))
+        score_qa(event.workspace_id, int(data["id"]))
+
+
+@task()  # idempotent: a second run stores the same scorecard
+def score_qa(workspace_id: int, conversation_id: int) -> float | None:
+    """The solved conversation's automatic QA scorecard (docs/qa.md), stored."""
+    from otklik.feedback import qa
+
+    row = run_transaction(lambda session: qa.store_auto(session, workspace_id, conversation_id))
+    return None if row is None else row.score
 
 
 @task()  # idempotent: a second run finds the survey already sent

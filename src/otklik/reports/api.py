@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
+from otklik.feedback import qa, reviews
 from otklik.reports import export, service
 from otklik.reports import rollup as rollup  # its listener marks the changed facts on every flush
 
@@ -38,6 +39,29 @@ def daily(actor: CurrentActor, db: DB, start: Annotated[Day, Query(alias="from")
     """Per calendar day: conversations by channel and the first-response median (the dashboard's charts)."""
     actor.require(Role.supervisor)
     return service.daily(db, actor.workspace_id, _filters(start, end, channel, team_id, agent_id))
+
+
+@router.get("/reports/reviews")
+def reviews_by_platform(actor: CurrentActor, db: DB, start: Annotated[Day, Query(alias="from")] = None,
+                        end: Annotated[Day, Query(alias="to")] = None) -> dict[str, Any]:
+    """Reviews received in the range per platform: how many, per rating 1–5, the mean, negative (1–3), answered."""
+    actor.require(Role.supervisor)
+    filters = _filters(start, end, None, None, None)
+    lo, hi = service.day_bounds(service.workspace_zone(db, actor.workspace_id), filters.start, filters.end)
+    return {"from": filters.start.isoformat(), "to": filters.end.isoformat(),
+            **reviews.by_platform(db, actor.workspace_id, lo, hi)}
+
+
+@router.get("/reports/qa")
+def qa_by_agent(actor: CurrentActor, db: DB, start: Annotated[Day, Query(alias="from")] = None,
+                end: Annotated[Day, Query(alias="to")] = None) -> dict[str, Any]:
+    """QA scores (docs/qa.md) of the conversations started in the range, per agent, and the agreement of the
+    automatic and the manual scorecards."""
+    actor.require(Role.supervisor)
+    filters = _filters(start, end, None, None, None)
+    lo, hi = service.day_bounds(service.workspace_zone(db, actor.workspace_id), filters.start, filters.end)
+    return {"from": filters.start.isoformat(), "to": filters.end.isoformat(),
+            **qa.per_agent(db, actor.workspace_id, lo, hi)}
 
 
 @router.get("/reports/conversations.csv")
