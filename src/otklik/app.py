@@ -39,6 +39,8 @@ from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
 from otklik.feedback import jobs as feedback_jobs
 from otklik.feedback.api import router as feedback_router
+from otklik.feedback.qa_api import router as qa_router
+from otklik.feedback.reviews_api import router as reviews_router
 from otklik.guardrails.api import router as guardrails_router
 from otklik.guardrails.compensations_api import router as compensations_router
 from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
@@ -251,7 +253,7 @@ def create_app() -> FastAPI:
                    assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
-                   phrases_router, reports_router, feedback_router, orders_router,
+                   phrases_router, reports_router, feedback_router, reviews_router, qa_router, orders_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

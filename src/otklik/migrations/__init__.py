@@ -45,6 +45,8 @@ def all_models() -> None:
     import otklik.customers.suggestions
     import otklik.customers.tasks
     import otklik.feedback.models
+    import otklik.feedback.qa
+    import otklik.feedback.reviews
     import otklik.guardrails.compensation_models
     import otklik.guardrails.models
     import otklik.guardrails.phrase_rules
