@@ -233,6 +233,8 @@ def test_wall_comment_becomes_a_public_comment_answered_on_the_wall(client, ws, 
     assert "публичный комментарий" in conv["tags"]
     msgs = messages_of(client, ws, conv["id"])
     assert msgs[0]["body_text"].startswith("Третью неделю жду заказ")
+    with session_scope(write=False) as s:  # public: the assistant never answers it with a chat text
+        assert s.get(Message, msgs[0]["id"]).meta["kind"] == "wall_comment"
     r = client.post(f"/api/v1/conversations/{conv['id']}/messages",
                     json={"text": "Ольга, простите за ожидание: написали вам в личные сообщения."}, headers=ws.agent)
     assert r.status_code == 201

@@ -133,7 +133,9 @@ def _receive(session: Session, account: ChannelAccount, *, user_id: int, text: s
         return None
     return conversations.receive(session, account.workspace_id, conversations.InboundMessage(
         channel=KIND, identity_kind="vk", identity_value=str(user_id), text=text[:conversations.MAX_BODY_CHARS],
-        identity_verified=True, channel_message_id=message_id, meta={"vk": meta}, sent_at=sent_at))
+        identity_verified=True, channel_message_id=message_id, sent_at=sent_at,
+        # a wall comment is public: the top-level `kind` makes the assistant hand it to a person (PUBLIC_KINDS)
+        meta={"vk": meta, **({"kind": "wall_comment"} if meta.get("kind") == "wall_comment" else {})}))
 
 
 def handle_event(session: Session, token: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
