@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,11 +279,22 @@ def _numbers(text: str, u: Understanding, pending: dict[str, Any] | None) -> lis
     return _BARE_NUMBER.findall(stripped)[:1]
 
 
+_HAS_ORDERS: dict[int, float] = {}  # workspace -> until when «it keeps orders» is taken as known (30 s)
+
+
 def has_orders(session: Session, workspace_id: int) -> bool:
-    """Whether the workspace keeps orders here (pushed, imported) or has an order-lookup URL."""
-    if session.scalar(select(Order.id).where(Order.workspace_id == workspace_id).limit(1)) is not None:
+    """Whether the workspace keeps orders here (pushed, imported) or has an order-lookup URL. A yes is kept 30 s
+    per process (a workspace that keeps orders keeps them); a no is asked again on the next message."""
+    now = time.monotonic()
+    if _HAS_ORDERS.get(workspace_id, 0.0) > now:
         return True
-    return lookup.remote_for(session.get(OrderSettings, workspace_id)) is not None
+    found = session.scalar(select(Order.id).where(Order.workspace_id == workspace_id).limit(1)) is not None or bool(
+        session.scalar(select(OrderSettings.lookup_url).where(OrderSettings.workspace_id == workspace_id)))
+    if found:
+        if len(_HAS_ORDERS) > 10_000:
+            _HAS_ORDERS.clear()
+        _HAS_ORDERS[workspace_id] = now + 30.0
+    return found
 
 
 def is_order_question(text: str, u: Understanding) -> bool:
@@ -308,8 +320,8 @@ def handle(session: Session, conversation: Conversation, text: str, u: Understan
         aspect = pending["aspect"]
     number = numbers[0] if numbers else (pending or {}).get("number") if continuing else None
     keep = current_action == "handoff" and current_reason in KEEP_HANDOFF
-    proof = proof_for(session, conversation)
     if number is None:
+        proof = proof_for(session, conversation)
         mine = [o for o in orders.orders_of_customer(session, ws, conversation.customer_id, limit=50)
                 if proof.owns(o)]
         open_ = [o for o in mine if o.status not in orders.CLOSED]
@@ -337,7 +349,7 @@ def handle(session: Session, conversation: Conversation, text: str, u: Understan
                               info={"number": number, "missing": True})
         return OrderReply("clarify", "order_not_found", _t(NOT_FOUND, language).format(n=number),
                           info={"awaiting": "number", "missing": number, "aspect": aspect})
-    owner = proof.owns(order)
+    owner = proof_for(session, conversation).owns(order)
     if not owner:
         if keep:
             return OrderReply("handoff", current_reason, note=order_note(order, owner=False))

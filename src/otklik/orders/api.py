@@ -85,7 +85,6 @@ def put_order(number: str, request: Request, raw: RawBody, actor: ActorOnly, res
 
     def work(db: Session) -> tuple[str, dict[str, Any]]:
         result = service.upsert(db, actor, item)
-        db.flush()
         assert result.order is not None
         return result.outcome, _stored(db, result.order)
 
