@@ -1,5 +1,5 @@
 """Inbound webhook throughput (events/s) and time to acknowledge (p50/p99) per channel: VK, WhatsApp, phone,
-web forms.
+web forms, Viber, Instagram (`--channels viber,instagram` measures only those).
 
 A fresh database, `otklik serve` (1 uvicorn process, embedded worker) as a subprocess on 127.0.0.1, one
 account per channel configured through the admin API. Each channel gets --events new events (every one a new
@@ -39,6 +39,9 @@ VK_SECRET = "bench-vk-secret"
 WA_SECRET = "bench-app-secret"
 WA_NUMBER_ID = "106540352242922"
 PBX_SECRET = "bench-pbx-secret"
+VIBER_TOKEN = "4453b6ac12345678-e02c5f12174805f9-bench0000000"
+IG_SECRET = "bench-ig-app-secret"
+IG_ACCOUNT = "17841405822304914"
 
 
 def _accounts(http: httpx.Client, token: str) -> dict[str, str]:
@@ -50,6 +53,9 @@ def _accounts(http: httpx.Client, token: str) -> dict[str, str]:
                      {"access_token": "EAAG-bench", "app_secret": WA_SECRET, "verify_token": "v"}),
         "phone": ({}, {"signing_secret": PBX_SECRET}),
         "form": ({"per_ip_per_hour": 10_000, "per_form_per_hour": 1_000_000}, {}),
+        "viber": ({"api_base_url": "http://127.0.0.1:9/pa"}, {"auth_token": VIBER_TOKEN}),
+        "instagram": ({"account_id": IG_ACCOUNT, "api_base": "http://127.0.0.1:9"},
+                      {"access_token": "IGAAT-bench", "app_secret": IG_SECRET, "verify_token": "v"}),
     }
     paths = {}
     for kind, (config, secrets) in specs.items():
@@ -97,8 +103,31 @@ def form_event(i: int, sender: int, run: str) -> tuple[bytes, dict[str, str]]:
     return json.dumps(body, ensure_ascii=False).encode(), {"content-type": "application/json"}
 
 
+def viber_event(i: int, sender: int, run: str) -> tuple[bytes, dict[str, str]]:
+    token = int(hashlib.sha256(run.encode()).hexdigest()[:12], 16) % 10**9 * 10**9 + i  # new per event and run
+    body = {"event": "message", "timestamp": int(time.time() * 1000), "chat_hostname": "SN-CHAT-05_",
+            "message_token": token, "silent": False,
+            "sender": {"id": f"{sender:010d}BenchA=", "name": f"Клиент {sender}", "language": "ru", "country": "RU",
+                       "api_version": 10},
+            "message": {"type": "text", "text": f"Где мой заказ №{i}?"}}
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return raw, {"content-type": "application/json",
+                 "x-viber-content-signature": hmac.new(VIBER_TOKEN.encode(), raw, hashlib.sha256).hexdigest()}
+
+
+def instagram_event(i: int, sender: int, run: str) -> tuple[bytes, dict[str, str]]:
+    now = int(time.time() * 1000)
+    body = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": now, "messaging": [{
+        "sender": {"id": f"55{sender:014d}"}, "recipient": {"id": IG_ACCOUNT}, "timestamp": now,
+        "message": {"mid": f"aWdfZAG1faXRlbTox{run}{i:08d}", "text": f"Здравствуйте, заказ №{i} не пришёл"}}]}]}
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return raw, {"content-type": "application/json",
+                 "x-hub-signature-256": "sha256=" + hmac.new(IG_SECRET.encode(), raw, hashlib.sha256).hexdigest()}
+
+
 MAKERS: dict[str, Callable[[int, int, str], tuple[bytes, dict[str, str]]]] = {
-    "vk": vk_event, "whatsapp": wa_event, "phone": phone_event, "form": form_event}
+    "vk": vk_event, "whatsapp": wa_event, "phone": phone_event, "form": form_event, "viber": viber_event,
+    "instagram": instagram_event}
 
 
 def server_cpu_s(pid: int) -> float:
@@ -149,6 +178,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--channels", default=",".join(MAKERS), help="comma-separated subset of " + ", ".join(MAKERS))
     parser.add_argument("--no-worker", action="store_true",
                         help="web process only (OTKLIK_EMBEDDED_WORKER=false): after-commit jobs wait in the queue, "
                              "as with separate `otklik worker` processes")
@@ -164,7 +194,8 @@ def main() -> None:
         with httpx.Client(base_url=base_url, timeout=30) as http:
             paths = _accounts(http, token)
         results: dict[str, Any] = {}
-        for channel, maker in MAKERS.items():
+        chosen = [c.strip() for c in args.channels.split(",") if c.strip()]
+        for channel, maker in ((c, MAKERS[c]) for c in chosen):
             run = uuid.uuid4().hex[:8]
             warm = [maker(i, i % args.customers, run + "w") for i in range(args.warmup)]
             asyncio.run(measure(base_url, paths[channel], warm, args.concurrency))
