@@ -220,6 +220,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orders_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from otklik.orders.csv_import import import_for_workspace
+
+    result = import_for_workspace(args.workspace, Path(args.file).read_bytes())
+    print(f"orders of {args.workspace}: {result['created']} created, {result['updated']} updated, "
+          f"{result['unchanged']} unchanged, {result['error']} with errors")
+    for item in result["items"]:
+        if item.get("error"):
+            print(f"  row {item['index'] + 2}: {item['error']['message']}", file=sys.stderr)
+    return 0 if not result["error"] else 1
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from otklik.assistant.evaluation import run
 
@@ -301,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", default=None, help="first day, YYYY-MM-DD (default: the first one)")
     p.add_argument("--to", dest="end", default=None, help="last day, YYYY-MM-DD (default: today)")
     p.set_defaults(func=cmd_reports_rollup)
+    p = sub.add_parser("orders-import", help="import orders from a CSV file (columns in README «Orders»)")
+    p.add_argument("file", help="a UTF-8 CSV file with a header row")
+    p.add_argument("--workspace", required=True, help="workspace slug")
+    p.set_defaults(func=cmd_orders_import)
     return parser
 
 

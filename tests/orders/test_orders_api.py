@@ -176,3 +176,16 @@ def test_merging_customers_moves_their_orders(client, ws):
     r = client.post(f"/api/v1/customers/{a}/merge", json={"source_id": b["customer"]["customer_id"]}, headers=ws.agent)
     assert r.status_code == 200, r.text
     assert client.get("/api/v1/orders/M2", headers=ws.agent).json()["customer"]["customer_id"] == a
+
+
+def test_orders_import_command(ws, tmp_path, capsys):
+    from otklik.cli import main
+
+    path = tmp_path / "orders.csv"
+    path.write_text("number,customer_kind,customer_value,status,total,items\n"
+                    "K1,email,k1@example.com,paid,100,Тостер|T-1|1|100\n"
+                    "K2,email,k2@example.com,flying,100,\n", encoding="utf-8")
+    assert main(["orders-import", str(path), "--workspace", ws.slug]) == 1
+    captured = capsys.readouterr()
+    assert "1 created" in captured.out and "row 3: rows.1.status" in captured.err
+    assert main(["orders-import", str(path), "--workspace", "no-such-workspace"]) == 2

@@ -19,7 +19,7 @@ from otklik.accounts.service import Actor
 from otklik.orders import csv_import, lookup, service
 from otklik.platform import jsonbody
 from otklik.platform.db import run_transaction
-from otklik.platform.errors import DomainError, field_error
+from otklik.platform.errors import field_error
 
 router = APIRouter(tags=["orders"], route_class=jsonbody.SafeJSONRoute)
 
@@ -99,51 +99,6 @@ def get_order(number: str, actor: CurrentActor, db: DB) -> dict[str, Any]:
     return _stored(db, service.get_order(db, actor.workspace_id, number))
 
 
-def _batch_out(results: list[service.Result]) -> dict[str, Any]:
-    items = []
-    for i, r in enumerate(results):
-        row: dict[str, Any] = {"index": i, "number": r.number, "outcome": r.outcome}
-        if r.error is not None:
-            row["error"] = r.error.to_dict()["error"]
-        items.append(row)
-    counts = {k: sum(1 for r in results if r.outcome == k) for k in ("created", "updated", "unchanged", "error")}
-    return {**counts, "items": items}
-
-
-def run_batch(actor: Actor, raw_orders: list[Any], *, atomic: bool, source: str,
-              prefix: str = "orders") -> dict[str, Any]:
-    """Check every order, then store the good ones in one transaction; a bad one is an error item (or, when
-    `atomic`, a 422 naming it and nothing stored)."""
-    parsed: list[service.OrderInput | DomainError] = []
-    for i, raw in enumerate(raw_orders):
-        try:
-            parsed.append(service.parse_order(raw, prefix=f"{prefix}.{i}."))
-        except DomainError as exc:
-            if atomic:
-                raise
-            parsed.append(exc)
-    good = [p for p in parsed if isinstance(p, service.OrderInput)]
-
-    def work(db: Session) -> list[service.Result]:
-        stored = service.upsert_many(db, actor, good, source=source)
-        if atomic:
-            for i, r in enumerate(stored):
-                if r.error is not None:
-                    raise type(r.error)(f"{prefix}.{i}.{r.error.message}", fields=[
-                        {**f, "field": f"{prefix}.{i}.{f['field']}"} for f in r.error.fields])
-        return stored
-
-    stored = iter(run_transaction(work) if good else [])
-    results = []
-    for i, p in enumerate(parsed):
-        if isinstance(p, service.OrderInput):
-            results.append(next(stored))
-        else:
-            number = raw_orders[i].get("number") if isinstance(raw_orders[i], dict) else None
-            results.append(service.Result(str(number)[:64] if number is not None else "", "error", error=p))
-    return _batch_out(results)
-
-
 @router.post("/orders/batch", openapi_extra=_BATCH_BODY)
 def batch(request: Request, raw: RawBody, actor: ActorOnly) -> dict[str, Any]:
     """Up to 10,000 orders in one transaction. Each item's outcome (created / updated / unchanged / error with
@@ -157,7 +112,7 @@ def batch(request: Request, raw: RawBody, actor: ActorOnly) -> dict[str, Any]:
         raise field_error("orders", f"a list of at most {service.MAX_BATCH} orders")
     if not isinstance(atomic, bool):
         raise field_error("atomic", "true or false")
-    return run_batch(actor, orders, atomic=atomic, source="api")
+    return service.store_batch(actor, orders, atomic=atomic, source="api")
 
 
 @router.post("/orders/import", openapi_extra=_CSV_BODY)
@@ -168,7 +123,7 @@ def import_csv(raw: RawBody, actor: ActorOnly) -> dict[str, Any]:
     if len(raw) > BATCH_MAX_BYTES:
         raise field_error("body", f"at most {BATCH_MAX_BYTES} bytes")
     rows = csv_import.rows_from_csv(raw)
-    return run_batch(actor, rows, atomic=False, source="csv", prefix="rows")
+    return service.store_batch(actor, rows, atomic=False, source="csv", prefix="rows")
 
 
 @router.get("/customers/{customer_id}/orders")

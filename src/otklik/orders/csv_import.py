@@ -99,3 +99,21 @@ def rows_from_csv(raw: bytes) -> list[dict[str, Any]]:
     except csv.Error as exc:
         raise field_error("body", f"is not valid CSV: {exc}") from None
     return rows
+
+
+def import_for_workspace(workspace_slug: str, raw: bytes) -> dict[str, Any]:
+    """`otklik orders-import FILE --workspace SLUG`: the file stored like POST /api/v1/orders/import."""
+    from otklik.accounts.models import Workspace
+    from otklik.accounts.service import Actor
+    from otklik.orders.service import store_batch
+    from otklik.platform.db import session_scope
+    from otklik.platform.errors import NotFound
+
+    with session_scope(write=False) as session:
+        from sqlalchemy import select
+
+        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == workspace_slug))
+    if workspace_id is None:
+        raise NotFound(f"workspace {workspace_slug!r} not found")
+    return store_batch(Actor.system(workspace_id, kind="system"), rows_from_csv(raw), atomic=False, source="csv",
+                       prefix="rows")

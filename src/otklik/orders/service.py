@@ -42,7 +42,7 @@ from otklik.customers.identities import normalise_identity
 from otklik.customers.models import Customer, Identity, IdentityKind
 from otklik.customers.service import register_merge_mover
 from otklik.orders.models import Order, OrderEvent
-from otklik.platform.db import utcnow
+from otklik.platform.db import run_transaction, utcnow
 from otklik.platform.errors import DomainError, InvalidInput, NotFound, field_error
 from otklik.platform.text import search_terms
 
@@ -558,6 +558,54 @@ def upsert(session: Session, actor: Actor, item: OrderInput, *, source: str = "a
     session.expire_all()  # the Core statements above changed rows the session may hold
     result.order = session.get(Order, result.order_id)
     return result
+
+
+# -- batches (the API, a CSV file) ---------------------------------------------------------------
+
+def _batch_out(results: list[Result]) -> dict[str, Any]:
+    items = []
+    for i, r in enumerate(results):
+        row: dict[str, Any] = {"index": i, "number": r.number, "outcome": r.outcome}
+        if r.error is not None:
+            row["error"] = r.error.to_dict()["error"]
+        items.append(row)
+    counts = {k: sum(1 for r in results if r.outcome == k) for k in ("created", "updated", "unchanged", "error")}
+    return {**counts, "items": items}
+
+
+def store_batch(actor: Actor, raw_orders: list[Any], *, atomic: bool, source: str,
+              prefix: str = "orders") -> dict[str, Any]:
+    """Check every order, then store the good ones in one transaction; a bad one is an error item (or, when
+    `atomic`, a 422 naming it and nothing stored)."""
+    parsed: list[OrderInput | DomainError] = []
+    for i, raw in enumerate(raw_orders):
+        try:
+            parsed.append(parse_order(raw, prefix=f"{prefix}.{i}."))
+        except DomainError as exc:
+            if atomic:
+                raise
+            parsed.append(exc)
+    good = [p for p in parsed if isinstance(p, OrderInput)]
+
+    def work(db: Session) -> list[Result]:
+        stored = upsert_many(db, actor, good, source=source)
+        if atomic:
+            for i, r in enumerate(stored):
+                if r.error is not None:
+                    raise type(r.error)(f"{prefix}.{i}.{r.error.message}", fields=[
+                        {**f, "field": f"{prefix}.{i}.{f['field']}"} for f in r.error.fields])
+        return stored
+
+    stored = iter(run_transaction(work) if good else [])
+    results = []
+    for i, p in enumerate(parsed):
+        if isinstance(p, OrderInput):
+            results.append(next(stored))
+        else:
+            number = raw_orders[i].get("number") if isinstance(raw_orders[i], dict) else None
+            results.append(Result(str(number)[:64] if number is not None else "", "error", error=p))
+    return _batch_out(results)
+
 
 
 # -- reading ---------------------------------------------------------------------------------------------
