@@ -459,7 +459,8 @@ def write_conversation_note(connection_id: int, conversation_id: int) -> str:
     with session_scope() as session:
         conversation = session.get(Conversation, conversation_id)
         connection = session.get(CrmConnection, connection_id)
-        if conversation is None or connection is None or conversation.workspace_id != connection.workspace_id:
+        if conversation is None or connection is None or conversation.workspace_id != connection.workspace_id \
+                or not connection.enabled:
             return "skipped"
         if conversation.status not in ("solved", "closed"):
             return "skipped"
