@@ -13,8 +13,9 @@ import pytest
 from otklik.conversations import service as conversations
 from otklik.conversations.models import AuthorKind, Message
 from otklik.platform.db import session_scope
-from tests.channels.conftest import PDF, PNG, fixture
+from tests.channels.conftest import JPEG, PDF, PNG, fixture
 from tests.channels.helpers import (
+    attachments_of,
     create_account,
     identities_of_customer,
     messages_of,
@@ -86,16 +87,18 @@ def test_viber_checks_the_address_with_a_webhook_event(client, bot):
 
 @pytest.mark.parametrize(("name", "text"), [
     ("message_text", "Добрый день, заказ №4512 не пришёл"),
-    ("message_picture", "Вот упаковка\n📷 Фото https://dl-media.viber.com/1/share/2/long/vibes/icon/image/0x0/95e0/"
-                        "5688fdffdaa81a4a2d7d01aa7d79dd7c.jpg"),
-    ("message_file", "📄 Документ: chek_4512.pdf, 100 КБ https://dl-media.viber.com/1/share/2/long/bots/generic/doc/"
-                     "chek_4512.pdf"),
+    ("message_picture", "Вот упаковка\n📷 Фото"),
+    ("message_file", "📄 Документ: chek_4512.pdf, 100 КБ"),
     ("message_contact", "📱 Контакт: Иван Петров +79161234567"),
     ("message_location", "📍 Геопозиция: 55.751244, 37.618423 https://maps.google.com/?q=55.751244,37.618423"),
     ("message_sticker", "Стикер"),
 ])
-def test_each_message_shape_is_stored_once(client, ws, bot, name, text):
+def test_each_message_shape_is_stored_once(client, ws, bot, viber, name, text):
     payload = fixture("viber", name)
+    media = payload["message"].get("media")
+    if media:  # Viber's link, served by the stand-in
+        viber.media[media.rsplit("/", 1)[-1]] = ("application/pdf", PDF) if media.endswith(".pdf") else ("image/jpeg", JPEG)
+        payload["message"]["media"] = f"{viber.server.url}/media/{media.rsplit('/', 1)[-1]}"
     first = post(client, bot, payload)
     assert first.status_code == 200 and first.json()["status_message"] == "stored", first.text
     again = post(client, bot, payload)  # Viber re-sends what did not get a 200
@@ -106,6 +109,19 @@ def test_each_message_shape_is_stored_once(client, ws, bot, name, text):
     customer, identities = identities_of_customer(ws.id, "viber", USER)
     assert customer is not None and customer.name == "Ольга Смирнова"
     assert [(i.kind, i.verified) for i in identities] == [("viber", True)]
+    files = [(a.filename, a.content_type, a.size) for a in attachments_of(message.id)]
+    assert files == {"message_picture": [("IMG_0412.jpg", "image/jpeg", len(JPEG))],
+                     "message_file": [("chek_4512.pdf", "application/pdf", len(PDF))]}.get(name, [])
+
+
+def test_an_expired_media_link_is_stored_with_a_note(client, ws, bot, viber):
+    payload = fixture("viber", "message_picture")
+    payload["message"]["media"] = f"{viber.server.url}/media/expired.jpg"
+    assert post(client, bot, payload).json()["status_message"] == "stored"
+    assert post(client, bot, payload).json()["status_message"] == "duplicate"
+    [message] = messages_of(ws.id, "viber")
+    assert "не загружен" in message.body_text and "404" in message.body_text
+    assert attachments_of(message.id) == []
 
 
 def test_conversation_started_gets_the_welcome_and_subscribed_creates_the_customer(client, ws, bot):

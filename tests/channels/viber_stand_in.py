@@ -17,10 +17,17 @@ class ViberBotAPI:
         self.token = token
         self.fail_next: list[str] = []  # fixture names (response_not_subscribed...) for the next send_message calls
         self._ids = itertools.count(7_100_000_000_000_000_001)
+        self.media: dict[str, tuple[str, bytes]] = {}  # served at /media/<name>
         self.server = StandIn(self._handle)
         self.url = self.server.url + "/pa"
 
     def _handle(self, r: Recorded) -> Reply:
+        if r.path.startswith("/media/"):  # Viber's media links: public, no token, they expire (then 404)
+            name = r.path.rsplit("/", 1)[-1]
+            if name not in self.media:
+                return 404, {"content-type": "text/plain"}, b"gone"
+            ctype, data = self.media[name]
+            return 200, {"content-type": ctype}, data
         if r.headers.get("x-viber-auth-token") != self.token:
             return json_reply(fixture("viber", "response_bad_token"))
         method = r.path.rsplit("/", 1)[-1]

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from otklik.accounts.service import Actor
 from otklik.channels import media_links
 from otklik.channels.base import (
     ChannelPlugin,
@@ -45,20 +46,23 @@ from otklik.channels.base import (
     add_plugin,
     clean_api_base,
     clean_button_labels,
+    finish_event,
     record_event,
     webhook_account,
 )
 from otklik.channels.delivery import OutgoingFile, conversation_account, files_of, send_parts
 from otklik.channels.inbound_kit import BadSignature, Malformed, as_dict, parse_json, unknown_account
+from otklik.channels.jobs import MAX_EVENT_ATTEMPTS, enqueue_event_after_commit
 from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
 from otklik.channels.secrets import decrypt_secrets
-from otklik.conversations import reply_checks
+from otklik.conversations import attachments, reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.delivery import record_delivery_status
 from otklik.conversations.models import DeliveryStatus, Message
 from otklik.conversations.outbox import DeliveryError, OutboundMessage
 from otklik.customers import service as customers
 from otklik.customers.identities import normalise_identity
+from otklik.platform.config import get_settings
 from otklik.platform.db import run_transaction, session_scope
 from otklik.platform.errors import DomainError, field_error
 
@@ -80,6 +84,7 @@ STATUS_NAMES = {1: "invalid url", 2: "invalid auth token", 3: "bad data", 4: "mi
                 10: "the webhook is not set", 11: "the receiver has no device that supports this message",
                 12: "too many requests", 13: "the API version is not supported",
                 14: "the message is incompatible with the receiver's Viber version"}
+MEDIA_TYPES = ("picture", "video", "file")
 SEEN = {"delivered": DeliveryStatus.delivered, "seen": DeliveryStatus.read, "failed": DeliveryStatus.failed}
 reply_checks.register_file_limits(KIND, reply_checks.FileLimits(
     max_bytes=MAX_FILE_BYTES, max_files=10,
@@ -202,6 +207,94 @@ def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"(сообщение Viber типа {kind or 'unknown'}: Отклик его не показывает)", extra
 
 
+def store_message(session: Session, account: ChannelAccount, data: dict[str, Any], *,
+                  attachment_ids: tuple[int, ...] = (), note: str | None = None) -> None:
+    """A checked `message` callback as the customer's message (with the file fetched from Viber, if any)."""
+    sender, message = as_dict(data.get("sender")), as_dict(data.get("message"))
+    user_id = str(sender.get("id"))
+    text, extra = describe(message)
+    if attachment_ids and extra.get("media"):
+        text = text.replace(f" {extra['media']}", "")  # the file is attached: its expiring link is only kept in meta
+    if note:
+        text = f"{text}\n{note}"
+    tracking = message.get("tracking_data")
+    if isinstance(tracking, str) and tracking:
+        extra["tracking_data"] = tracking[:500]
+    conversations.receive(session, account.workspace_id, conversations.InboundMessage(
+        channel=KIND, identity_kind=KIND, identity_value=user_id,
+        text=(text or "(пустое сообщение)")[:conversations.MAX_BODY_CHARS], customer_name=_user_name(sender),
+        identity_verified=True, channel_message_id=f"viber:{_token(data, required=True)}", sent_at=_sent_at(data),
+        attachment_ids=attachment_ids, language=_language(sender),
+        meta={"viber": {"user_id": user_id, **extra}, "account_id": account.id}))
+
+
+class _MediaUnavailable(Exception):
+    """Viber's link is gone or the file is too large: a retry cannot help; the message is stored with a note."""
+
+
+def download_media(url: str) -> tuple[bytes, str]:
+    """GET Viber's media link (no token needed; it expires), at most the attachment size limit."""
+    cap = get_settings().max_attachment_bytes
+    with httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as response:
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            raise _MediaUnavailable(f"Viber: HTTP {response.status_code}")
+        response.raise_for_status()
+        data = bytearray()
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) > cap:
+                raise _MediaUnavailable("the file is larger than this server accepts")
+        mime = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    return bytes(data), mime
+
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+              "video/mp4": ".mp4", "application/pdf": ".pdf"}
+
+
+def process_pending(event_id: int) -> None:
+    """After the webhook answered: fetch a picture's, video's or file's bytes from Viber's link, then store the
+    message with it. Network trouble is retried by the channel sweep; the last attempt stores a note instead."""
+    with session_scope(write=False) as session:
+        event = session.get(ChannelEvent, event_id)
+        if event is None or event.status != EventStatus.pending.value or not event.payload:
+            return
+        data, attempts = dict(event.payload.get("callback") or {}), event.attempts
+    message = as_dict(data.get("message"))
+    _, extra = describe(message)
+    content, mime, note = b"", "", None
+    try:
+        content, mime = download_media(str(extra.get("media")))
+    except _MediaUnavailable as exc:
+        note = f"[файл не загружен из Viber: {exc}]"
+    except httpx.HTTPError as exc:
+        if attempts < MAX_EVENT_ATTEMPTS:
+            raise  # the sweep tries again
+        note = f"[файл не удалось загрузить из Viber: {type(exc).__name__}]"
+    name = str(extra.get("file_name") or message.get("file_name") or f"viber-{extra['type']}")[:200]
+    if "." not in name:
+        name += EXTENSIONS.get(mime, "")
+
+    def work(session: Session) -> None:
+        event = session.get(ChannelEvent, event_id)
+        account = session.get(ChannelAccount, event.account_id) if event is not None else None
+        if event is None or account is None or event.status != EventStatus.pending.value:
+            return
+        ids: tuple[int, ...] = ()
+        problem = note
+        if content:
+            try:
+                stored = attachments.store(session, Actor.system(account.workspace_id, kind="customer"),
+                                           filename=name, content_type=mime, chunks=[content])
+                ids = (stored.id,)
+            except DomainError as exc:
+                problem = f"[файл {name} не сохранён: {exc.message}]"
+        store_message(session, account, data, attachment_ids=ids, note=problem)
+        finish_event(event)
+
+    run_transaction(work)
+
+
 # whether the bot may write to a user: one row per account and user (a vendor state, kept with its events)
 
 def _subscription_key(user_id: str) -> str:
@@ -264,18 +357,19 @@ def handle_callback(session: Session, account: ChannelAccount, data: dict[str, A
         message = data.get("message")
         if not isinstance(message, dict):
             raise InvalidCallback("message: an object is required")
-        text, extra = describe(message)
+        _, extra = describe(message)  # validates the shape before anything is stored
+        if extra.get("media") and extra["type"] in MEDIA_TYPES:
+            # the file is fetched from Viber's link after we answered; the message is stored with it then
+            pending = record_event(session, account, f"message:{token}", pending=True, payload={"callback": data})
+            if pending is None:
+                return {"status": 0, "status_message": "duplicate"}
+            set_subscribed(session, account, user_id, True, at_ms)
+            enqueue_event_after_commit(session, pending.id)
+            return {"status": 0, "status_message": "stored"}
         if record_event(session, account, f"message:{token}") is None:
             return {"status": 0, "status_message": "duplicate"}
         set_subscribed(session, account, user_id, True, at_ms)
-        tracking = message.get("tracking_data")
-        if isinstance(tracking, str) and tracking:
-            extra["tracking_data"] = tracking[:500]
-        conversations.receive(session, account.workspace_id, conversations.InboundMessage(
-            channel=KIND, identity_kind=KIND, identity_value=user_id,
-            text=(text or "(пустое сообщение)")[:conversations.MAX_BODY_CHARS], customer_name=_user_name(sender),
-            identity_verified=True, channel_message_id=f"viber:{token}", sent_at=_sent_at(data),
-            language=_language(sender), meta={"viber": {"user_id": user_id, **extra}, "account_id": account.id}))
+        store_message(session, account, data)
         return {"status": 0, "status_message": "stored"}
     if event in SEEN:
         token = _token(data, required=True)
@@ -487,6 +581,9 @@ class ViberPlugin(ChannelPlugin):
             raise field_error("secrets.auth_token", "is required: take it from partners.viber.com (the bot's Info tab)")
         if len(token) < 16 or any(c.isspace() for c in token):
             raise field_error("secrets.auth_token", "does not look like a Viber bot token")
+
+    def process_pending(self, event_id: int) -> None:
+        process_pending(event_id)
 
     def sender(self, account: ChannelAccount, config: dict[str, Any], secrets: dict[str, str]) -> ViberSender:
         return ViberSender(account, config, secrets)
