@@ -50,6 +50,8 @@ PLATFORMS = {"yandex_maps": "Яндекс Карты", "2gis": "2ГИС", "flamp
 MAX_TEXT = 10_000
 MAX_CSV_ROWS = 10_000
 REVIEW_REPLY = "review_reply"
+REFUSAL = ("A review is answered on its site: copy the reply from the «Review» block, post it there and mark it "
+           "published.")  # a msgid of the UI catalogs: the composer shows it translated
 
 
 class Review(Base):
@@ -312,8 +314,7 @@ def review_data(review: Review) -> dict[str, Any]:
 
 
 def _refuse_chat_reply(session: Session, conversation: Conversation, meta: dict[str, Any]) -> str | None:
-    return ("a review is answered on its site: copy the reply from the «Review» block, post it there and mark it "
-            "published")
+    return REFUSAL
 
 
 reply_checks.register("review", _refuse_chat_reply)

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB
+from otklik.feedback import qa, reviews
 from otklik.feedback import service as feedback
 from otklik.platform.db import utcnow
 from otklik.platform.errors import DomainError
@@ -113,6 +114,9 @@ def reports_page(request: Request, user: SupervisorUser, db: DB,
         return render(request, "reports/dashboard.html", status_code=422, **context)
     summary = reports.summary(db, workspace_id, filters)
     daily = reports.daily(db, workspace_id, filters)
+    lo, hi = reports.day_bounds(reports.workspace_zone(db, workspace_id), filters.start, filters.end)
+    context["review_stats"] = reviews.by_platform(db, workspace_id, lo, hi)
+    context["qa_stats"] = qa.per_agent(db, workspace_id, lo, hi)
     query = urlencode({k: v for k, v in form.items() if v})
     return render(request, "reports/dashboard.html", summary=summary, volume=volume_chart(daily),
                   waits=wait_chart(daily), reasons=reasons_chart(summary["handoff_reasons"]), export_query=query,
