@@ -26,6 +26,7 @@ from otklik.web.ui import (
     legal,
     orders,
     phrases,
+    reviews,
     routing,
     search,
     settings,
@@ -38,7 +39,7 @@ from otklik.web.ui.deps import STATIC_DIR
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
          calendars, sla, automation, routing, legal, compensations, phrases, orders, report_pages, survey_pages,
-         integrations)
+         integrations, reviews)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
