@@ -59,6 +59,11 @@ def foreign(client, ws, other_ws):
                                        headers=other_ws.agent).json()["id"],
         "limit_id": client.put("/api/v1/compensation-limits", json={"subject": "role:agent", "kind": "gift"},
                                headers=other_ws.admin).json()["id"],
+        "connection_id": (crm_id := client.post("/api/v1/integrations/crm/connections", json={  # issue 18
+            "kind": "retailcrm", "config": {"base_url": "http://127.0.0.1:9"}},
+            headers=other_ws.admin).json()["id"]),
+        "sync_id": client.post(f"/api/v1/integrations/crm/connections/{crm_id}/sync", json={},
+                               headers=other_ws.admin).json()["id"],
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
@@ -96,6 +101,7 @@ BODIES = {
     ("PUT", "/api/v1/conversations/{conversation_id}/consumer-law"): {"inputs": {}},
     ("POST", "/api/v1/conversations/{conversation_id}/compensations"): {"kind": "gift", "amount": "1", "reason": "x"},
     ("PATCH", "/api/v1/phrase-rules/{phrase_rule_id}"): {"enabled": False},
+    ("PATCH", "/api/v1/integrations/crm/connections/{connection_id}"): {"name": "x"},
 }
 # Query strings valid in shape, for the same reason.
 QUERIES = {
