@@ -115,3 +115,19 @@ def test_creates_a_contact_with_phone_and_email_fields(client, ws, amo):
     made = amo.contacts[int(link.external_id)]
     codes = {f["field_code"]: f["values"][0]["value"] for f in made["custom_fields_values"]}
     assert codes == {"PHONE": "+79035550101", "EMAIL": "petr@example.com"}
+
+
+def test_two_workers_refreshing_at_once_keep_the_connection(client, ws, amo):
+    """Refresh tokens are single use: the worker that loses the race takes the winner's stored tokens."""
+    conn = connect(client, ws, "amocrm", amo_config(amo), {"client_secret": "amo-secret",
+                                                           "authorization_code": "code-1"})
+    assert client.post(f"/api/v1/integrations/crm/connections/{conn['id']}/test", headers=ws.admin).status_code == 200
+    amo.expire_all()
+    with session_scope() as session:
+        snap = service.snapshot(session, session.get(CrmConnection, conn["id"]))
+    slow, fast = service.open_connector(snap), service.open_connector(snap)  # both read refresh-1
+    assert "Мой магазин" in fast.test_connection()  # rotates to refresh-2 and stores it
+    assert "Мой магазин" in slow.test_connection()  # refresh-1 is dead: reloads, uses the stored access-2
+    assert _secrets(conn["id"])["refresh_token"] == "refresh-2"
+    slow.close()
+    fast.close()

@@ -91,8 +91,13 @@ class AmoCrm(CrmConnector):
         try:
             tokens = self.http.json("POST", "/oauth2/access_token", json=body)
         except CrmError as exc:
-            if grant["grant_type"] == "refresh_token":  # a used or revoked refresh token: a new code is needed
-                self.save_secrets({"access_token": "", "refresh_token": ""})
+            if grant["grant_type"] == "refresh_token":
+                # refresh tokens are single use: another worker may have just rotated this one; use theirs
+                fresh = self.reload_secrets()
+                if fresh.get("refresh_token") and fresh["refresh_token"] != grant["refresh_token"] \
+                        and fresh.get("access_token"):
+                    return fresh["access_token"]
+                self.save_secrets({"access_token": "", "refresh_token": ""})  # revoked: a new code is needed
             raise CrmAuthError(f"amoCRM did not give a token: {exc.message}; paste a new authorization code or "
                                "connect again from the integration") from None
         if not isinstance(tokens, dict) or not tokens.get("access_token") or not tokens.get("refresh_token"):

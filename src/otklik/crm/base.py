@@ -202,11 +202,19 @@ class CrmConnector:
     deal_word: ClassVar[str] = "deal"               # how the CRM calls it: lead / deal / order
 
     def __init__(self, config: dict[str, Any], secrets: dict[str, str], save_secrets: SaveSecrets | None = None,
-                 *, transport: httpx.BaseTransport | None = None):
+                 *, transport: httpx.BaseTransport | None = None,
+                 load_secrets: Callable[[], dict[str, str]] | None = None):
         self.config = self.Config.model_validate(config)
         self.secrets = dict(secrets)
         self._save = save_secrets
+        self._load = load_secrets
         self.transport = transport
+
+    def reload_secrets(self) -> dict[str, str]:
+        """The secrets as stored now (another worker may have rotated a token since this one read them)."""
+        if self._load is not None:
+            self.secrets = dict(self._load())
+        return self.secrets
 
     def save_secrets(self, changed: dict[str, str]) -> None:
         """Store rotated credentials (amoCRM's refresh token) at once, in a transaction of their own."""

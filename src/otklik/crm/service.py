@@ -262,6 +262,14 @@ def _save_secrets_for(connection_id: int) -> Callable[[dict[str, str]], None]:
     return save
 
 
+def _load_secrets_for(connection_id: int) -> Callable[[], dict[str, str]]:
+    def load() -> dict[str, str]:
+        with session_scope(write=False) as session:
+            connection = session.get(CrmConnection, connection_id)
+            return decrypt_secrets(connection.secret) if connection is not None else {}
+    return load
+
+
 # tests and the benchmark route vendor calls to stand-ins by their base URL; this hook lets them add a transport
 TRANSPORT: Any = None
 
@@ -269,7 +277,8 @@ TRANSPORT: Any = None
 def open_connector(snap: Snapshot) -> CrmConnector:
     cls = _connector_class(snap.kind)
     try:
-        return cls(snap.config, snap.secrets, _save_secrets_for(snap.id), transport=TRANSPORT)
+        return cls(snap.config, snap.secrets, _save_secrets_for(snap.id), transport=TRANSPORT,
+                   load_secrets=_load_secrets_for(snap.id))
     except ValidationError:
         raise CrmError(f"the {cls.title} settings are incomplete: open Settings → Integrations") from None
 
