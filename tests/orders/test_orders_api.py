@@ -189,3 +189,29 @@ def test_orders_import_command(ws, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "1 created" in captured.out and "row 3: rows.1.status" in captured.err
     assert main(["orders-import", str(path), "--workspace", "no-such-workspace"]) == 2
+
+
+def test_status_changes_are_announced_and_purchases_counted(client, ws, monkeypatch):
+    from otklik.orders import service
+    from otklik.platform import events
+    from otklik.platform.db import session_scope
+
+    seen: list = []
+    real = events.after_commit
+
+    def record(session, action):
+        if isinstance(action, events.Event) and action.type == "order.status_changed":
+            seen.append(action)
+        real(session, action)
+
+    monkeypatch.setattr(events, "after_commit", record)
+    put(client, ws, "E1", ORDER)
+    put(client, ws, "E1", ORDER)  # unchanged: nothing announced
+    put(client, ws, "E1", {"status": "delivered"})
+    put(client, ws, "E2", {**ORDER, "status": "cancelled"})
+    mine = [(e.data["number"], e.data["from"], e.data["to"]) for e in seen if e.workspace_id == ws.id]
+    assert mine == [("E1", None, "paid"), ("E1", "paid", "delivered"), ("E2", None, "cancelled")]
+    customer_id = client.get("/api/v1/orders/E1", headers=ws.agent).json()["customer"]["customer_id"]
+    with session_scope(write=False) as s:
+        count, total = service.purchase_summary(s, ws.id, [customer_id])[customer_id]
+    assert count == 1 and int(total) == 2791

@@ -490,6 +490,7 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
     new_status_at: dict[str, dt.datetime | None] = {}
     updates: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
+    changes: list[tuple[int, str, str | None, str]] = []  # (order id, number, before, after)
     for k, item in enumerate(items):
         if results[k] is not None:
             continue
@@ -519,6 +520,7 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
         update_row.update(v_id=stored["id"], v_updated_at=now)
         updates[item.number] = update_row
         if values["status"] != before["status"]:
+            changes.append((stored["id"], item.number, before["status"], values["status"]))
             events.append({"workspace_id": ws, "order_id": stored["id"], "status": values["status"],
                            "at": item.status_at or now, "source": source, "note": f"{before['status']} → {values['status']}"})
         current[item.number] = {**values, "id": stored["id"], "fingerprint_seen": values["fingerprint"]}
@@ -531,6 +533,7 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
         session.execute(insert(ORDERS_TABLE), [{c: v.get(c) for c in _COLUMNS} for v in new_rows.values()])
         ids = {n: r["id"] for n, r in _rows(session, ws, list(new_rows), [Order.id]).items()}
         for number, values in new_rows.items():
+            changes.append((ids[number], number, None, values["status"]))
             events.append({"workspace_id": ws, "order_id": ids[number], "status": values["status"],
                            "at": new_status_at.get(number) or now, "source": source, "note": ""})
         for r in results:
@@ -539,6 +542,7 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
     if events:
         session.execute(insert(EVENTS_TABLE), events)
     done = [r for r in results if r is not None]
+    _announce(session, ws, changes, source)
     if audit and any(r.outcome in ("created", "updated") for r in done):
         counts = {k: sum(1 for r in done if r.outcome == k) for k in ("created", "updated", "unchanged", "error")}
         if len(items) == 1 and done[0].order_id is not None:
@@ -548,6 +552,45 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
             record_audit(session, actor, entity_type="order", entity_id=0, action="imported",
                          after={**counts, "source": source, "customers_created": created_customers})
     return done
+
+
+MAX_EVENTS = 100  # a batch announces each change up to this many, then one «orders.imported»
+
+
+def _announce(session: Session, workspace_id: int, changes: list[tuple[int, str, str | None, str]],
+              source: str) -> None:
+    """After commit, for whoever reacts to an order's status (proactive messages: delayed, delivered, returned;
+    loyalty tiers counting purchases): `order.status_changed` {order_id, number, from, to, source}."""
+    if not changes:
+        return
+    from otklik.platform.events import Event, after_commit
+
+    if len(changes) > MAX_EVENTS:
+        after_commit(session, Event("orders.imported", workspace_id, {"changes": len(changes), "source": source}))
+        return
+    for order_id, number, before, after in changes:
+        after_commit(session, Event("order.status_changed", workspace_id, {
+            "order_id": order_id, "number": number, "from": before, "to": after, "source": source}))
+
+
+def purchase_summary(session: Session, workspace_id: int, customer_ids: Sequence[int], *,
+                     since: dt.datetime | None = None) -> dict[int, tuple[int, Decimal]]:
+    """Per customer: how many orders they bought and for how much — paid, neither cancelled nor returned,
+    placed since `since` (what a loyalty tier such as «5 / 10 / 20 purchases» counts)."""
+    from sqlalchemy import func
+
+    out: dict[int, tuple[int, Decimal]] = {c: (0, Decimal("0")) for c in customer_ids}
+    ids = list(customer_ids)
+    for start in range(0, len(ids), 500):
+        stmt = select(Order.customer_id, func.count(Order.id), func.coalesce(func.sum(Order.total), 0)).where(
+            Order.workspace_id == workspace_id, Order.customer_id.in_(ids[start:start + 500]),
+            Order.payment_status == "paid", Order.status.not_in(("cancelled", "returned")))
+        if since is not None:
+            stmt = stmt.where(Order.placed_at >= since)
+        for customer_id, count, total in session.execute(stmt.group_by(Order.customer_id)):
+            if customer_id is not None:
+                out[customer_id] = (int(count), Decimal(str(total)))
+    return out
 
 
 def upsert(session: Session, actor: Actor, item: OrderInput, *, source: str = "api") -> Result:
