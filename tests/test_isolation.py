@@ -104,6 +104,8 @@ BODIES = {
     ("PUT", "/api/v1/conversations/{conversation_id}/consumer-law"): {"inputs": {}},
     ("POST", "/api/v1/conversations/{conversation_id}/compensations"): {"kind": "gift", "amount": "1", "reason": "x"},
     ("PATCH", "/api/v1/phrase-rules/{phrase_rule_id}"): {"enabled": False},
+    ("POST", "/api/v1/conversations/{conversation_id}/review/publish"): {"text": "x"},
+    ("POST", "/api/v1/conversations/{conversation_id}/qa/review"): {"items": {}},
     ("PATCH", "/api/v1/integrations/crm/connections/{connection_id}"): {"name": "x"},
 }
 # Create-or-update by a key in the caller's own namespace: A's PUT of a number B also uses makes A's own order
