@@ -6,7 +6,8 @@ For each KB, the answer and clarify models are fitted on the *other* KBs only (t
 their questions, so both leave together)
 (`make_kb_calibration.fit_models`), written to a temporary file, and the whole pipeline is run on the held-out
 KB by `otklik eval kb --kb --questions --reasons --details --json` (the contract outside checks call), in a
-fresh process with OTKLIK_ANSWER_MODEL pointing at that file. Retrieval weights were chosen on all of these KBs
+fresh process with OTKLIK_ANSWER_MODEL pointing at that file. The sentiment / urgency / reason models are
+refitted the same way without the held-out business's chat messages (OTKLIK_UNDERSTANDING_MODELS). Retrieval weights were chosen on all of these KBs
 (BENCHMARKS.md, section 11), so these are dev figures; the test figures are the ones checked on KBs we never see.
 
     .venv/bin/python bench/assistant_kbs.py [--only clinic,telecom] [--out bench/results/kbs]
@@ -87,6 +88,8 @@ def main() -> None:
             if reasons is not None and reasons.is_file():
                 cmd += ["--reasons", str(reasons)]
             env = {**os.environ, "OTKLIK_ANSWER_MODEL": str(path)}
+            if not name.startswith("demo_"):
+                env["OTKLIK_UNDERSTANDING_MODELS"] = str(understanding_without(name, tmp))
             started = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -106,6 +109,21 @@ def main() -> None:
             lo = {k: min(r.get(k) or 0 for r in held) for k in keys}
             hi = {k: max(r.get(k) or 0 for r in held) for k in keys}
             print("spread (min-max): " + ", ".join(f"{k} {lo[k]:.3f}-{hi[k]:.3f}" for k in keys))
+
+
+def understanding_without(name: str, tmp: Path) -> Path:
+    """The understanding models fitted as the shipped ones are, less the held-out business's chat messages."""
+    from make_examples import chat_rows
+
+    from otklik.assistant.embeddings import get_embedder
+    from otklik.assistant.understanding import load_examples, write_shipped
+
+    chat = {r["text"] for r in chat_rows()}
+    rows = [r for r in load_examples() if r["text"] not in chat] + chat_rows(exclude={name})
+    folder = tmp / f"understanding_{name}"
+    folder.mkdir(exist_ok=True)
+    write_shipped(get_embedder(), rows, folder)
+    return folder
 
 
 def row(r: dict) -> str:
