@@ -253,16 +253,16 @@ def hostile_bodies(target: Target, n: Iterator[int]) -> Iterator[tuple[str, byte
 
 def reset_limits() -> None:
     """The per-process rate limits would answer 429 before the body is looked at; every request starts at zero."""
-    from otklik.accounts import api as accounts_api
-    from otklik.accounts import password_reset_api
+    from otklik.accounts import password_reset_api, signin
     from otklik.channels.webforms import plugin as forms
     from otklik.web.widget import api as widget
 
     for limiter in (widget.sessions_per_ip, widget.messages_per_visitor, widget.pages_per_visitor,
                     widget.typing_per_visitor, widget.uploads_per_visitor, widget.forms_per_ip,
-                    accounts_api._login_limiter, password_reset_api._per_client, password_reset_api._per_address,
-                    *forms._limiters.values()):
+                    password_reset_api._per_client, password_reset_api._per_address, *forms._limiters.values()):
         limiter._hits.clear()
+    signin.per_account.clear()
+    signin.per_address.clear()
 
 
 @pytest.fixture(scope="module")

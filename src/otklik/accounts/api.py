@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from otklik.accounts import service
+from otklik.accounts import service, signin
 from otklik.accounts.deps import DB, SESSION_COOKIE, CurrentActor, authenticate
 from otklik.accounts.models import Role, Team
 from otklik.accounts.schemas import (
@@ -29,19 +29,16 @@ from otklik.accounts.schemas import (
 from otklik.accounts.service import Actor
 from otklik.platform.config import get_settings
 from otklik.platform.jsonbody import SafeJSONRoute
-from otklik.platform.ratelimit import SlidingWindow
 
 router = APIRouter(route_class=SafeJSONRoute)  # /auth/login is public: bodies get the shared JSON limits
-_login_limiter = SlidingWindow(limit=10, seconds=60)
 
 
 @router.post("/auth/login", response_model=SessionOut, tags=["auth"])
 def login(body: LoginIn, request: Request, response: Response, db: DB) -> SessionOut:
-    client = request.client.host if request.client else "?"
-    _login_limiter.hit(f"{client}:{body.email.lower()}")
     settings = get_settings()
-    raw, login_session, user = service.login(db, workspace_slug=body.workspace, email=body.email,
-                                             password=body.password, ttl_hours=settings.session_ttl_hours)
+    raw, login_session, user = signin.sign_in(db, request, email=body.email, password=body.password,
+                                              workspace=body.workspace, via="api",
+                                              ttl_hours=settings.session_ttl_hours)
     response.set_cookie(SESSION_COOKIE, raw, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=settings.session_ttl_hours * 3600, path="/")
     return SessionOut(user=UserOut.model_validate(user), csrf_token=login_session.csrf_token,
@@ -134,7 +131,8 @@ def list_tokens(actor: CurrentActor, db: DB) -> list[TokenOut]:
 
 @router.post("/api-tokens", response_model=TokenCreated, status_code=201, tags=["api tokens"])
 def create_token(body: TokenCreate, actor: CurrentActor, db: DB) -> TokenCreated:
-    raw, token = service.create_api_token(db, actor, name=body.name, user_id=body.user_id)
+    raw, token = service.create_api_token(db, actor, name=body.name, user_id=body.user_id,
+                                          expires_at=body.expires_at)
     return TokenCreated(token=raw, **TokenOut.model_validate(token).model_dump())
 
 

@@ -27,7 +27,9 @@ def _db(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(_db, scope="function")]
 
 
-def authenticate(request: Request, db: Session) -> Actor:
+def authenticate(request: Request, db: Session, *, writable: bool | None = None) -> Actor:
+    """The request's actor. `writable`: `db` is a write transaction (the default for unsafe methods), in
+    which a token's use is noted; otherwise the note takes a short transaction of its own."""
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, raw = auth.partition(" ")
@@ -36,7 +38,9 @@ def authenticate(request: Request, db: Session) -> Actor:
         found = service.resolve_api_token(db, raw.strip())
         if found is None:
             raise Unauthorized("the API token is unknown or revoked")
-        _, user = found
+        token, user = found
+        in_request = request.method not in SAFE_METHODS if writable is None else writable
+        service.note_token_use(token, db if in_request else None)
         request.state.auth = "token"
         request.state.actor = actor = service.actor_for(user)  # who was here (routing's idle tracking)
         return actor
@@ -65,7 +69,7 @@ CurrentActor = Annotated[Actor, Depends(_current_actor)]
 
 def _actor_only(request: Request) -> Actor:
     with session_scope(write=False) as db:
-        return authenticate(request, db)
+        return authenticate(request, db, writable=False)
 
 
 # For endpoints that run their own (retried) transactions: authentication reads in a session of its own.

@@ -47,6 +47,11 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # a toast and a sound when a new conversation of one of my teams waits with nobody assigned (issue 19)
     notify_team_new: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # two-factor sign-in (TOTP, RFC 6238): the secret encrypted at rest (platform.crypto), on from enabled_at;
+    # recovery codes stored as SHA-256 digests, each spent once
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_recovery: Mapped[list[str] | None] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -80,8 +85,9 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # written at most once a minute
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # none: until revoked
 
 
 class LoginSession(Base):
@@ -94,6 +100,9 @@ class LoginSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # where it was opened from (the sessions list: «revoke the one I don't recognise»)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditEntry(Base):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import ForeignKey, String, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from otklik.accounts.models import LoginSession, Role, User, Workspace
+from otklik.accounts.models import Role, User, Workspace
 from otklik.accounts.security import MIN_PASSWORD_LENGTH, hash_password, new_token, token_digest
-from otklik.accounts.service import Actor, get_user, record_audit
+from otklik.accounts.service import Actor, end_credentials, get_user, record_audit
 from otklik.platform.db import Base, UTCDateTime, affected, utcnow
 from otklik.platform.errors import Conflict, InvalidInput, field_error
 
@@ -140,7 +140,7 @@ def complete_reset(session: Session, *, token: str, password: str) -> User:
                                                 PasswordReset.used_at.is_(None))
                     .values(used_at=utcnow()))
     user.password_hash = hash_password(password)
-    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    end_credentials(session, user.id)  # sessions ended and API tokens revoked, as on any password change
     record_audit(session, Actor(workspace_id=user.workspace_id, user_id=user.id, role=Role(user.role)),
                  entity_type="user", entity_id=user.id, action="password_reset")
     session.flush()

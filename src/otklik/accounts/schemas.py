@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otklik.accounts.models import Role
 
@@ -51,6 +51,8 @@ class UserUpdate(Strict):
     is_active: bool | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
     password: str | None = Field(default=None, min_length=10, max_length=1024)
+    current_password: str | None = Field(default=None, max_length=1024,
+                                         description="Required to change your own password.")
 
 
 class TeamCreate(Strict):
@@ -72,6 +74,14 @@ class TeamOut(BaseModel):
 class TokenCreate(Strict):
     name: str = Field(min_length=1, max_length=120)
     user_id: int | None = None
+    expires_at: dt.datetime | None = Field(default=None, description="When it stops working (none: until revoked).")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00Z)")
+        return value
 
 
 class TokenOut(BaseModel):
@@ -82,6 +92,7 @@ class TokenOut(BaseModel):
     user_id: int
     created_at: dt.datetime
     last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None = None
 
 
 class TokenCreated(TokenOut):

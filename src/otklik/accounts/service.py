@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +32,10 @@ from otklik.accounts.security import (
     token_digest,
     verify_password,
 )
-from otklik.platform.db import utcnow
+from otklik.platform.db import affected, aware, utcnow
 from otklik.platform.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
 
+log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -157,7 +159,11 @@ def list_users(session: Session, actor: Actor) -> list[User]:
 
 def update_user(session: Session, actor: Actor, user_id: int, *, name: str | None = None,
                 role: Role | None = None, is_active: bool | None = None, language: str | None = None,
-                password: str | None = None, notify_team_new: bool | None = None) -> User:
+                password: str | None = None, notify_team_new: bool | None = None,
+                current_password: str | None = None) -> User:
+    """A person changing their own password gives the current one (a stolen session or token alone must not
+    take the account over); an admin setting another user's needs none. Either way the user's API tokens are
+    revoked and their sessions ended: whoever held the old password may hold those too."""
     user = get_user(session, actor, user_id)
     is_self = actor.user_id == user.id
     if not is_self or role is not None or is_active is not None:
@@ -182,13 +188,24 @@ def update_user(session: Session, actor: Actor, user_id: int, *, name: str | Non
         if not is_active:
             session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
     if password is not None:
+        if is_self and not verify_password(user.password_hash, current_password or ""):
+            raise Forbidden("give your current password (current_password) to change it",
+                            code="current_password_required")
         _check_password(password)
         user.password_hash = hash_password(password)
-        session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+        end_credentials(session, user.id)
     after = {"name": user.name, "role": user.role, "is_active": user.is_active, "language": user.language}
     record_audit(session, actor, entity_type="user", entity_id=user.id, action="updated", before=before,
                  after=after, note="password changed" if password else None)
     return user
+
+
+def end_credentials(session: Session, user_id: int) -> int:
+    """After a password change or reset: every session ended, every API token revoked. Returns the tokens."""
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+    revoked = session.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                              .values(revoked_at=utcnow()))
+    return affected(revoked)
 
 
 # -- teams --------------------------------------------------------------------------------------------
@@ -255,23 +272,44 @@ def delete_team(session: Session, actor: Actor, team_id: int) -> None:
 
 # -- sessions and tokens ------------------------------------------------------------------------------
 
+class LoginFailed(Unauthorized):
+    """A refused sign-in; `users` are the accounts the e-mail named (for their audit log), never shown."""
+
+    def __init__(self, message: str, users: list[User]):
+        super().__init__(message)
+        self.users = users
+
+
+MAX_WORKSPACES_PER_EMAIL = 5  # password checks one sign-in may cost (argon2 each) when no workspace is given
+
+
 def login(session: Session, *, workspace_slug: str | None, email: str, password: str,
-          ttl_hours: int) -> tuple[str, LoginSession, User]:
-    """Check the password; on success return (raw session token, session row, user)."""
+          ttl_hours: int, ip: str | None = None, user_agent: str | None = None) -> tuple[str, LoginSession, User]:
+    """Check the password; on success return (raw session token, session row, user).
+
+    An e-mail in several workspaces without a workspace given: the password picks the account, so the answer
+    to a wrong password is the same «wrong email or password» whether the e-mail exists once, several times or
+    not at all (it used to say «in several workspaces»). Only someone who knows the password of two of them is
+    asked for the workspace."""
     query = select(User).join(Workspace, Workspace.id == User.workspace_id).where(
         func.lower(User.email) == email.strip().lower())
     if workspace_slug:
         query = query.where(Workspace.slug == workspace_slug)
-    users = list(session.scalars(query.limit(2)))
-    user = users[0] if len(users) == 1 else None
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        raise Unauthorized("wrong email or password" if len(users) < 2 else
-                           "this email is in several workspaces: give the workspace too")
+    users = list(session.scalars(query.order_by(User.id).limit(MAX_WORKSPACES_PER_EMAIL)))
+    matched = [u for u in users if verify_password(u.password_hash, password)] if users else []
+    if not users:
+        verify_password(None, password)  # the same time for an unknown e-mail
+    if not matched:
+        raise LoginFailed("wrong email or password", users)
+    if len(matched) > 1:
+        raise LoginFailed("this email and password open several workspaces: give the workspace too", [])
+    user = matched[0]
     if not user.is_active:
-        raise Unauthorized("this account is deactivated")
+        raise LoginFailed("this account is deactivated", [user])
     raw = new_token()
     row = LoginSession(token_hash=token_digest(raw), csrf_token=new_token(), workspace_id=user.workspace_id,
-                       user_id=user.id, expires_at=utcnow() + dt.timedelta(hours=ttl_hours))
+                       user_id=user.id, expires_at=utcnow() + dt.timedelta(hours=ttl_hours),
+                       ip=(ip or None) and ip[:64], user_agent=(user_agent or None) and user_agent[:200])
     session.add(row)
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id,
                                                LoginSession.expires_at < utcnow()))
@@ -293,8 +331,8 @@ def logout(session: Session, raw: str) -> None:
     session.execute(delete(LoginSession).where(LoginSession.token_hash == token_digest(raw)))
 
 
-def create_api_token(session: Session, actor: Actor, *, name: str, user_id: int | None = None
-                     ) -> tuple[str, ApiToken]:
+def create_api_token(session: Session, actor: Actor, *, name: str, user_id: int | None = None,
+                     expires_at: dt.datetime | None = None) -> tuple[str, ApiToken]:
     owner_id = user_id if user_id is not None else actor.user_id
     if owner_id is None:
         raise field_error("user_id", "a token belongs to a user")
@@ -302,12 +340,15 @@ def create_api_token(session: Session, actor: Actor, *, name: str, user_id: int 
         actor.require(Role.admin)
     get_user(session, actor, owner_id)
     raw = new_token(API_TOKEN_PREFIX)
+    if expires_at is not None and expires_at <= utcnow():
+        raise field_error("expires_at", "must be in the future")
     token = ApiToken(workspace_id=actor.workspace_id, user_id=owner_id, name=name.strip() or "token",
-                     prefix=raw[:10], token_hash=token_digest(raw))
+                     prefix=raw[:10], token_hash=token_digest(raw), expires_at=expires_at)
     session.add(token)
     session.flush()
     record_audit(session, actor, entity_type="api_token", entity_id=token.id, action="created",
-                 after={"name": token.name, "user_id": owner_id, "prefix": token.prefix})
+                 after={"name": token.name, "user_id": owner_id, "prefix": token.prefix,
+                        "expires_at": expires_at.isoformat() if expires_at else None})
     return raw, token
 
 
@@ -338,7 +379,35 @@ def resolve_api_token(session: Session, raw: str) -> tuple[ApiToken, User] | Non
     token, user = row
     if token.revoked_at is not None or not user.is_active:
         return None
+    if token.expires_at is not None and aware(token.expires_at) <= utcnow():
+        return None
     return token, user
+
+
+TOKEN_USE_PRECISION = dt.timedelta(minutes=1)
+
+
+def note_token_use(token: ApiToken, session: Session | None = None) -> None:
+    """Writes `last_used_at`, at most once a minute a token (a guarded UPDATE): an integration polling every
+    second costs one write a minute. In `session` when the request writes anyway (a second write transaction
+    would wait for the request's own), else in a short one of its own; a busy database never fails the call."""
+    now = utcnow()
+    if token.last_used_at is not None and now - aware(token.last_used_at) < TOKEN_USE_PRECISION:
+        return
+    stmt = update(ApiToken).where(
+        ApiToken.id == token.id,
+        (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - TOKEN_USE_PRECISION)
+    ).values(last_used_at=now).execution_options(synchronize_session=False)
+    if session is not None:
+        session.execute(stmt)
+        return
+    from otklik.platform.db import session_scope
+
+    try:
+        with session_scope() as own:
+            own.execute(stmt)
+    except Exception as exc:  # the request itself must not fail for a bookkeeping write
+        log.warning("last_used_at of API token %s not written: %s", token.id, type(exc).__name__)
 
 
 def actor_for(user: User) -> Actor:

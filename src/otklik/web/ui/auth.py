@@ -11,11 +11,11 @@ from fastapi import Form, Request
 from fastapi.responses import Response
 
 from otklik.accounts import service as accounts
+from otklik.accounts import signin
 from otklik.accounts.deps import DB, SESSION_COOKIE
 from otklik.accounts.security import new_token, same
 from otklik.platform.config import get_settings
 from otklik.platform.errors import DomainError
-from otklik.platform.ratelimit import SlidingWindow
 from otklik.web import i18n
 from otklik.web.ui.deps import (
     LANG_COOKIE,
@@ -30,7 +30,6 @@ from otklik.web.ui.deps import (
 
 router = ui_router()
 LOGIN_CSRF_COOKIE = "otklik_login_csrf"
-_login_limiter = SlidingWindow(limit=10, seconds=60)
 
 
 @router.get("/")
@@ -67,11 +66,10 @@ def login(request: Request, db: DB, email: Annotated[str, Form(max_length=254)],
     if not cookie or not csrf_token or not same(cookie, csrf_token):
         return _login_page(request, status_code=403, email=email, workspace=workspace, next_url=next,
                            error=_("The form has expired. Please try again."))
-    client = request.client.host if request.client else "?"
     try:
-        _login_limiter.hit(f"{client}:{email.strip().lower()}")
-        raw, _row, _user = accounts.login(db, workspace_slug=workspace.strip() or None, email=email,
-                                          password=password, ttl_hours=get_settings().session_ttl_hours)
+        raw, _row, _user = signin.sign_in(db, request, email=email, password=password,
+                                          workspace=workspace.strip() or None, via="form",
+                                          ttl_hours=get_settings().session_ttl_hours)
     except DomainError as exc:
         messages = {429: _("Too many attempts. Wait a minute and try again."),
                     401: _("Wrong email or password.") if "several" not in exc.message

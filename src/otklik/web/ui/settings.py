@@ -91,7 +91,8 @@ def change_password(request: Request, user: CurrentUser, db: DB,
         error = _("The new passwords do not match.")
     else:
         try:
-            accounts.update_user(db, user.actor, user.id, password=new_password)
+            accounts.update_user(db, user.actor, user.id, password=new_password,
+                                 current_password=current_password)
         except DomainError as exc:
             error = exc.message
     if error:
