@@ -57,6 +57,9 @@ os.environ["OTKLIK_QUEUE"] = "memory"
 # it (an index rebuilt under the test, a breach fired on the real clock instead of the test's). Channel pollers
 # already stay off with the memory queue (channels.registry.start_background).
 os.environ["OTKLIK_EMBEDDED_WORKER"] = "false"
+# Vendors are local stand-ins on 127.0.0.1: the SSRF guard on admins' vendor URLs would refuse them
+# (tests/channels/test_vendor_url_guard.py turns it back on)
+os.environ["OTKLIK_ALLOW_PRIVATE_VENDOR_URLS"] = "true"
 # The e5 encoder costs ~40 ms a passage to index: tests run the assistant on its base variant, except
 # tests/assistant/test_e5.py, which turns it on for its own small KB.
 os.environ.setdefault("OTKLIK_E5", "off")

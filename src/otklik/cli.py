@@ -12,8 +12,14 @@ import sys
 def _serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    from otklik.platform.config import get_settings
+
+    # X-Forwarded-For/-Proto only from the proxies the operator names: otherwise any client on the machine
+    # (uvicorn's default trusts 127.0.0.1) could choose its address per request and slip the sign-in throttle
+    trusted = get_settings().trusted_proxies.strip()
     uvicorn.run("otklik.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=os.environ.get("OTKLIK_LOG_LEVEL", "info"), proxy_headers=True, ws="websockets-sansio")
+                log_level=os.environ.get("OTKLIK_LOG_LEVEL", "info"), proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None, ws="websockets-sansio")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -212,3 +212,18 @@ def test_sign_ins_are_audited_with_the_source_address(client, ws):
     listed = client.get("/api/v1/audit", params={"entity_type": "user", "entity_id": ws.agent_id},
                         headers=ws.admin).json()
     assert {"signed_in", "sign_in_failed"} <= {e["action"] for e in listed}
+
+
+def test_forwarded_headers_are_believed_only_from_named_proxies(monkeypatch):
+    import uvicorn
+
+    from otklik import cli
+    from otklik.platform.config import get_settings
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    cli._serve("127.0.0.1", 1)
+    assert seen["proxy_headers"] is False  # uvicorn's own default would trust 127.0.0.1
+    monkeypatch.setattr(get_settings(), "trusted_proxies", "127.0.0.1,10.0.0.0/8")
+    cli._serve("127.0.0.1", 1)
+    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "127.0.0.1,10.0.0.0/8"

@@ -22,6 +22,7 @@ from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
 from otklik.channels.secrets import decrypt_secrets, encrypt_secrets
 from otklik.platform.db import session_scope
 from otklik.platform.errors import Conflict, InvalidInput, NotFound, field_error
+from otklik.platform.netguard import check_public_url
 
 router = APIRouter(tags=["channels"])
 SECRET_MAX = 4000
@@ -96,11 +97,18 @@ def _plugin(kind: str) -> ChannelPlugin:
 
 def _config(plugin: ChannelPlugin, raw: dict[str, Any]) -> dict[str, Any]:
     try:
-        return plugin.Config.model_validate(raw).model_dump(mode="json")
+        config = plugin.Config.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:
         fields = [{"field": "config." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                   for e in exc.errors()]
         raise InvalidInput("; ".join(f"{f['field']}: {f['message']}" for f in fields[:3]), fields=fields) from None
+    for name, value in config.items():  # every address the server will call: never its own network (SSRF)
+        if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+            try:
+                check_public_url(value)
+            except ValueError as exc:
+                raise field_error(f"config.{name}", str(exc)) from None
+    return config
 
 
 def _secrets(plugin: ChannelPlugin, stored: dict[str, str], given: dict[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     # GET /metrics: open when unset (bind to localhost or filter it at the proxy); set, it needs
     # `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: …}`)
     metrics_token: SecretStr | None = None
+    # Vendor API bases and webhooks set by admins may not point at loopback/private/link-local hosts (SSRF)
+    # unless this is on (a Bot API server on the LAN; tests with local stand-ins)
+    allow_private_vendor_urls: bool = False
+    # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated IPs or CIDRs, e.g. 127.0.0.1 for
+    # nginx on the same machine). Empty: the connection's own address is the client's (sign-in throttling
+    # counts per address, and a client could otherwise pick a new one per guess).
+    trusted_proxies: str = ""
 
     @property
     def is_sqlite(self) -> bool:

@@ -26,6 +26,8 @@ from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets, encrypt_secrets
 from otklik.conversations.outbox import DeliveryError, OutboundMessage, register_sender
 from otklik.platform.db import session_scope
+from otklik.platform.errors import field_error
+from otklik.platform.netguard import check_public_url
 
 KIND = "api"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -99,6 +101,10 @@ class ApiChannelOut(BaseModel):
 @router.put("/channels/api", response_model=ApiChannelOut)
 def configure(body: ApiChannelConfig, actor: CurrentActor, db: DB) -> ApiChannelOut:
     actor.require(Role.admin)
+    try:
+        check_public_url(str(body.webhook_url))  # replies are POSTed there: never the server's own network
+    except ValueError as exc:
+        raise field_error("webhook_url", str(exc)) from None
     account = db.scalar(select(ChannelAccount).where(ChannelAccount.workspace_id == actor.workspace_id,
                                                      ChannelAccount.kind == KIND))
     new_secret = None
