@@ -12,6 +12,10 @@
    rows, and the server's resident memory before and after).
 
     .venv/bin/python bench/reports.py [--db sqlite|postgres] [--conversations 100000] [--days 30] [--n 50]
+                                      [--no-rollup]
+
+After the load the daily rollup is built as `otklik reports-rollup` does (a Core bulk load writes no marks), unless
+--no-rollup; the summary of the whole year is checked equal with and without it, and one day's refresh is timed.
 """
 
 from __future__ import annotations
@@ -161,6 +165,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1, help="messages per conversation beyond the first")
     parser.add_argument("--surveys", type=int, default=50_000)
     parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--no-rollup", action="store_true", help="leave the rollup empty: every day live")
     args = parser.parse_args()
     bench = BenchEnv(args.db)
     try:
@@ -178,13 +183,22 @@ def main() -> None:
 
             with _pg_connect(PG_URL) as conn:
                 conn.execute("ANALYZE")
+        rollup_out: dict = {}
+        if not args.no_rollup:  # a bulk load writes no marks: build the history as `otklik reports-rollup` does
+            from otklik.reports import rollup
+
+            t0 = time.perf_counter()
+            rollup_out["rebuild_lines"] = list(rollup.rebuild_history("bench", None, None))
+            rollup_out["rebuild_s"] = round(time.perf_counter() - t0, 1)
+            log(f"rollup rebuilt in {rollup_out['rebuild_s']} s")
         base = bench.start_server()
         assert bench.server is not None
         http = httpx.Client(base_url=base + "/api/v1", timeout=120, headers=admin)
         today = dt.datetime.now(dt.UTC).date()
         ranges = {"30_days": ((today - dt.timedelta(days=29)).isoformat(), today.isoformat()),
                   "365_days": ((today - dt.timedelta(days=364)).isoformat(), today.isoformat())}
-        out: dict = {"db": args.db, "load": counts, "load_s": round(load_s, 1), "spread_days": args.days}
+        out: dict = {"db": args.db, "load": counts, "load_s": round(load_s, 1), "spread_days": args.days,
+                     "rollup": rollup_out or "off (--no-rollup): every day computed live"}
         for name, (start, end) in ranges.items():
             for path in ("/reports/summary", "/reports/daily"):
                 latencies = []
@@ -221,6 +235,23 @@ def main() -> None:
                         cpu.append(time.thread_time() - c)
             out[f"in_process_summary_and_daily_{name}"] = {"wall": summarize(wall), "cpu": summarize(cpu)}
             log(f"in process {name}: {out[f'in_process_summary_and_daily_{name}']}")
+        if not args.no_rollup:  # the rollup's figures are the live ones; what one day's refresh costs
+            from otklik.reports import rollup
+
+            with session_scope(write=False) as session:
+                ws = session.scalar(select(Workspace.id).where(Workspace.slug == "bench"))
+                year = service.make_filters(*ranges["365_days"])
+                rollup_out["year_equals_live"] = (service.summary(session, ws, year)
+                                                  == service.summary(session, ws, year, rollup=False))
+                zone = service.workspace_zone(session, ws)
+            refresh = []
+            for i in range(10):
+                with session_scope() as session:
+                    t = time.perf_counter()
+                    rollup.store(session, ws, zone, today - dt.timedelta(days=i + 1), today - dt.timedelta(days=i + 1))
+                    refresh.append(time.perf_counter() - t)
+            rollup_out["refresh_one_day"] = summarize(refresh)
+            log(f"rollup: {rollup_out}")
         filtered = []
         for _ in range(args.n):
             t = time.perf_counter()
