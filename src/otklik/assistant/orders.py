@@ -129,16 +129,17 @@ class OrderReply:
 # -- who may hear about an order ---------------------------------------------------------------------
 
 def contacts_in(texts: list[str]) -> set[tuple[str, str]]:
-    """Phones and e-mails written in the texts, normalised like identities."""
-    from otklik.assistant.understanding import entities
+    """Phones and e-mails written in the texts (the assistant's entity rules), normalised like identities."""
+    from otklik.assistant.understanding import _EMAIL, _PHONE
 
     found: set[tuple[str, str]] = set()
     for text in texts:
-        ents = entities(text or "")
-        for raw in ents.get("phone", []):
+        if not text or not any(ch.isdigit() or ch == "@" for ch in text):
+            continue
+        for raw in _PHONE.findall(text):
             with contextlib.suppress(DomainError):
                 found.add(("phone", normalise_phone(raw)))
-        for raw in ents.get("email", []):
+        for raw in _EMAIL.findall(text):
             with contextlib.suppress(DomainError):
                 found.add(("email", normalise_email(raw.rstrip("."), "email")))
     return found
@@ -162,7 +163,7 @@ def verified_keys(session: Session, customer_id: int | None) -> set[tuple[str, s
     return {("phone" if kind == "whatsapp" else kind, value) for kind, value in rows}
 
 
-def customer_texts(session: Session, conversation_id: int, limit: int = 30) -> list[str]:
+def customer_texts(session: Session, conversation_id: int, limit: int = 20) -> list[str]:
     rows = session.scalars(select(Message.body_text).where(
         Message.conversation_id == conversation_id, Message.direction == Direction.inbound.value,
         Message.author_kind == AuthorKind.customer.value).order_by(Message.id.desc()).limit(limit)).all()

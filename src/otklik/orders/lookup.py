@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.accounts.models import Role
@@ -211,9 +212,27 @@ _MISSING = "missing"
 
 
 def forget(workspace_id: int) -> None:
+    _NO_URL.pop(workspace_id, None)
     with _cache_lock:
         for key in [k for k in _cache if k[0] == workspace_id]:
             del _cache[key]
+
+
+_NO_URL: dict[int, float] = {}  # workspace -> until when «no lookup URL» is taken as known (this process)
+
+
+def _may_pull(session: Session, workspace_id: int) -> bool:
+    """False when the workspace has no lookup URL, remembered 30 s (a change in this process forgets it at once):
+    the assistant's order check saves a read on every message of a push-only shop."""
+    now = time.monotonic()
+    if _NO_URL.get(workspace_id, 0.0) > now:
+        return False
+    has = bool(session.scalar(select(OrderSettings.lookup_url).where(OrderSettings.workspace_id == workspace_id)))
+    if not has:
+        if len(_NO_URL) > 10_000:
+            _NO_URL.clear()
+        _NO_URL[workspace_id] = now + 30.0
+    return has
 
 
 def remote_for(row: OrderSettings | None) -> Remote | None:
@@ -325,7 +344,7 @@ def pull(session: Session, workspace_id: int, number: str, *, use_cache: bool = 
     """The order as the shop's lookup URL describes it now (stored, source `pull`), None when it has no such
     order; Unavailable when it does not answer in time. No lookup URL: the local store alone."""
     local = service.find_order(session, workspace_id, number)
-    remote = remote_for(session.get(OrderSettings, workspace_id))
+    remote = remote_for(session.get(OrderSettings, workspace_id)) if _may_pull(session, workspace_id) else None
     if remote is None:
         return local
     key = (workspace_id, number)
@@ -333,14 +352,14 @@ def pull(session: Session, workspace_id: int, number: str, *, use_cache: bool = 
     with _cache_lock:
         hit = _cache.get(key)
     if use_cache and hit is not None and hit[0] > now:
-        return None if hit[1] == _MISSING else local if local is not None else None
+        return local  # the shop was asked within cache_s: what it said is stored (or it has no such order)
     answer = fetch(remote, number)
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
         _cache[key] = (now + remote.cache_s, answer if answer == _MISSING else "seen")
     if answer == _MISSING:
-        return None
+        return local  # pushed here but unknown to the lookup URL: the pushed copy stands
     item = service.parse_order(map_answer(answer, remote.mapping, number), number=number)
     result = service.upsert(session, Actor.system(workspace_id, kind="system"), item, source="pull")
     return result.order
