@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from otklik.conversations import outbox
 from otklik.conversations.models import Message
 from otklik.platform.db import session_scope
-from tests.channels.conftest import PDF, PNG, fixture
+from tests.channels.conftest import JPEG, PDF, PNG, fixture
 from tests.channels.helpers import (
+    attachments_of,
     identities_of_customer,
     make_due,
     messages_of,
@@ -49,6 +50,8 @@ class FakeGraph:
         self.stand_in = VendorStandIn(self.answer)
 
     def answer(self, path, body):
+        if path.startswith("/cdn/"):  # Meta's signed CDN links of a customer's files: no token, they expire
+            return (200, JPEG, {}) if path == "/cdn/photo.jpg" else (404, {"error": "gone"}, {})
         parts = path.strip("/").split("/")
         n = len(self.stand_in.requests)
         if len(parts) == 3 and parts[2] == "messages":
@@ -136,7 +139,7 @@ def test_signature_is_checked_before_anything_is_stored(client, ws, account):
 
 EXPECTED = {
     "message_text": "Здравствуйте! Где мой заказ №4512?",
-    "message_image": "📷 Фото https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=17906443412851234&signature=AbXyZ",
+    "message_image": "📷 Фото",
     "message_story_reply": "↩️ Ответ на вашу историю https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id="
                            "17951234567890123&signature=Story1\nА это платье есть в размере M?",
     "message_story_mention": "📣 Клиент упомянул вас в истории https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id="
@@ -147,8 +150,11 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_every_direct_message_shape_is_stored_once(client, ws, account, name):
+def test_every_direct_message_shape_is_stored_once(client, ws, account, graph, name):
     payload = ig(name)
+    if name == "message_image":  # the file behind Meta's link is fetched after the answer and attached
+        payload["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"] = \
+            f"{graph.stand_in.base}/cdn/photo.jpg"
     r = notify(client, account, payload)
     assert r.status_code == 200 and r.json()["messages"] == 1, r.text
     again = notify(client, account, payload)  # Meta re-sends until it gets a 200
@@ -156,8 +162,19 @@ def test_every_direct_message_shape_is_stored_once(client, ws, account, name):
     [message] = messages_of(ws.id, "instagram")
     assert message.body_text == EXPECTED[name]
     assert "kind" not in message.meta  # a direct message is not public
+    files = [(a.filename, a.content_type, a.size) for a in attachments_of(message.id)]
+    assert files == ([("instagram-1.jpg", "image/jpeg", len(JPEG))] if name == "message_image" else [])
     customer, identities = identities_of_customer(ws.id, "instagram", USER)
     assert customer is not None and [(i.kind, i.verified) for i in identities] == [("instagram", True)]
+
+
+def test_an_expired_media_link_is_stored_with_a_note(client, ws, account, graph):
+    payload = ig("message_image")
+    payload["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"] = f"{graph.stand_in.base}/cdn/old"
+    assert notify(client, account, payload).json()["messages"] == 1
+    assert notify(client, account, payload).json()["duplicates"] == 1
+    [message] = messages_of(ws.id, "instagram")
+    assert "не загружен" in message.body_text and "404" in message.body_text and attachments_of(message.id) == []
 
 
 def test_echoes_own_comments_and_other_accounts_are_ignored(client, ws, account):

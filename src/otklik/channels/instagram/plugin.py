@@ -44,8 +44,17 @@ from starlette.concurrency import run_in_threadpool
 
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
+from otklik.accounts.service import Actor
 from otklik.channels import media_links
-from otklik.channels.base import ChannelPlugin, VendorError, add_plugin, clean_button_labels, webhook_account
+from otklik.channels.base import (
+    ChannelPlugin,
+    VendorError,
+    add_plugin,
+    clean_button_labels,
+    finish_event,
+    record_event,
+    webhook_account,
+)
 from otklik.channels.delivery import OutgoingFile, files_of, send_parts
 from otklik.channels.inbound_kit import (
     BadSignature,
@@ -56,15 +65,17 @@ from otklik.channels.inbound_kit import (
     unknown_account,
     wrong_secret,
 )
-from otklik.channels.models import ChannelAccount
+from otklik.channels.jobs import MAX_EVENT_ATTEMPTS, enqueue_event_after_commit
+from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
 from otklik.channels.secrets import decrypt_secrets
-from otklik.conversations import reply_checks
+from otklik.conversations import attachments, reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.delivery import record_delivery_status
 from otklik.conversations.models import Conversation, DeliveryStatus, Direction, Message
 from otklik.conversations.outbox import DeliveryError, OutboundMessage
+from otklik.platform.config import get_settings
 from otklik.platform.db import run_transaction, session_scope, utcnow
-from otklik.platform.errors import Conflict
+from otklik.platform.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
 KIND = "instagram"
@@ -141,8 +152,9 @@ ATTACHMENT_LABELS = {"image": "📷 Фото", "video": "🎬 Видео", "audi
                      "story_mention": "📣 Клиент упомянул вас в истории", "animated_image": "GIF"}
 
 
-def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """An Instagram message as the agent reads it, plus what to keep in the message meta."""
+def describe(message: dict[str, Any], attached: frozenset[str] = frozenset()) -> tuple[str, dict[str, Any]]:
+    """An Instagram message as the agent reads it, plus what to keep in the message meta. `attached`: the
+    media links whose file was fetched and attached (their expiring link is left out of the text)."""
     extra: dict[str, Any] = {"kind": "message"}
     lines: list[str] = []
     text = message.get("text")
@@ -167,7 +179,8 @@ def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             continue
         kind = str(item.get("type") or "")[:32]
         url = _url(as_dict(item.get("payload")).get("url"))
-        lines.append(f"{ATTACHMENT_LABELS.get(kind, f'(вложение {kind})')} {url}".strip())
+        shown = "" if url in attached else url
+        lines.append(f"{ATTACHMENT_LABELS.get(kind, f'(вложение {kind})')} {shown}".strip())
         kept.append({"type": kind, "url": url})
     if kept:
         extra["attachments"] = kept
@@ -181,18 +194,127 @@ def _stamp(value: Any) -> dt.datetime | None:
 
 
 def _store(session: Session, account: ChannelAccount, *, user_id: str, name: str, text: str, key: str,
-           sent_at: dt.datetime | None, details: dict[str, Any], public: bool) -> bool:
+           sent_at: dt.datetime | None, details: dict[str, Any], public: bool,
+           attachment_ids: tuple[int, ...] = ()) -> bool:
     meta: dict[str, Any] = {"instagram": {"igsid": user_id, **details}, "account_id": account.id}
     if public:
         meta["kind"] = "comment"  # a public comment: the assistant hands it to a person (PUBLIC_KINDS)
     received = conversations.receive(session, account.workspace_id, conversations.InboundMessage(
         channel=KIND, identity_kind=KIND, identity_value=user_id, text=text[:conversations.MAX_BODY_CHARS],
-        customer_name=name[:200], identity_verified=True, channel_message_id=key, sent_at=sent_at, meta=meta))
+        customer_name=name[:200], identity_verified=True, channel_message_id=key, sent_at=sent_at, meta=meta,
+        attachment_ids=attachment_ids))
     if received.duplicate:
         return False
     if public:
         tag_conversation(session, account.workspace_id, received.conversation.id, PUBLIC_COMMENT_TAG)
     return True
+
+
+MEDIA_KINDS = ("image", "video", "audio", "file")
+
+
+def media_of(extra: dict[str, Any]) -> list[str]:
+    """The links of a message's files worth keeping (story mentions and shares stay links)."""
+    return [a["url"] for a in extra.get("attachments", []) if a.get("type") in MEDIA_KINDS and a.get("url")]
+
+
+def _store_message(session: Session, account: ChannelAccount, event: dict[str, Any], *,
+                   attachment_ids: tuple[int, ...] = (), attached: frozenset[str] = frozenset(),
+                   notes: tuple[str, ...] = ()) -> bool:
+    """A checked direct message (its files fetched, if any) as the customer's message; False: stored before."""
+    message = as_dict(event.get("message"))
+    sender = str(as_dict(event.get("sender")).get("id"))
+    text, extra = describe(message, attached)
+    if any(a.get("type") == "story_mention" for a in extra.get("attachments", [])):
+        extra["kind"] = "story_mention"
+    return _store(session, account, user_id=sender, name="", text="\n".join((text, *notes)),
+                  key=vendor_key("ig:", message["mid"]), sent_at=_stamp(event.get("timestamp")),
+                  details={**extra, "mid": message["mid"][:300]}, public=False, attachment_ids=attachment_ids)
+
+
+class _MediaUnavailable(Exception):
+    """Meta's link is gone or the file is too large: a retry cannot help; the message is stored with a note."""
+
+
+def download_media(url: str) -> tuple[bytes, str]:
+    """GET Meta's signed CDN link (no token needed; it expires), at most the attachment size limit."""
+    cap = get_settings().max_attachment_bytes
+    with httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as response:
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            raise _MediaUnavailable(f"Meta: HTTP {response.status_code}")
+        response.raise_for_status()
+        data = bytearray()
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) > cap:
+                raise _MediaUnavailable("the file is larger than this server accepts")
+        mime = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    return bytes(data), mime if mime != "application/octet-stream" else sniff(bytes(data[:16]))
+
+
+def sniff(head: bytes) -> str:
+    """A CDN that says only «octet-stream»: the type from the file's first bytes."""
+    for magic, mime in ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG", "image/png"), (b"GIF8", "image/gif"),
+                        (b"%PDF", "application/pdf"), (b"OggS", "audio/ogg")):
+        if head.startswith(magic):
+            return mime
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+              "video/mp4": ".mp4", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/ogg": ".ogg",
+              "application/pdf": ".pdf"}
+
+
+def process_pending(event_id: int) -> None:
+    """After the webhook answered: fetch a direct message's files from Meta's links, then store the message
+    with them. Network trouble is retried by the channel sweep; the last attempt stores notes instead."""
+    with session_scope(write=False) as session:
+        row = session.get(ChannelEvent, event_id)
+        if row is None or row.status != EventStatus.pending.value or not row.payload:
+            return
+        event, attempts = dict(row.payload.get("event") or {}), row.attempts
+    _, extra = describe(as_dict(event.get("message")))
+    fetched: list[tuple[str, bytes, str]] = []
+    notes: list[str] = []
+    for n, url in enumerate(media_of(extra), start=1):
+        try:
+            data, mime = download_media(url)
+            fetched.append((url, data, mime))
+        except _MediaUnavailable as exc:
+            notes.append(f"[файл не загружен из Instagram: {exc}]")
+        except httpx.HTTPError as exc:
+            if attempts < MAX_EVENT_ATTEMPTS:
+                raise  # the sweep tries again
+            notes.append(f"[файл {n} не удалось загрузить из Instagram: {type(exc).__name__}]")
+
+    def work(session: Session) -> None:
+        row = session.get(ChannelEvent, event_id)
+        account = session.get(ChannelAccount, row.account_id) if row is not None else None
+        if row is None or account is None or row.status != EventStatus.pending.value:
+            return
+        ids: list[int] = []
+        attached: set[str] = set()
+        problems = list(notes)
+        for n, (url, data, mime) in enumerate(fetched, start=1):
+            name = f"instagram-{n}{EXTENSIONS.get(mime, '')}"
+            try:
+                stored = attachments.store(session, Actor.system(account.workspace_id, kind="customer"),
+                                           filename=name, content_type=mime, chunks=[data])
+            except DomainError as exc:
+                problems.append(f"[файл {name} не сохранён: {exc.message}]")
+                continue
+            ids.append(stored.id)
+            attached.add(url)
+        _store_message(session, account, event, attachment_ids=tuple(ids), attached=frozenset(attached),
+                       notes=tuple(problems))
+        finish_event(row)
+
+    run_transaction(work)
 
 
 def _messaging(session: Session, account: ChannelAccount, own_id: str, event: dict[str, Any],
@@ -206,11 +328,22 @@ def _messaging(session: Session, account: ChannelAccount, own_id: str, event: di
         if message.get("is_echo") or sender == own_id or message.get("is_deleted") or message.get("is_unsupported"):
             counts["ignored"] += 1  # our own message echoed back, a deletion, or nothing to show
             return
-        text, extra = describe(message)
-        if any(a.get("type") == "story_mention" for a in extra.get("attachments", [])):
-            extra["kind"] = "story_mention"
-        stored = _store(session, account, user_id=sender, name="", text=text, key=vendor_key("ig:", message["mid"]),
-                        sent_at=sent_at, details={**extra, "mid": message["mid"][:300]}, public=False)
+        _, extra = describe(message)  # validates the shape before anything is stored
+        key = vendor_key("ig:", message["mid"])
+        if media_of(extra):
+            # the files are fetched from Meta's (expiring) links after we answered; the message is stored then
+            if session.scalar(select(Message.id).where(Message.workspace_id == account.workspace_id,
+                                                       Message.channel == KIND, Message.channel_message_id == key)):
+                counts["duplicates"] += 1
+                return
+            pending = record_event(session, account, f"media:{key}"[:200], pending=True, payload={"event": event})
+            if pending is None:
+                counts["duplicates"] += 1
+                return
+            enqueue_event_after_commit(session, pending.id)
+            counts["messages"] += 1
+            return
+        stored = _store_message(session, account, event)
         counts["messages" if stored else "duplicates"] += 1
         return
     if "postback" in event:
@@ -546,6 +679,9 @@ class InstagramPlugin(ChannelPlugin):
         "verify_token": "Verify token (любая строка, та же в настройках вебхука Meta)"}
     has_webhook = True
     router = router
+
+    def process_pending(self, event_id: int) -> None:
+        process_pending(event_id)
 
     def sender(self, account: ChannelAccount, config: dict[str, Any], secrets: dict[str, str]
                ) -> InstagramSender | None:
