@@ -34,7 +34,8 @@ def make_customer(ws: WS, name: str, *, phone: str | None = None, email: str | N
 
 
 def solved_conversation(client: Any, ws: WS, *, phone: str = "+79161234567", text: str = "Где мой заказ 12345?",
-                        reply: str = "Заказ передан в доставку, будет завтра.") -> tuple[int, int]:
+                        reply: str = "Заказ передан в доставку, будет завтра.",
+                        before_solve: Any = None) -> tuple[int, int]:
     """A WhatsApp conversation (the phone is verified by WhatsApp), answered and solved through the API."""
     with session_scope() as session:
         received = conversations.receive(session, ws.id, conversations.InboundMessage(
@@ -44,6 +45,8 @@ def solved_conversation(client: Any, ws: WS, *, phone: str = "+79161234567", tex
     response = client.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": reply},
                            headers=ws.agent)
     assert response.status_code in (200, 201), response.text
+    if before_solve is not None:
+        before_solve(conversation_id, customer_id)
     solve(client, ws, conversation_id)
     return conversation_id, customer_id
 

@@ -126,8 +126,8 @@ def test_a_new_customer_gets_a_contact_when_the_connection_creates_them(client, 
 def test_failure_is_visible_and_retry_writes_it(client, ws, retail):
     retail.add_customer(first="Анна", phone="+79161234567")
     conn = connect(client, ws, "retailcrm", {"base_url": retail.base}, {"api_key": "retail-key"})
-    retail.inject.append((500, {"success": False, "errorMsg": "Internal error"}, {}))
-    conversation_id, _ = solved_conversation(client, ws)
+    conversation_id, _ = solved_conversation(client, ws, before_solve=lambda *_: retail.inject.append(
+        (500, {"success": False, "errorMsg": "Internal error"}, {})))
     state = client.get(f"/api/v1/integrations/crm/connections/{conn['id']}", headers=ws.admin).json()
     assert state["status"] == "error" and "500" in state["last_error"] and state["notes_failed"] == 1
     assert not retail.notes
@@ -143,3 +143,19 @@ def test_failure_is_visible_and_retry_writes_it(client, ws, retail):
     assert len(retail.notes) == 2
     with session_scope() as session:
         assert session.scalar(select(CrmLink.matched_by)) is not None
+
+
+def test_a_new_conversation_shows_the_crm_orders_before_it_is_solved(client, ws, retail):
+    contact = retail.add_customer(first="Анна", phone="+79161234567")
+    retail.add_order(contact, "A-5", "new", 100)
+    connect(client, ws, "retailcrm", {"base_url": retail.base}, {"api_key": "retail-key"})
+    seen = {}
+
+    def look(conversation_id: int, customer_id: int) -> None:
+        seen["view"] = client.get(f"/api/v1/integrations/crm/customers/{customer_id}", headers=ws.agent).json()
+        seen["notes"] = len(retail.notes)
+
+    solved_conversation(client, ws, before_solve=look)
+    [view] = seen["view"]
+    assert view["contact_id"] == str(contact) and view["deals"][0]["number"] == "A-5" and seen["notes"] == 0
+    assert len(retail.notes) == 1

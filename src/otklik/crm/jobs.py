@@ -35,6 +35,18 @@ def on_conversation_updated(event: Event) -> None:
             write_note(connection_id, int(data["id"]))
 
 
+def on_conversation_created(event: Event) -> None:
+    """A customer starts a conversation: their CRM contact is found (or created, when the connection creates
+    contacts) and its deals/orders read, so the agent sees them while answering, not only after the solve."""
+    customer_id = event.data.get("customer_id")
+    if not isinstance(customer_id, int):
+        return
+    with session_scope(write=False) as session:
+        connection_ids = service.enabled_connections(session, event.workspace_id)
+    for connection_id in connection_ids:
+        refresh_customer(connection_id, customer_id)
+
+
 def _quietly(what: str, fn: object, *args: object) -> str:
     try:
         return str(fn(*args))  # type: ignore[operator]
@@ -148,5 +160,7 @@ def sweep() -> int:
 
 
 def install() -> None:
-    """A solved conversation's summary goes to each connected CRM (`Bus.on` keeps a handler once)."""
+    """A new conversation links its customer and reads the CRM's deals; a solved one's summary goes to each
+    connected CRM (`Bus.on` keeps a handler once)."""
     get_bus().on("conversation.updated", on_conversation_updated)
+    get_bus().on("conversation.created", on_conversation_created)

@@ -401,6 +401,8 @@ def link_customer(connection_id: int, customer_id: int, *, create: bool | None =
             return link
         name = session.scalar(select(Customer.name).where(Customer.id == customer_id)) or ""
         phones, emails = verified_identities(session, [customer_id])[customer_id]
+    if not phones and not emails:
+        return None  # nothing verified to match on: no vendor call
     if create is None:
         create = bool(snap.config.get("create_contacts"))
     contact, how = call(connection_id, lambda c: match_contact(c, customer_id, name, phones, emails, create=create))
@@ -452,6 +454,11 @@ def note_text(session: Session, conversation: Conversation) -> str:
     return (f"Обращение #{conversation.number} решено (канал: {conversation.channel}).\n"
             f"{conversation_summary(session, conversation)}\n"
             f"Открыть в Отклике: {conversation_url(conversation.id)}")
+
+
+def enabled_connections(session: Session, workspace_id: int) -> list[int]:
+    return list(session.scalars(select(CrmConnection.id).where(
+        CrmConnection.workspace_id == workspace_id, CrmConnection.enabled.is_(True)).order_by(CrmConnection.id)))
 
 
 def note_connections(session: Session, workspace_id: int) -> list[int]:
