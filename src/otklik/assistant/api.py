@@ -92,3 +92,52 @@ def get_summary(conversation_id: int, db: DB, actor: CurrentActor) -> dict[str, 
 def get_suggestions(conversation_id: int, db: DB, actor: CurrentActor,
                     q: str | None = Query(default=None, max_length=2000)) -> list[dict[str, Any]]:
     return [s.as_dict() for s in assist.suggestions(db, actor, conversation_id, q=q)]
+
+
+# -- learning from agents: the KB editor's review queue (issue 12 §6) ----------------------------------------
+
+class ProposalOut(BaseModel):
+    id: int
+    text: str
+    article_id: int
+    article_title: str | None = None
+    article_slug: str | None = None
+    source: str  # link | text
+    confidence: float
+    status: str  # pending | accepted | rejected
+    conversation_id: int | None
+    agent_id: int | None
+    created_at: str | None
+    decided_at: str | None
+
+
+class AcceptIn(Strict):
+    text: str | None = Field(default=None, min_length=1, max_length=400)  # the wording, edited
+    article_id: int | None = Field(default=None, ge=1)  # another article than the proposed one
+
+
+@router.get("/knowledge/proposals", response_model=list[ProposalOut])
+def list_proposals(db: DB, actor: CurrentActor,
+                   status: str = Query(default="pending", pattern=r"^(pending|accepted|rejected)$"),
+                   limit: int = Query(default=50, ge=1, le=200),
+                   before_id: int | None = Query(default=None, ge=1)) -> list[dict[str, Any]]:
+    from otklik.assistant import learning
+
+    return [learning.as_dict(p, a) for p, a in learning.list_proposals(db, actor, status=status, limit=limit,
+                                                                       before_id=before_id)]
+
+
+@router.post("/knowledge/proposals/{proposal_id}/accept", response_model=ProposalOut)
+def accept_proposal(proposal_id: int, db: DB, actor: CurrentActor, body: AcceptIn | None = None) -> dict[str, Any]:
+    from otklik.assistant import learning
+
+    proposal = learning.accept(db, actor, proposal_id, text=body.text if body else None,
+                               article_id=body.article_id if body else None)
+    return learning.as_dict(proposal)
+
+
+@router.post("/knowledge/proposals/{proposal_id}/reject", response_model=ProposalOut)
+def reject_proposal(proposal_id: int, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    from otklik.assistant import learning
+
+    return learning.as_dict(learning.reject(db, actor, proposal_id))

@@ -54,10 +54,28 @@ def _decide(outcome: Any) -> tuple[str, str]:
                             else outcome.status)
 
 
+@task(retries=2, retry_delay=5)
+def assistant_learn(message_id: int) -> str:
+    """An agent's reply: propose the question it answers as a variant of its article (`learning`)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from otklik.assistant.learning import propose_from_reply
+
+    try:
+        proposal_id = run_transaction(lambda session: getattr(propose_from_reply(session, message_id), "id", None))
+    except IntegrityError:  # the same proposal stored by a concurrent run
+        return "duplicate"
+    return f"proposed {proposal_id}" if proposal_id else "nothing to learn"
+
+
 def on_message_created(event: Event) -> None:
     data = event.data
-    if data.get("direction") == "inbound" and data.get("author_kind") == "customer" and not data.get("is_internal"):
+    if data.get("is_internal"):
+        return
+    if data.get("direction") == "inbound" and data.get("author_kind") == "customer":
         assistant_process(int(data["id"]))
+    elif data.get("direction") == "outbound" and data.get("author_kind") == "agent":
+        assistant_learn(int(data["id"]))
 
 
 def sweep_pending() -> int:

@@ -75,3 +75,31 @@ class FaqEntry(Base):
     search_terms: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class VariantProposal(Base):
+    """A customer's question the assistant could not answer, proposed as a question variant of the article an
+    agent then answered it with (learning from agents, issue 12 §6). The KB editor accepts it (it joins the
+    article's `questions`, so the next customer who asks that way gets the answer) or rejects it."""
+
+    __tablename__ = "kb_variant_proposals"
+    __table_args__ = (UniqueConstraint("workspace_id", "article_id", "key"),
+                      Index("ix_kb_proposals_ws_status", "workspace_id", "status", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(String(500))  # the customer's words, as they wrote them
+    key: Mapped[str] = mapped_column(String(500))  # the text folded (case, spaces, punctuation): one proposal each
+    # how the article was found: "link" (the agent's reply links the article), "text" (the reply's own words
+    # match the article and the question's own search agrees)
+    source: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float] = mapped_column(default=1.0)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    question_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    reply_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | accepted | rejected
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -46,8 +46,11 @@ def article_list(request: Request, user: CurrentUser, db: DB, q: Annotated[str, 
     articles = knowledge.list_articles(db, user.actor, q=q.strip() or None, language=language or None,
                                        published=published)
     languages = sorted({a.language for a in knowledge.list_articles(db, user.actor)})
+    from otklik.assistant.learning import pending_count
+
     return render(request, "knowledge/list.html", articles=articles, q=q, language=language, status=status,
-                  languages=languages, can_edit=user.has_role(Role.supervisor))
+                  languages=languages, can_edit=user.has_role(Role.supervisor),
+                  proposals_pending=pending_count(db, user.actor.workspace_id))
 
 
 @router.post("/knowledge/preview", response_class=HTMLResponse)
@@ -129,6 +132,38 @@ def faq_create(request: Request, user: SupervisorUser, db: DB, question: Text = 
 def faq_delete(request: Request, faq_id: int, user: SupervisorUser, db: DB) -> Response:
     knowledge.delete_faq(db, user.actor, faq_id)
     return redirect("/knowledge/faq", request)
+
+
+@router.get("/knowledge/proposals", response_class=HTMLResponse)
+def proposals_page(request: Request, user: CurrentUser, db: DB,
+                   status: Annotated[str, Query(pattern="^(pending|accepted|rejected)$")] = "pending") -> Response:
+    """Questions the assistant could not answer and an agent answered with an article: one click adds the
+    customer's wording to the article, so the bot answers it next time (assistant.learning)."""
+    from otklik.assistant import learning
+
+    return render(request, "knowledge/proposals.html", status=status,
+                  proposals=learning.list_proposals(db, user.actor, status=status, limit=200),
+                  articles=knowledge.list_articles(db, user.actor),
+                  can_edit=user.has_role(Role.supervisor))
+
+
+@router.post("/knowledge/proposals/{proposal_id}/accept")
+def proposal_accept(request: Request, proposal_id: int, user: SupervisorUser, db: DB,
+                    text: Annotated[str, Form(max_length=400)] = "",
+                    article_id: Annotated[str, Form(max_length=20)] = "") -> Response:
+    from otklik.assistant import learning
+
+    target = int(article_id) if article_id.strip().isdigit() else None
+    learning.accept(db, user.actor, proposal_id, text=text if text.strip() else None, article_id=target)
+    return redirect("/knowledge/proposals", request)
+
+
+@router.post("/knowledge/proposals/{proposal_id}/reject")
+def proposal_reject(request: Request, proposal_id: int, user: SupervisorUser, db: DB) -> Response:
+    from otklik.assistant import learning
+
+    learning.reject(db, user.actor, proposal_id)
+    return redirect("/knowledge/proposals", request)
 
 
 @router.get("/knowledge/transfer", response_class=HTMLResponse)
