@@ -274,16 +274,21 @@ async def webhook_fields(request: Request) -> dict[str, str]:
 
 @webhook_router.post("/integrations/crm/webhook/{token}")
 async def crm_webhook(token: str, request: Request) -> dict[str, Any]:
-    """The CRM's outgoing webhook (amoCRM, Bitrix24 event handlers, a RetailCRM trigger)."""
+    """The CRM's outgoing webhook (amoCRM, Bitrix24 event handlers, a RetailCRM trigger): checked, the deletions
+    applied, the rest handed to jobs; the database and the queue are used off the event loop."""
     from starlette.concurrency import run_in_threadpool
 
     fields = await webhook_fields(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    connection_id, changes = await run_in_threadpool(service.accept_webhook, token, fields, headers)
+    return await run_in_threadpool(_accept, token, fields, headers)
+
+
+def _accept(token: str, fields: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
+    connection_id, changes = service.accept_webhook(token, fields, headers)
     for change in changes:
         jobs.apply_change(connection_id, change.entity, change.id, change.contact_id)
     if get_connector_kind(connection_id) == "retailcrm":
-        jobs.pull_feed(connection_id)
+        jobs.pull_feed(connection_id)  # its trigger is a nudge: the order history says what changed
     return {"ok": True, "changes": len(changes)}
 
 
@@ -291,4 +296,3 @@ def get_connector_kind(connection_id: int) -> str | None:
     with session_scope(write=False) as session:
         connection = session.get(CrmConnection, connection_id)
         return connection.kind if connection is not None and get_connector(connection.kind) else None
-
