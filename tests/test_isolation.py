@@ -67,10 +67,23 @@ def foreign(client, ws, other_ws):
             headers=other_ws.admin).json()["id"]),
         "sync_id": client.post(f"/api/v1/integrations/crm/connections/{crm_id}/sync", json={},
                                headers=other_ws.admin).json()["id"],
+        "proposal_id": _proposal(other_ws, article["id"]),  # a question variant proposed from an agent's answer
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
     }
+
+
+def _proposal(other_ws, article_id: int) -> int:
+    from otklik.knowledge.models import VariantProposal
+    from otklik.platform.db import session_scope
+
+    with session_scope() as session:
+        row = VariantProposal(workspace_id=other_ws.id, article_id=article_id, text="вопрос Б", key="вопрос б",
+                              source="link", status="pending")
+        session.add(row)
+        session.flush()
+        return row.id
 
 
 # Bodies valid in shape, so the request reaches the object lookup (a 422 would prove nothing).
