@@ -198,15 +198,13 @@ def _customer(raw: Any, name: str = "customer") -> tuple[tuple[str, str], str, d
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise field_error(f"{name}.value", "required: the customer's e-mail, phone or id")
     normalised = _normalised(kind, str(value), f"{name}.value")
-    contacts: dict[str, str] = {}
-    if kind in ("email", "phone"):
-        contacts[kind] = normalised
-    elif kind == "whatsapp":
-        contacts["phone"] = normalised
+    contacts: dict[str, str] = {}  # what the shop gave besides the identity, returned as it was stored
+    who = _text(raw.get("name"), f"{name}.name", 200) or ""
+    if who:
+        contacts["name"] = who
     for extra in ("phone", "email"):
         if raw.get(extra) not in (None, ""):
             contacts[extra] = _contact(extra, raw[extra], f"{name}.{extra}")
-    who = _text(raw.get("name"), f"{name}.name", 200) or ""
     return (kind, normalised), who, contacts
 
 
@@ -699,10 +697,9 @@ def is_late(order: Order, on: dt.date | None = None) -> bool:
 def order_out(order: Order, events: Sequence[OrderEvent] | None = None) -> dict[str, Any]:
     """The stored order as the API returns it."""
     customer: dict[str, Any] = {"kind": order.customer_kind, "value": order.customer_value,
-                                "customer_id": order.customer_id}
-    customer.update({k: v for k, v in (order.contacts or {}).items() if k != order.customer_kind})
+                                **(order.contacts or {})}
     out: dict[str, Any] = {
-        "number": order.number, "customer": customer, "status": order.status,
+        "number": order.number, "customer": customer, "customer_id": order.customer_id, "status": order.status,
         "items": list(order.items or []), "total": money_out(order.total), "currency": order.currency,
         "paid": order.paid, "payment_status": order.payment_status, "payment_url": order.payment_url,
         "delivery": dict(order.delivery or {}),
