@@ -227,3 +227,25 @@ def test_forwarded_headers_are_believed_only_from_named_proxies(monkeypatch):
     monkeypatch.setattr(get_settings(), "trusted_proxies", "127.0.0.1,10.0.0.0/8")
     cli._serve("127.0.0.1", 1)
     assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "127.0.0.1,10.0.0.0/8"
+
+
+def test_sessions_are_listed_and_revocable(client, ws):
+    first = _login(client, ws.agent_email, workspace=ws.slug)
+    a_cookie, a_csrf = first.cookies.get("otklik_session"), first.json()["csrf_token"]
+    client.cookies.clear()
+    b_cookie = _login(client, ws.agent_email, workspace=ws.slug).cookies.get("otklik_session")
+    client.cookies.clear()
+    listed = client.get("/api/v1/auth/sessions", cookies={"otklik_session": a_cookie}).json()
+    assert len(listed) == 2 and [s["current"] for s in listed].count(True) == 1
+    assert {s["ip"] for s in listed} == {"testclient"} and listed[0]["user_agent"]
+    other = next(s for s in listed if not s["current"])
+    r = client.delete(f"/api/v1/auth/sessions/{other['id']}",
+                      cookies={"otklik_session": a_cookie}, headers={"X-CSRF-Token": a_csrf})
+    assert r.status_code == 204
+    assert client.get("/api/v1/auth/me", cookies={"otklik_session": b_cookie}).status_code == 401
+    assert client.get("/api/v1/auth/me", cookies={"otklik_session": a_cookie}).status_code == 200
+    client.cookies.clear()
+    # someone else's session is not there to revoke
+    mine = client.get("/api/v1/auth/sessions", headers=ws.agent).json()
+    assert client.delete(f"/api/v1/auth/sessions/{mine[0]['id']}", headers=ws.admin).status_code == 404
+    assert _audit(ws.id, "session_revoked")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from otklik.accounts import service, signin
@@ -14,6 +14,7 @@ from otklik.accounts.models import Role, Team
 from otklik.accounts.schemas import (
     AuditOut,
     LoginIn,
+    LoginSessionOut,
     SessionOut,
     TeamCreate,
     TeamMembers,
@@ -26,6 +27,7 @@ from otklik.accounts.schemas import (
     UserUpdate,
     WorkspaceOut,
 )
+from otklik.accounts.security import token_digest
 from otklik.accounts.service import Actor
 from otklik.platform.config import get_settings
 from otklik.platform.jsonbody import SafeJSONRoute
@@ -54,6 +56,21 @@ def logout(request: Request, response: Response, db: DB) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.get("/auth/sessions", response_model=list[LoginSessionOut], tags=["auth"])
+def list_sessions(request: Request, actor: CurrentActor, db: DB) -> list[LoginSessionOut]:
+    """Where you are signed in: when, from which address and browser; `current` is this request's own."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    mine = token_digest(cookie) if cookie else None
+    return [LoginSessionOut.model_validate(s).model_copy(update={"current": s.token_hash == mine})
+            for s in service.list_sessions(db, actor)]
+
+
+@router.delete("/auth/sessions/{session_id}", status_code=204, tags=["auth"])
+def revoke_session(session_id: Annotated[int, Path(ge=1, le=2**62)], actor: CurrentActor, db: DB) -> Response:
+    service.revoke_session(db, actor, session_id)
+    return Response(status_code=204)
 
 
 @router.get("/auth/me", response_model=UserOut, tags=["auth"])

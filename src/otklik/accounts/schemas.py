@@ -55,6 +55,16 @@ class UserUpdate(Strict):
                                          description="Required to change your own password.")
 
 
+class LoginSessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
 class TeamCreate(Strict):
     name: str = Field(min_length=1, max_length=120)
     member_ids: list[int] = Field(default_factory=list, max_length=1000)

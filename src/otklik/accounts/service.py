@@ -331,6 +331,23 @@ def logout(session: Session, raw: str) -> None:
     session.execute(delete(LoginSession).where(LoginSession.token_hash == token_digest(raw)))
 
 
+def list_sessions(session: Session, actor: Actor) -> list[LoginSession]:
+    """The actor's own signed-in sessions that have not expired, newest first."""
+    return list(session.scalars(select(LoginSession).where(
+        LoginSession.user_id == actor.user_id, LoginSession.workspace_id == actor.workspace_id,
+        LoginSession.expires_at > utcnow()).order_by(LoginSession.id.desc())))
+
+
+def revoke_session(session: Session, actor: Actor, session_id: int) -> None:
+    """Ends one of the actor's own sessions («signed in from a browser I don't recognise»)."""
+    row = session.get(LoginSession, session_id)
+    if row is None or row.user_id != actor.user_id or row.workspace_id != actor.workspace_id:
+        raise NotFound(f"session {session_id} not found")
+    session.delete(row)
+    record_audit(session, actor, entity_type="user", entity_id=row.user_id, action="session_revoked",
+                 after={"session_id": session_id, "ip": row.ip})
+
+
 def create_api_token(session: Session, actor: Actor, *, name: str, user_id: int | None = None,
                      expires_at: dt.datetime | None = None) -> tuple[str, ApiToken]:
     owner_id = user_id if user_id is not None else actor.user_id
