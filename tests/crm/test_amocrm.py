@@ -131,3 +131,14 @@ def test_two_workers_refreshing_at_once_keep_the_connection(client, ws, amo):
     assert _secrets(conn["id"])["refresh_token"] == "refresh-2"
     slow.close()
     fast.close()
+
+
+def test_amocrm_429_is_waited_out(client, ws, amo):
+    import time
+
+    conn = connect(client, ws, "amocrm", amo_config(amo), {"client_secret": "amo-secret",
+                                                           "authorization_code": "code-1"})
+    amo.inject.append((429, {"title": "Too Many Requests", "status": 429}, {"Retry-After": "1"}))
+    started = time.monotonic()
+    test = client.post(f"/api/v1/integrations/crm/connections/{conn['id']}/test", headers=ws.admin)
+    assert test.status_code == 200 and time.monotonic() - started >= 1.0

@@ -159,3 +159,21 @@ def test_a_new_conversation_shows_the_crm_orders_before_it_is_solved(client, ws,
     [view] = seen["view"]
     assert view["contact_id"] == str(contact) and view["deals"][0]["number"] == "A-5" and seen["notes"] == 0
     assert len(retail.notes) == 1
+
+
+def test_the_assistants_hand_off_summary_is_the_note(client, ws, retail):
+    from otklik.conversations.models import Message
+
+    retail.add_customer(first="Анна", phone="+79161234567")
+    connect(client, ws, "retailcrm", {"base_url": retail.base}, {"api_key": "retail-key"})
+
+    def handed_off(conversation_id: int, customer_id: int) -> None:
+        with session_scope() as session:
+            session.add(Message(workspace_id=ws.id, conversation_id=conversation_id, channel="whatsapp",
+                                direction="outbound", author_kind="assistant", is_internal=True,
+                                body_text="Итог: клиент ждёт заказ 12345, просит перезвонить.", delivery_status="sent",
+                                meta={"assistant": {"summary": True}}))
+
+    solved_conversation(client, ws, before_solve=handed_off)
+    [note] = retail.notes.values()
+    assert "Итог: клиент ждёт заказ 12345" in note["text"] and "Клиент: Где мой заказ" not in note["text"]
