@@ -223,10 +223,12 @@ def _items(raw: Any) -> list[dict[str, Any]]:
             raise field_error(f"{name}.{sorted(unknown)[0]}", f"unknown field ({', '.join(ITEM_FIELDS)})")
         row: dict[str, Any] = {"name": _text(item.get("name"), f"{name}.name", 300, required=True)}
         sku = item.get("sku")
-        row["sku"] = _text(str(sku) if isinstance(sku, int) and not isinstance(sku, bool) else sku,
-                           f"{name}.sku", 100)
+        sku = _text(str(sku) if isinstance(sku, int) and not isinstance(sku, bool) else sku, f"{name}.sku", 100)
+        if sku is not None:
+            row["sku"] = sku
         row["quantity"] = _quantity(item["quantity"], f"{name}.quantity") if item.get("quantity") is not None else 1
-        row["price"] = money_out(_money(item["price"], f"{name}.price")) if item.get("price") is not None else None
+        if item.get("price") is not None:
+            row["price"] = money_out(_money(item["price"], f"{name}.price"))
         if item.get("url") not in (None, ""):
             row["url"] = _url(item["url"], f"{name}.url")
         out.append(row)
