@@ -127,3 +127,11 @@ def test_what_the_data_cannot_answer_goes_to_a_person_with_the_order(client, ws)
     last = decisions(client, ws, got["conversation_id"])[-1]
     assert last["action"] == "handoff"
     assert any("Заказ № 4512: передан в доставку" in n for n in notes(client, ws, got["conversation_id"]))
+
+
+def test_placing_a_new_order_is_not_a_question_about_one(client, ws):
+    enable(client, ws)
+    push(client, ws)
+    got = inbound(client, ws, kind="email", identity="buyer@example.com", text="Хочу оформить заказ на чайник")
+    last = decisions(client, ws, got["conversation_id"])[-1]
+    assert not last["reason"].startswith("order"), last

@@ -298,9 +298,18 @@ def has_orders(session: Session, workspace_id: int) -> bool:
     return found
 
 
+_ABOUT_ONE = re.compile(r"где|статус|трек|отслед|не\s+пришл|не\s+пришёл|не\s+пришел|не\s+доставил|задерж|опазд|"
+                        r"когда\s+(?:привез|доставят|прид)|\bwhere\b|status|track|(?:hasn'?t|not)\s+arrived|\blate\b|"
+                        r"when\s+will", re.IGNORECASE)
+
+
 def is_order_question(text: str, u: Understanding) -> bool:
-    return bool(u.entities.get("order")) or bool(_MY_ORDER.search(text)) or (
-        u.reason in ORDER_REASONS and bool(re.search(r"заказ|посылк|order|parcel|package|zakaz", text, re.I)))
+    """About an order the customer already has: it names one, says «мой заказ / где заказ», or (reasons
+    order_status / late_delivery) asks where, when or its status — «хочу оформить заказ» is not one."""
+    if u.entities.get("order") or _MY_ORDER.search(text):
+        return True
+    return u.reason in ORDER_REASONS and bool(_ABOUT_ONE.search(text)) and bool(
+        re.search(r"заказ|посылк|order|parcel|package|zakaz", text, re.I))
 
 
 def handle(session: Session, conversation: Conversation, text: str, u: Understanding,
