@@ -149,8 +149,10 @@ def _understand(text: str) -> tuple[str, str | None, str | None]:
     return language, u.sentiment, u.reason
 
 
-def receive_review(session: Session, workspace_id: int, data: ReviewIn) -> tuple[Review, bool]:
-    """The review's conversation (new, or the stored one for the same platform and external id: False)."""
+def receive_review(session: Session, workspace_id: int, data: ReviewIn, *,
+                   received_at: dt.datetime | None = None) -> tuple[Review, bool]:
+    """The review's conversation (new, or the stored one for the same platform and external id: False).
+    `received_at`: when it arrived, for a history import (the demo); else now."""
     data = check(data)
     existing = session.scalar(select(Review).where(Review.workspace_id == workspace_id,
                                                    Review.platform == data.platform,
@@ -170,6 +172,7 @@ def receive_review(session: Session, workspace_id: int, data: ReviewIn) -> tuple
     received = conversations.receive(session, workspace_id, conversations.InboundMessage(
         channel="review", identity_kind=kind, identity_value=value, text=body, customer_name=data.author,
         channel_message_id=f"review:{data.platform}:{data.external_id}"[:200], subject=head[:200],
+        sent_at=received_at,
         language=language, meta={"kind": "review", "platform": data.platform, "rating": data.rating,
                                  "author": data.author, "link": data.link, "external_id": data.external_id}))
     conversation = received.conversation
@@ -182,6 +185,8 @@ def receive_review(session: Session, workspace_id: int, data: ReviewIn) -> tuple
                     rating=data.rating, text=data.text, author=data.author, link=data.link,
                     posted_at=data.posted_at, language=language, sentiment=sentiment, reason=reason,
                     source=data.source)
+    if received_at is not None:
+        review.created_at = received_at
     session.add(review)
     session.flush()
     return review, True
