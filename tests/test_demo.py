@@ -15,7 +15,7 @@ from otklik.demo import CATEGORIES, SLUG, seed_demo
 from otklik.knowledge.models import Article
 from otklik.platform.db import session_scope, utcnow
 
-CHANNELS = {"email", "telegram", "vk", "whatsapp", "widget", "phone", "max", "api"}
+CHANNELS = {"email", "telegram", "vk", "whatsapp", "widget", "phone", "max", "api", "review"}
 
 
 def _snapshot() -> dict[str, Any]:

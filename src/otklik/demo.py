@@ -1525,6 +1525,8 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_legal(session, workspace.id, users, now)
     _seed_phrases(session, workspace.id, users)
     _seed_surveys(session, workspace.id, now, rng)
+    _seed_reviews(session, workspace.id, users, now, rng)
+    _seed_qa(session, workspace.id, users)
     _seed_orders(session, workspace.id, people, actors["admin"], now)
     # the shop's CRMs (issue 18): amoCRM, Bitrix24, RetailCRM present, switched off, example settings
     from otklik.crm.service import add_demo_connections
@@ -1565,6 +1567,68 @@ def _seed_surveys(session: Session, workspace_id: int, now: dt.datetime, rng: ra
         score = rng.choices((5, 4, 3, 2, 1), (58, 24, 8, 6, 4))[0]
         record_answer(session, answer, score=score, comment=SURVEY_COMMENTS[score] if rng.random() < 0.5 else "",
                       now=min(now, sent + dt.timedelta(hours=1)))
+
+
+# Reviews (issue 15): a month of reviews from the review sites, most answered (the reply recorded as published),
+# a few negative ones still waiting (their SLA shows), so «Отзывы по площадкам и оценкам» tells a story.
+DEMO_REVIEWS = (
+    ("yandex_maps", 5, "Ирина К.", "Быстро привезли, курьер вежливый. Буду заказывать ещё!"),
+    ("2gis", 4, "Павел", "Хороший магазин, но доставку перенесли на день."),
+    ("yandex_maps", 1, "Сергей Н.", "Заказ привезли на неделю позже обещанного, в поддержке отвечали шаблонами."),
+    ("otzovik", 2, "marina_v", "Чайник сломался через месяц, гарантийный ремонт тянется уже три недели."),
+    ("flamp", 5, "Ольга", "Отличный сервис, помогли выбрать и подсказали по гарантии."),
+    ("2gis", 3, "Дмитрий", "В целом нормально, но упаковка была мятая."),
+    ("yandex_maps", 4, "Анна П.", "Всё пришло вовремя, спасибо."),
+    ("otzovik", 1, "kirill77", "Вернули деньги только после третьего звонка."),
+    ("google_maps", 5, "Maria", "Great service, the order arrived the next day."),
+    ("flamp", 2, "Екатерина", "Не хватало деталей в комплекте, пришлось ждать досылку."),
+)
+
+
+def _seed_reviews(session: Session, workspace_id: int, users: dict[str, User], now: dt.datetime,
+                  rng: random.Random) -> None:
+    from otklik.conversations.service import reply
+    from otklik.feedback import reviews
+
+    from otklik.customers.models import Identity
+
+    agent = accounts.actor_for(users["admin"])
+    # the authors are the shop's own customers, found by their e-mail (as a review with a contact is linked)
+    emails = session.scalars(select(Identity.external_id).where(
+        Identity.workspace_id == workspace_id, Identity.kind == "email").order_by(Identity.id)).all()
+    for i, (platform, rating, author, text) in enumerate(DEMO_REVIEWS):
+        received = now - dt.timedelta(days=27 - 3 * i, hours=rng.randint(1, 8))
+        review, _ = reviews.receive_review(session, workspace_id, reviews.ReviewIn(
+            platform=platform, text=text, rating=rating, author=author, external_id=f"demo-{i}",
+            link=f"https://example.com/reviews/{platform}/{i}", posted_at=received - dt.timedelta(hours=2),
+            email=emails[i % len(emails)] if emails else ""),
+            received_at=received)
+        if i in (2, 7):  # two negative ones not answered yet: a note, the SLA runs
+            reply(session, agent, review.conversation_id, is_internal=True, history=True,
+                  sent_at=received + dt.timedelta(hours=1),
+                  text="Уточняю у склада, что случилось с заказом, потом ответим публично.")
+            continue
+        answer = reviews.draft(review)["text"]
+        replied = min(received + dt.timedelta(hours=rng.randint(1, 20)), now - dt.timedelta(minutes=5))
+        reply(session, agent, review.conversation_id, text=answer, history=True, sent_at=replied,
+              meta={"kind": reviews.REVIEW_REPLY, "platform": platform})
+        review.reply_text, review.replied_at, review.replied_by = answer, replied, agent.user_id
+
+
+def _seed_qa(session: Session, workspace_id: int, users: dict[str, User]) -> None:
+    """Every solved conversation scored (as the job does on each solve), one reviewed by hand."""
+    from otklik.feedback import qa
+
+    solved = session.scalars(select(Conversation.id).where(
+        Conversation.workspace_id == workspace_id, Conversation.solved_at.is_not(None),
+        Conversation.merged_into_id.is_(None)).order_by(Conversation.id)).all()
+    scored = [row for row in (qa.store_auto(session, workspace_id, cid) for cid in solved) if row is not None]
+    if scored:
+        lowest = min(scored, key=lambda row: row.score if row.score is not None else 100.0)
+        statuses = {k: v["status"] for k, v in json.loads(lowest.items).items()}
+        statuses["solution"] = "fail"
+        qa.review(session, accounts.actor_for(users["marina"]), lowest.conversation_id, statuses,
+                  "Решение не предложено: клиенту пришлось писать ещё раз.")
 
 
 def _seed_compensations(session: Session, workspace_id: int, users: dict[str, User]) -> None:
