@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.feedback import qa, reviews
-from otklik.reports import export, service
+from otklik.reports import export, service, xlsx
 from otklik.reports import rollup as rollup  # its listener marks the changed facts on every flush
 
 router = APIRouter(tags=["reports"])
@@ -39,6 +39,19 @@ def daily(actor: CurrentActor, db: DB, start: Annotated[Day, Query(alias="from")
     """Per calendar day: conversations by channel and the first-response median (the dashboard's charts)."""
     actor.require(Role.supervisor)
     return service.daily(db, actor.workspace_id, _filters(start, end, channel, team_id, agent_id))
+
+
+@router.get("/reports/conversations.xlsx")
+def conversations_xlsx(actor: CurrentActor, db: DB, start: Annotated[Day, Query(alias="from")] = None,
+                       end: Annotated[Day, Query(alias="to")] = None, channel: str | None = None,
+                       team_id: int | None = None, agent_id: int | None = None) -> StreamingResponse:
+    """The same table as the CSV, as an Excel workbook, streamed (constant memory at any size)."""
+    actor.require(Role.supervisor)
+    filters = _filters(start, end, channel, team_id, agent_id)
+    chunks = xlsx.stream("conversations", export.HEADER, export.row_batches(actor.workspace_id, filters))
+    name = f"conversations-{filters.start.isoformat()}-{filters.end.isoformat()}.xlsx"
+    return StreamingResponse(chunks, media_type=xlsx.MEDIA_TYPE,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/reports/reviews")

@@ -29,15 +29,12 @@ def _cell(value: object) -> str:
     return "'" + text if isinstance(value, str) and text.startswith(_FORMULA) else text
 
 
-def conversation_rows(workspace_id: int, filters: Filters) -> Iterator[bytes]:
-    """Yields the CSV (UTF-8 with a BOM, so Excel reads Cyrillic) in chunks of BATCH rows."""
+def row_batches(workspace_id: int, filters: Filters) -> Iterator[list[tuple[object, ...]]]:
+    """The range's conversations in batches of BATCH rows (keyset by start and id), each row the HEADER's cells:
+    numbers as int, the rest as text (a formula-looking text gets a leading «'»)."""
     with session_scope(write=False) as session:
         zone = workspace_zone(session, workspace_id)
     lo, hi = day_bounds(zone, filters.start, filters.end)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(HEADER)
     after: tuple[dt.datetime, int] = (lo, 0)
     while True:
         with session_scope(write=False) as session:
@@ -57,16 +54,26 @@ def conversation_rows(workspace_id: int, filters: Filters) -> Iterator[bytes]:
             if filters.agent_id is not None:
                 stmt = stmt.where(Conversation.assignee_id == filters.agent_id)
             batch = session.execute(stmt.order_by(Conversation.created_at, Conversation.id).limit(BATCH)).all()
-        for (number, created, channel, status, priority, category, subject, customer_id, team_id, assignee_id,
-             first, solved, transfers, breached, _) in batch:
-            writer.writerow((number, _cell(created), channel, status, priority.value, _cell(category),
-                             _cell(subject), customer_id, _cell(team_id), _cell(assignee_id), _cell(first),
-                             "" if first is None else round((first - created).total_seconds()), _cell(solved),
-                             "" if solved is None else round((solved - created).total_seconds()), transfers or 0,
-                             "yes" if breached else "no"))
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
+        yield [(number, _cell(created), channel, status, priority.value, _cell(category), _cell(subject),
+                customer_id, _cell(team_id), _cell(assignee_id), _cell(first),
+                "" if first is None else round((first - created).total_seconds()), _cell(solved),
+                "" if solved is None else round((solved - created).total_seconds()), transfers or 0,
+                "yes" if breached else "no")
+               for (number, created, channel, status, priority, category, subject, customer_id, team_id,
+                    assignee_id, first, solved, transfers, breached, _) in batch]
         if len(batch) < BATCH:
             return
         after = (batch[-1].created_at, batch[-1].id)
+
+
+def conversation_rows(workspace_id: int, filters: Filters) -> Iterator[bytes]:
+    """Yields the CSV (UTF-8 with a BOM, so Excel reads Cyrillic) in chunks of BATCH rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(HEADER)
+    for rows in row_batches(workspace_id, filters):
+        writer.writerows(rows)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
