@@ -101,6 +101,19 @@ class Decision:
                 "understanding": self.understanding.as_dict(), "note": self.note, "options": self.options}
 
 
+# Question variants per article below which a KB reads as plain to the answer model. It was fitted on plain KBs
+# (0) and the demo store's hand-written variants (~26 an article), and its weight on the feature discounts a
+# variant-rich KB's higher raw scores; a plain KB that has learned a few variants from agents' answers
+# (assistant.learning: about 2 an article after a month of hand-offs on the dev KBs) is still a plain KB, whose
+# scores the variants only help. Without this, those variants lowered first-reply resolution (BENCHMARKS.md,
+# section 11b).
+RICH_KB_VARIANTS = 8.0
+
+
+def _richness(variants_per_article: float) -> float:
+    return math.log1p(min(variants_per_article, 50.0)) / 4 if variants_per_article >= RICH_KB_VARIANTS else 0.0
+
+
 def answer_features(hits: list[Hit], signals: Signals, language: str | None) -> list[float]:
     if not hits:
         return [0.0] * len(FEATURES)
@@ -112,7 +125,7 @@ def answer_features(hits: list[Hit], signals: Signals, language: str | None) -> 
             float(signals.router_agrees), max(-2.0, min(2.0, signals.router_margin)),
             max(-2.0, min(8.0, signals.score_z)) / 4, signals.second_share, max(-2.0, min(8.0, signals.dense_z)) / 4,
             signals.coverage, max(-2.0, min(2.0, signals.router_none_gap)),
-            math.log1p(min(signals.kb_richness, 50.0)) / 4, math.log(max(2, min(signals.n_articles, 2000))) / 8,
+            _richness(signals.kb_richness), math.log(max(2, min(signals.n_articles, 2000))) / 8,
             top.e5, top.e5 - (second.e5 if second else 0.0), float(signals.e5_agrees),
             max(-2.0, min(8.0, signals.e5_z)) / 4]
 
