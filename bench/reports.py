@@ -272,6 +272,18 @@ def main() -> None:
                                      "bytes": size, "server_rss_mb_before": round(rss_before / 1024, 1),
                                      "server_rss_mb_after": round(_rss_kb(bench.server.pid) / 1024, 1)}
         log(f"csv: {out['csv_export_30_days']}")
+        rss_before = _rss_kb(bench.server.pid)
+        t = time.perf_counter()
+        size = 0
+        with http.stream("GET", "/reports/conversations.xlsx", params={"from": ranges["30_days"][0],
+                                                                       "to": ranges["30_days"][1]}) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_bytes():
+                size += len(chunk)
+        out["xlsx_export_30_days"] = {"seconds": round(time.perf_counter() - t, 2), "bytes": size,
+                                      "server_rss_mb_before": round(rss_before / 1024, 1),
+                                      "server_rss_mb_after": round(_rss_kb(bench.server.pid) / 1024, 1)}
+        log(f"xlsx: {out['xlsx_export_30_days']}")
         out["machine"] = machine_note()
         print(json.dumps(out, ensure_ascii=False, indent=1))
     finally:

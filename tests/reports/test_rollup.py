@@ -168,3 +168,21 @@ def test_daily_series_from_the_rollup_equals_live(built):
     # the 3rd (Moscow): c2's… no — c4 (none), c5 (40 min = 2400 s), c6 (none) and C's e-mail at 00:30 on the 4th
     # is the 4th; people's first answers that day: c5 only
     assert got["days"][0]["conversations"] == 3 and got["days"][0]["first_response_median_s"] == 2400
+
+
+def test_a_burst_of_commits_enqueues_one_refresh(monkeypatch):
+    import types
+
+    from otklik.platform import config
+
+    calls: list[int] = []
+    monkeypatch.setattr(config, "get_settings", lambda: types.SimpleNamespace(queue_backend="redis"))
+    monkeypatch.setattr(jobs, "refresh_rollup", lambda workspace_id: calls.append(workspace_id))
+    monkeypatch.setattr(rollup, "_last_nudge", {})
+    for _ in range(5):
+        rollup._nudge(7)
+    rollup._nudge(8)
+    assert calls == [7, 8]
+    monkeypatch.setattr(rollup, "_last_nudge", {7: -1e9})
+    rollup._nudge(7)
+    assert calls == [7, 8, 7]
