@@ -58,6 +58,7 @@ from otklik.service_levels import jobs as rule_jobs
 from otklik.service_levels.api import router as rules_router
 from otklik.web.operations import router as operations_router
 from otklik.web.realtime import router as realtime_router
+from otklik.web.security import SecurityHeaders, csp_nonce
 from otklik.web.ui import install as install_ui
 from otklik.web.widget.api import WidgetCORS
 from otklik.web.widget.api import router as widget_router
@@ -273,10 +274,13 @@ def create_app() -> FastAPI:
     @app.get("/api/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         # Swagger UI from a PyPI package, not a CDN: the docs work on a server with no internet.
-        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Otklik API",
+        page = get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Otklik API",
                                    swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
                                    swagger_css_url="/api/docs/assets/swagger-ui.css",
                                    swagger_favicon_url="/api/docs/assets/favicon-32x32.png")
+        # its one inline <script> (the page's own, no user content) carries the request's CSP nonce
+        body = bytes(page.body).replace(b"<script>", f'<script nonce="{csp_nonce()}">'.encode())
+        return HTMLResponse(body)
 
     app.include_router(operations_router)  # /healthz, /readyz, /metrics
     metrics.install()  # inbound messages by channel
@@ -286,5 +290,6 @@ def create_app() -> FastAPI:
     app.add_middleware(WidgetCORS)
     app.add_middleware(BodyLimit)
     app.add_middleware(SeenAgents)  # an agent's activity: routing counts an idle agent as away
+    app.add_middleware(SecurityHeaders)  # CSP with a nonce, no framing, HSTS over HTTPS: every response
     app.add_middleware(MetricsMiddleware)  # outermost: times every request, a 413 and a 500 included
     return app

@@ -92,7 +92,9 @@ def new_page(browser, live_server):
     contexts = []
 
     def make(locale: str = "ru-RU", viewport: tuple[int, int] = (1280, 800)):
-        ctx = browser.new_context(base_url=live_server, locale=locale,
+        # bypass_csp: Playwright's wait_for_function polls with eval, which the pages' CSP forbids;
+        # tests/e2e/test_csp.py opens its own contexts without it and checks the policy in force
+        ctx = browser.new_context(base_url=live_server, locale=locale, bypass_csp=True,
                                   viewport={"width": viewport[0], "height": viewport[1]})
         ctx.set_default_timeout(10_000)
         contexts.append(ctx)

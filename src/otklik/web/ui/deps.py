@@ -46,6 +46,7 @@ from otklik.accounts.security import same
 from otklik.accounts.service import Actor
 from otklik.platform.errors import DomainError, Forbidden
 from otklik.web import i18n
+from otklik.web.security import csp_nonce
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def environment(language: str) -> Environment:
                       auto_reload=False)
     env.install_gettext_translations(i18n.gettext_for(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = static_url
+    env.globals["csp_nonce"] = csp_nonce  # this request's, for inline <script>/<style> (otklik.web.security)
     env.globals["LANGUAGE_NAMES"] = i18n.LANGUAGE_NAMES
     env.globals["CATEGORY_LABELS"] = i18n.CATEGORY_LABELS
     env.globals["coded"] = lambda prefix, value: i18n.coded(language, prefix, value)

@@ -570,3 +570,37 @@
     });
   }
 })();
+
+/* The Content-Security-Policy allows no inline handlers or style attributes (otklik.web.security), so the
+   few things pages did inline live here: forms that ask before they delete (data-confirm), the assistant's
+   suggestions that fill the reply box (.assist-use), and the calendar's hour bars (data-left/-width). */
+(function () {
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form && form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+    }
+  }, true);
+  document.addEventListener("click", function (e) {
+    var use = e.target && e.target.closest ? e.target.closest(".assist-use") : null;
+    if (!use) return;
+    var box = document.getElementById("reply-text");
+    if (box) { box.value = use.dataset.text; box.focus(); }
+  });
+  function placeBars(root) {
+    (root || document).querySelectorAll(".week-bar[data-left]").forEach(function (bar) {
+      bar.style.left = bar.dataset.left + "%";
+      bar.style.width = bar.dataset.width + "%";
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { placeBars(); });
+  else placeBars();
+  document.addEventListener("htmx:load", function (e) { placeBars(e.target); });
+  // the suggestions ask with what the agent is typing (was hx-vals='js:…', which needs eval)
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (!e.detail.elt || e.detail.elt.id !== "suggestions") return;
+    var box = document.getElementById("reply-text");
+    e.detail.parameters.q = box ? box.value : "";
+  });
+})();

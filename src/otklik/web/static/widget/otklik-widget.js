@@ -10,6 +10,8 @@
   if (!script) return;
   var opts = Object.assign({}, window.otklikSettings || {});
   var KEY = script.getAttribute('data-key') || opts.key;
+  // a page with a Content-Security-Policy lets our <style> in by the nonce it gave our <script> tag
+  var NONCE = script.nonce || script.getAttribute('nonce') || '';
   if (!KEY) { console.error('Otklik widget: data-key is missing'); return; }
   var BASE = opts.server || new URL(script.src, location.href).origin;
   var API = BASE + '/api/v1/widget';
@@ -176,7 +178,7 @@
   // -- the DOM -----------------------------------------------------------------------------------------
   var host = el('div', {id: 'otklik-widget', 'data-state': 'loading'});
   var root = host.attachShadow({mode: 'open'});
-  root.appendChild(el('style', {text: CSS}));
+  root.appendChild(el('style', NONCE ? {text: CSS, nonce: NONCE} : {text: CSS}));
   var ui = {};
   ui.badge = el('span', {class: 'ow-badge'});
   ui.launcher = el('button', {class: 'ow-launcher', type: 'button', 'aria-label': T.open, onclick: onLauncher},
@@ -216,7 +218,8 @@
     ui.title.textContent = cfg.texts.title;
     ui.menu.textContent = '';
     cfg.buttons.forEach(function (b) {
-      var dot = el('span', {class: 'ow-dot', style: 'background:' + DOTS[b.kind]});
+      var dot = el('span', {class: 'ow-dot'});
+      dot.style.background = DOTS[b.kind];  // a property, not a style attribute: allowed under a strict CSP
       var label = el('span', {text: T[b.kind]});
       var node = (b.kind === 'chat' || b.kind === 'callback')
         ? el('button', {type: 'button', 'data-kind': b.kind,
