@@ -617,7 +617,7 @@ def _batch_out(results: list[Result]) -> dict[str, Any]:
 
 
 def store_batch(actor: Actor, raw_orders: list[Any], *, atomic: bool, source: str,
-              prefix: str = "orders") -> dict[str, Any]:
+                prefix: str = "orders", session: Session | None = None) -> dict[str, Any]:
     """Check every order, then store the good ones in one transaction; a bad one is an error item (or, when
     `atomic`, a 422 naming it and nothing stored)."""
     parsed: list[OrderInput | DomainError] = []
@@ -639,7 +639,8 @@ def store_batch(actor: Actor, raw_orders: list[Any], *, atomic: bool, source: st
                         {**f, "field": f"{prefix}.{i}.{f['field']}"} for f in r.error.fields])
         return stored
 
-    stored = iter(run_transaction(work) if good else [])
+    # its own (retried) transaction, or the caller's `session` (a page that already holds the write lock)
+    stored = iter((work(session) if session is not None else run_transaction(work)) if good else [])
     results = []
     for i, p in enumerate(parsed):
         if isinstance(p, OrderInput):

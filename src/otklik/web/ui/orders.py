@@ -17,7 +17,7 @@ from otklik.conversations import service as conversations
 from otklik.conversations.models import Direction, Message
 from otklik.orders import service as orders
 from otklik.orders.models import Order, OrderEvent
-from otklik.web.ui.deps import CurrentUser, UIUser, render, ui_router
+from otklik.web.ui.deps import AdminUser, CurrentUser, UIUser, render, ui_router
 
 router = ui_router()
 MAX_CARDS = 5
@@ -91,3 +91,84 @@ def conversation_orders(request: Request, conversation_id: int, user: CurrentUse
     conversation = conversations.get_conversation(db, user.actor, conversation_id)
     context: dict[str, Any] = {"cards": found, "unknown": unknown, "customer_id": conversation.customer_id}
     return render(request, "partials/order_cards.html", **context)
+
+
+# -- Settings → Orders (admins): the pull URL, the push signature, a CSV import -------------------------
+
+def _settings_page(request: Request, db: Session, *, error: str | None = None, secret: str | None = None,
+                   tried: dict[str, Any] | None = None, imported: dict[str, Any] | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    import json
+
+    from otklik.orders import lookup
+
+    user: UIUser = request.state.ui_user
+    row = lookup.get_settings_row(db, user.workspace.id)
+    return render(request, "settings/orders.html", status_code=status_code, s=lookup.settings_out(row),
+                  mapping=json.dumps(row.mapping or {}, ensure_ascii=False, indent=1) if row.mapping else "",
+                  error=error, secret=secret, tried=tried, imported=imported)
+
+
+@router.get("/settings/orders")
+def order_settings(request: Request, user: AdminUser, db: DB) -> HTMLResponse:
+    return _settings_page(request, db)
+
+
+@router.post("/settings/orders")
+async def order_settings_save(request: Request, user: AdminUser, db: DB) -> HTMLResponse:
+    import json
+
+    from otklik.orders import lookup
+    from otklik.platform.errors import DomainError
+
+    form = await request.form()
+    get = lambda name: str(form.get(name) or "").strip()  # noqa: E731
+    changes: dict[str, Any] = {"lookup_url": get("lookup_url"), "auth_header": get("auth_header"),
+                               "require_signature": form.get("require_signature") == "on"}
+    if get("auth_value"):  # empty keeps the stored value (it is never shown)
+        changes["auth_value"] = get("auth_value")
+    if form.get("rotate_signing_secret") == "on":
+        changes = {"rotate_signing_secret": True, **changes}
+    try:
+        changes["timeout_s"] = float(get("timeout_s") or 1.5)
+        changes["cache_s"] = int(get("cache_s") or 60)
+        changes["mapping"] = json.loads(get("mapping")) if get("mapping") else {}
+    except ValueError:
+        return _settings_page(request, db, error="timeout_s, cache_s: numbers; mapping: JSON", status_code=422)
+    try:
+        _, secret = lookup.update_settings(db, user.actor, changes)
+    except DomainError as exc:
+        db.rollback()
+        return _settings_page(request, db, error=exc.message, status_code=422)
+    return _settings_page(request, db, secret=secret)
+
+
+@router.post("/settings/orders/test")
+async def order_settings_test(request: Request, user: AdminUser, db: DB) -> HTMLResponse:
+    from otklik.orders import lookup
+    from otklik.platform.errors import DomainError
+
+    form = await request.form()
+    try:
+        tried = lookup.try_lookup(db, user.workspace.id, orders.check_number(str(form.get("number") or "")))
+    except DomainError as exc:
+        return _settings_page(request, db, error=exc.message, status_code=422)
+    return _settings_page(request, db, tried=tried)
+
+
+@router.post("/settings/orders/import")
+async def order_settings_import(request: Request, user: AdminUser, db: DB) -> HTMLResponse:
+    from starlette.datastructures import UploadFile
+
+    from otklik.orders.csv_import import rows_from_csv
+    from otklik.platform.errors import DomainError
+
+    form = await request.form()
+    upload = form.get("file")
+    raw = await upload.read() if isinstance(upload, UploadFile) else b""
+    try:
+        imported = orders.store_batch(user.actor, rows_from_csv(raw), atomic=False, source="csv", prefix="rows",
+                                      session=db)
+    except DomainError as exc:
+        return _settings_page(request, db, error=exc.message, status_code=422)
+    return _settings_page(request, db, imported=imported)
