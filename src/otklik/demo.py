@@ -1588,9 +1588,8 @@ DEMO_REVIEWS = (
 def _seed_reviews(session: Session, workspace_id: int, users: dict[str, User], now: dt.datetime,
                   rng: random.Random) -> None:
     from otklik.conversations.service import reply
-    from otklik.feedback import reviews
-
     from otklik.customers.models import Identity
+    from otklik.feedback import reviews
 
     agent = accounts.actor_for(users["admin"])
     # the authors are the shop's own customers, found by their e-mail (as a review with a contact is linked)
