@@ -249,3 +249,41 @@ def test_sessions_are_listed_and_revocable(client, ws):
     mine = client.get("/api/v1/auth/sessions", headers=ws.agent).json()
     assert client.delete(f"/api/v1/auth/sessions/{mine[0]['id']}", headers=ws.admin).status_code == 404
     assert _audit(ws.id, "session_revoked")
+
+
+def test_two_factor_sign_in_with_recovery_codes(client, ws):
+    import pyotp
+
+    setup = client.post("/api/v1/auth/2fa/setup", headers=ws.agent)
+    assert setup.status_code == 200 and setup.json()["otpauth_uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(setup.json()["secret"])
+    assert client.post("/api/v1/auth/2fa/enable", json={"code": "000000" if totp.now() != "000000" else "111111"},
+                       headers=ws.agent).status_code == 403
+    enabled = client.post("/api/v1/auth/2fa/enable", json={"code": totp.now()}, headers=ws.agent)
+    assert enabled.status_code == 200, enabled.text
+    codes = enabled.json()["recovery_codes"]
+    assert len(codes) == 10 and len(set(codes)) == 10
+
+    r = _login(client, ws.agent_email, workspace=ws.slug)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "otp_required"
+    r = client.post("/api/v1/auth/login", json={"email": ws.agent_email, "password": PASSWORD, "workspace": ws.slug,
+                                                "otp": "12345678"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "otp_invalid"
+    assert _audit(ws.id, "sign_in_failed")[-1].after["reason"].startswith("the one-time code")
+    body = {"email": ws.agent_email, "password": PASSWORD, "workspace": ws.slug}
+    assert client.post("/api/v1/auth/login", json={**body, "otp": totp.now()}).status_code == 200
+    assert client.post("/api/v1/auth/login", json={**body, "otp": codes[0]}).status_code == 200
+    assert client.post("/api/v1/auth/login", json={**body, "otp": codes[0]}).status_code == 401  # spent
+    client.cookies.clear()
+    # the form asks for the code too
+    page = client.get("/login")
+    token = page.cookies.get("otklik_login_csrf") or client.cookies.get("otklik_login_csrf")
+    form = {"email": ws.agent_email, "password": PASSWORD, "workspace": ws.slug, "csrf_token": token}
+    assert client.post("/login", data=form, follow_redirects=False).status_code == 401
+    assert client.post("/login", data={**form, "otp": totp.now()}, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+
+    assert client.post("/api/v1/auth/2fa/disable", json={"password": "not-it"}, headers=ws.agent).status_code == 403
+    assert client.post("/api/v1/auth/2fa/disable", json={"password": PASSWORD}, headers=ws.agent).status_code == 204
+    assert _login(client, ws.agent_email, workspace=ws.slug).status_code == 200
+    client.cookies.clear()

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from otklik.accounts import service, signin
+from otklik.accounts import service, signin, two_factor
 from otklik.accounts.deps import DB, SESSION_COOKIE, CurrentActor, authenticate
 from otklik.accounts.models import Role, Team
 from otklik.accounts.schemas import (
     AuditOut,
     LoginIn,
     LoginSessionOut,
+    PasswordIn,
     SessionOut,
     TeamCreate,
     TeamMembers,
@@ -22,6 +23,9 @@ from otklik.accounts.schemas import (
     TokenCreate,
     TokenCreated,
     TokenOut,
+    TwoFactorCode,
+    TwoFactorEnabled,
+    TwoFactorSetupOut,
     UserCreate,
     UserOut,
     UserUpdate,
@@ -40,7 +44,7 @@ def login(body: LoginIn, request: Request, response: Response, db: DB) -> Sessio
     settings = get_settings()
     raw, login_session, user = signin.sign_in(db, request, email=body.email, password=body.password,
                                               workspace=body.workspace, via="api",
-                                              ttl_hours=settings.session_ttl_hours)
+                                              ttl_hours=settings.session_ttl_hours, otp=body.otp)
     response.set_cookie(SESSION_COOKIE, raw, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=settings.session_ttl_hours * 3600, path="/")
     return SessionOut(user=UserOut.model_validate(user), csrf_token=login_session.csrf_token,
@@ -56,6 +60,24 @@ def logout(request: Request, response: Response, db: DB) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.post("/auth/2fa/setup", response_model=TwoFactorSetupOut, tags=["auth"])
+def two_factor_setup(actor: CurrentActor, db: DB) -> TwoFactorSetupOut:
+    """A new TOTP secret for your authenticator app (a QR code of `otpauth_uri`); on after /auth/2fa/enable."""
+    secret, uri = two_factor.start_setup(db, actor)
+    return TwoFactorSetupOut(secret=secret, otpauth_uri=uri)
+
+
+@router.post("/auth/2fa/enable", response_model=TwoFactorEnabled, tags=["auth"])
+def two_factor_enable(body: TwoFactorCode, actor: CurrentActor, db: DB) -> TwoFactorEnabled:
+    return TwoFactorEnabled(recovery_codes=two_factor.enable(db, actor, body.code))
+
+
+@router.post("/auth/2fa/disable", status_code=204, tags=["auth"])
+def two_factor_disable(body: PasswordIn, actor: CurrentActor, db: DB) -> Response:
+    two_factor.disable(db, actor, body.password)
+    return Response(status_code=204)
 
 
 @router.get("/auth/sessions", response_model=list[LoginSessionOut], tags=["auth"])

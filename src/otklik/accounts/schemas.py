@@ -18,6 +18,8 @@ class LoginIn(Strict):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
     workspace: str | None = Field(default=None, max_length=64)
+    otp: str | None = Field(default=None, max_length=32, description="With two-factor sign-in: the app's "
+                            "current code, or a recovery code.")
 
 
 class UserOut(BaseModel):
@@ -53,6 +55,23 @@ class UserUpdate(Strict):
     password: str | None = Field(default=None, min_length=10, max_length=1024)
     current_password: str | None = Field(default=None, max_length=1024,
                                          description="Required to change your own password.")
+
+
+class TwoFactorSetupOut(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class TwoFactorCode(Strict):
+    code: str = Field(min_length=6, max_length=32)
+
+
+class TwoFactorEnabled(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once; each signs in once instead of a code.")
+
+
+class PasswordIn(Strict):
+    password: str = Field(min_length=1, max_length=1024)
 
 
 class LoginSessionOut(BaseModel):

@@ -14,8 +14,9 @@ import logging
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from otklik.accounts import service
+from otklik.accounts import service, two_factor
 from otklik.accounts.models import LoginSession, User
+from otklik.platform.errors import Unauthorized
 from otklik.platform.ratelimit import SharedWindow
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def _account_key(email: str) -> str:
 
 
 def sign_in(db: Session, request: Request, *, email: str, password: str, workspace: str | None, via: str,
-            ttl_hours: int) -> tuple[str, LoginSession, User]:
-    """Throttle, check, audit. Raises RateLimited (429) or service.LoginFailed (401)."""
+            ttl_hours: int, otp: str | None = None) -> tuple[str, LoginSession, User]:
+    """Throttle, check (the password, then the one-time code when two-factor is on), audit. Raises
+    RateLimited (429), service.LoginFailed or two_factor.OtpRequired / a wrong code (401)."""
     address = client_address(request)
     per_account.check(_account_key(email))
     per_address.check(address)
@@ -47,6 +49,16 @@ def sign_in(db: Session, request: Request, *, email: str, password: str, workspa
         per_account.add(_account_key(email))
         per_address.add(address)
         _audit_failure(db, exc.users, address, via, exc.message)
+        raise
+    try:
+        two_factor.check_sign_in(db, user, otp)
+    except two_factor.OtpRequired:
+        raise  # the password was right: nothing counted, the caller asks for the code
+    except Unauthorized as exc:
+        db.delete(row)  # the session just made must not outlive the refusal's audit commit
+        per_account.add(_account_key(email))
+        per_address.add(address)
+        _audit_failure(db, [user], address, via, exc.message)
         raise
     service.record_audit(db, service.actor_for(user), entity_type="user", entity_id=user.id, action="signed_in",
                          after={"ip": address, "via": via})

@@ -60,6 +60,7 @@ def login(request: Request, db: DB, email: Annotated[str, Form(max_length=254)],
           password: Annotated[str, Form(max_length=1000)],
           csrf_token: Annotated[str, Form(max_length=200)] = "",
           workspace: Annotated[str, Form(max_length=64)] = "",
+          otp: Annotated[str, Form(max_length=32)] = "",
           next: Annotated[str, Form(max_length=500)] = "/inbox") -> Response:
     _ = translator(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -69,10 +70,12 @@ def login(request: Request, db: DB, email: Annotated[str, Form(max_length=254)],
     try:
         raw, _row, _user = signin.sign_in(db, request, email=email, password=password,
                                           workspace=workspace.strip() or None, via="form",
-                                          ttl_hours=get_settings().session_ttl_hours)
+                                          ttl_hours=get_settings().session_ttl_hours, otp=otp or None)
     except DomainError as exc:
         messages = {429: _("Too many attempts. Wait a minute and try again."),
-                    401: _("Wrong email or password.") if "several" not in exc.message
+                    401: _("Enter the one-time code from your authenticator app.") if exc.code == "otp_required"
+                    else _("The one-time code is wrong or expired.") if exc.code == "otp_invalid"
+                    else _("Wrong email or password.") if "several" not in exc.message
                     else _("This email is in several workspaces: enter the workspace too.")}
         return _login_page(request, status_code=exc.status_code, email=email, workspace=workspace,
                            next_url=next, error=messages.get(exc.status_code, exc.message))
