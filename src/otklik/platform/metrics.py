@@ -69,9 +69,9 @@ def _route_label(scope: Scope) -> str:
         values = {str(v): "{" + k + "}" for k, v in (scope.get("path_params") or {}).items()}
         prefix = [values.get(s, s) for s in segments[: len(segments) - len(own)]]
         return "/" + "/".join(prefix + own) if prefix or own else "/"
-    for prefix in ("/static/", "/api/docs/assets/"):
-        if raw.startswith(prefix):
-            return prefix + "*"
+    for mount in ("/static/", "/api/docs/assets/"):
+        if raw.startswith(mount):
+            return mount + "*"
     return "unmatched"  # a 404: the raw path would let any client grow the label set without bound
 
 
