@@ -124,8 +124,13 @@ class RetailCrmStandIn(StandIn):
         self.notes: dict[int, dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []
-        self.statuses = {"new": {"code": "new", "name": "Новый"}, "assembling": {"code": "assembling", "name": "Комплектуется"},
-                         "complete": {"code": "complete", "name": "Выполнен"}}
+        # as GET /api/v5/reference/statuses lists them: each status files under a group
+        self.statuses = {"new": {"code": "new", "name": "Новый", "group": "new"},
+                         "assembling": {"code": "assembling", "name": "Комплектуется", "group": "assembling"},
+                         "delivering": {"code": "delivering", "name": "Доставляется", "group": "delivery"},
+                         "complete": {"code": "complete", "name": "Выполнен", "group": "complete"},
+                         "cancel-other": {"code": "cancel-other", "name": "Отменён", "group": "cancel"},
+                         "return": {"code": "return", "name": "Возврат", "group": "cancel"}}
         self._ids = iter(range(1001, 10**9))
         super().__init__()
 
@@ -144,11 +149,13 @@ class RetailCrmStandIn(StandIn):
         for phone in self.customers[cid].get("phones") or []:
             self._by_phone.setdefault(digits(str(phone.get("number", "")))[-10:], []).append(cid)
 
-    def add_order(self, customer_id: int, number: str, status: str = "new", total: float = 1500.0) -> int:
+    def add_order(self, customer_id: int, number: str, status: str = "new", total: float = 1500.0,
+                  **extra: Any) -> int:
+        """`extra`: more of the documented order fields (items, delivery, prepaySum…)."""
         oid = next(self._ids)
         self.orders[oid] = {"id": oid, "number": number, "status": status, "totalSumm": total, "currency": "RUB",
                             "createdAt": "2026-12-01 10:00:00", "statusUpdatedAt": "2026-12-01 10:00:00",
-                            "customer": {"id": customer_id}}
+                            "customer": {"id": customer_id}, **extra}
         self.history.append({"id": len(self.history) + 1, "created": True, "field": "status",
                              "newValue": {"code": status}, "order": {"id": oid, "customer": {"id": customer_id}}})
         return oid

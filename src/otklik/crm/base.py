@@ -87,6 +87,9 @@ class Deal:
     currency: str = ""
     url: str = ""
     changed_at: str | None = None  # ISO 8601
+    # a shop's order (RetailCRM; amoCRM leads and Bitrix24 deals are not orders and leave it None): the order
+    # as the `orders` domain's PUT body describes it, less the customer (the service adds the linked one)
+    order: dict[str, Any] | None = None
 
 
 @dataclass

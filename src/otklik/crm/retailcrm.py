@@ -10,9 +10,11 @@ RetailCRM itself and resolved to the existing one.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -74,6 +76,7 @@ class RetailCrm(CrmConnector):
         self.http = VendorHttp(self.config.base_url, headers={"X-API-KEY": self.secrets.get("api_key", "")},
                                transport=self.transport, title="RetailCRM")
         self._status_names: dict[str, str] | None = None
+        self._status_groups: dict[str, str] = {}  # status code → its group (new, approval, …, cancel)
 
     def close(self) -> None:
         self.http.close()
@@ -166,8 +169,9 @@ class RetailCrm(CrmConnector):
     def _statuses(self) -> dict[str, str]:
         if self._status_names is None:
             raw = self._get("/api/v5/reference/statuses").get("statuses") or {}
-            self._status_names = {str(code): str(s.get("name") or code) for code, s in raw.items()
-                                  if isinstance(s, dict)} if isinstance(raw, dict) else {}
+            rows = {str(code): s for code, s in raw.items() if isinstance(s, dict)} if isinstance(raw, dict) else {}
+            self._status_names = {code: str(s.get("name") or code) for code, s in rows.items()}
+            self._status_groups = {code: str(s["group"]) for code, s in rows.items() if s.get("group")}
         return self._status_names
 
     def list_deals(self, contact_id: str) -> list[Deal]:
@@ -179,7 +183,8 @@ class RetailCrm(CrmConnector):
                      status=names.get(str(o.get("status") or ""), str(o.get("status") or "")),
                      amount=str(o.get("totalSumm") or ""), currency=str(o.get("currency") or "RUB"),
                      url=f"{base}/orders/{o['id']}/edit",
-                     changed_at=_iso(o.get("statusUpdatedAt") or o.get("createdAt")))
+                     changed_at=_iso(o.get("statusUpdatedAt") or o.get("createdAt")),
+                     order=order_description(o, self._status_groups))
                 for o in orders if "id" in o]
 
     def pull_changes(self, cursor: str | None) -> tuple[list[WebhookChange], str | None]:
@@ -216,3 +221,125 @@ class RetailCrm(CrmConnector):
 def _iso(value: Any) -> str | None:
     """RetailCRM writes "2026-12-01 10:00:00" (Moscow time); kept as given, the page shows it as is."""
     return str(value).replace(" ", "T") if value else None
+
+
+# -- a RetailCRM order as the orders domain describes it ---------------------------------------------------
+#
+# RetailCRM's status → the orders vocabulary (created / paid / shipped / delivered / cancelled / returned).
+# A status code RetailCRM ships by default is looked up by its code first; any other (a shop's own status) by
+# the group RetailCRM files it under (GET /api/v5/reference/statuses → `group`):
+#
+#   group `new`, `approval`, `assembling` → created; `paid` instead when the order is paid in full
+#       (`prepaySum` ≥ `totalSumm` > 0), and the code `prepayed` («Предоплата поступила») → paid;
+#   group `delivery` (send-to-delivery, delivering, redirect, ready-for-pickup…) → shipped;
+#   group `complete` (complete) → delivered;
+#   group `cancel` (cancel-other, no-call, no-product, …) → cancelled, but the codes `return` / `returned`
+#       («Возврат») → returned.
+#
+# A code neither known nor in a known group gives no status: the order keeps the last one mapped (a new order
+# starts `created`).
+STATUS_BY_CODE = {"new": "created", "prepayed": "paid", "send-to-delivery": "shipped", "delivering": "shipped",
+                  "redirect": "shipped", "ready-for-pickup": "shipped", "complete": "delivered",
+                  "return": "returned", "returned": "returned"}
+STATUS_BY_GROUP = {"new": "created", "approval": "created", "assembling": "created", "delivery": "shipped",
+                   "complete": "delivered", "cancel": "cancelled"}
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def order_status(code: str, group: str | None, *, paid_in_full: bool = False) -> str | None:
+    status = STATUS_BY_CODE.get(code) or STATUS_BY_GROUP.get(group or "")
+    if status == "created" and paid_in_full:
+        return "paid"
+    return status
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        return None
+    return amount if amount == amount and 0 <= amount < 1e12 else None
+
+
+def _moment(value: Any) -> str | None:
+    """RetailCRM's "2026-12-01 10:00:00" (the account's time, Moscow) as ISO 8601 with its offset."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T"))
+    except ValueError:
+        return None
+    if not 1970 <= moment.year <= 2200:  # the orders domain's range: a zero date is no date
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=MOSCOW)).isoformat()
+
+
+def _short(value: Any, limit: int) -> str:
+    return str(value).strip()[:limit] if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def order_description(o: Mapping[str, Any], groups: Mapping[str, str]) -> dict[str, Any]:
+    """A RetailCRM order (GET /api/v5/orders) as the orders domain's body: number, status (mapped above; left
+    out when unknown), items, total, what was paid, delivery, placed_at, status_at. Odd values are dropped or
+    cut to the orders domain's limits here, so one strange order never stops the others."""
+    code = str(o.get("status") or "")
+    total, prepaid = _number(o.get("totalSumm")), _number(o.get("prepaySum"))
+    out: dict[str, Any] = {"number": _short(o.get("number") or o.get("id"), 64)}
+    status = order_status(code, groups.get(code), paid_in_full=bool(total and prepaid is not None and prepaid >= total))
+    if status:
+        out["status"] = status
+        status_at = _moment(o.get("statusUpdatedAt"))
+        if status_at:
+            out["status_at"] = status_at
+    items = []
+    raw_items = o.get("items")
+    for item in (raw_items if isinstance(raw_items, list) else [])[:500]:
+        if not isinstance(item, dict):
+            continue
+        offer = _obj(item.get("offer"))
+        name = _short(offer.get("displayName") or offer.get("name") or item.get("productName"), 300)
+        if not name:
+            continue
+        row: dict[str, Any] = {"name": name}
+        sku = _short(offer.get("article") or offer.get("externalId"), 100)
+        if sku:
+            row["sku"] = sku
+        quantity, price = _number(item.get("quantity")), _number(item.get("initialPrice"))
+        if quantity is not None and quantity <= 1_000_000:
+            row["quantity"] = quantity
+        discount = _number(item.get("discountTotal")) or 0.0  # RetailCRM: the discount on one unit
+        if price is not None:
+            row["price"] = round(price - discount, 2) if discount <= price else price
+        items.append(row)
+    if items or isinstance(raw_items, list):
+        out["items"] = items
+    if total is not None:
+        out["total"] = total
+    if prepaid is not None:
+        out["paid"] = prepaid
+    currency = _short(o.get("currency"), 3)
+    if len(currency) == 3 and currency.isalpha():
+        out["currency"] = currency
+    raw_delivery = _obj(o.get("delivery"))
+    delivery: dict[str, Any] = {}
+    method = _short(raw_delivery.get("code"), 100)
+    text = _short(_obj(raw_delivery.get("address")).get("text"), 500)
+    track = _short(_obj(raw_delivery.get("data")).get("trackNumber"), 100)
+    day = _short(raw_delivery.get("date"), 10)
+    for key, value in (("method", method), ("address", text), ("tracking_number", track)):
+        if value:
+            delivery[key] = value
+    if day and _moment(day):
+        delivery["promised_on"] = day
+    if delivery or raw_delivery:
+        out["delivery"] = delivery
+    placed_at = _moment(o.get("createdAt"))
+    if placed_at:
+        out["placed_at"] = placed_at
+    return out

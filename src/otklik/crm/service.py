@@ -50,6 +50,7 @@ from otklik.crm.models import (
     SyncStatus,
 )
 from otklik.customers.models import Customer, Identity, IdentityKind
+from otklik.orders import service as orders
 from otklik.platform import crypto
 from otklik.platform.config import get_settings
 from otklik.platform.db import affected, run_transaction, session_scope, utcnow
@@ -590,7 +591,61 @@ def refresh_contact_deals(connection_id: int, contact_id: str) -> int:
                                 amount=deal.amount[:32], currency=deal.currency[:8],
                                 url=deal.url[:500] if deal.url.startswith(("https://", "http://")) else "",
                                 changed_at=_moment(deal.changed_at), fetched_at=now))
+        feed_orders(session, connection, contact_id, [d.order for d in deals[:200] if d.order is not None])
     return len(seen)
+
+
+# -- CRM orders into the orders domain ---------------------------------------------------------------------
+
+ORDER_SOURCE = "crm"  # `orders.source` / the history entries' source: the CRM said so
+
+
+def _order_identity(session: Session, link: CrmLink, customer_id: int) -> tuple[str, str] | None:
+    """The verified identity the contact was matched by (`matched_by` "phone:+7…" / "email:…"), with the kind
+    the customer holds it under (a phone proven by WhatsApp is a `whatsapp` identity), so the order resolves to
+    this very customer. A contact Otklik created: the customer's first verified phone, else e-mail."""
+    rows = session.execute(select(Identity.kind, Identity.external_id).where(
+        Identity.customer_id == customer_id, Identity.verified.is_(True),
+        Identity.kind.in_([*PHONE_KINDS, IdentityKind.email.value])).order_by(Identity.id)).all()
+    how, _, value = link.matched_by.partition(":")
+    for kind, external_id in rows:
+        if external_id == value and (kind in PHONE_KINDS if how == "phone" else kind == how):
+            return kind, external_id
+    phones = [(k, v) for k, v in rows if k in PHONE_KINDS]
+    emails = [(k, v) for k, v in rows if k == IdentityKind.email.value]
+    return (phones + emails)[0] if phones or emails else None
+
+
+def feed_orders(session: Session, connection: CrmConnection, contact_id: str,
+                descriptions: list[dict[str, Any]]) -> int:
+    """The CRM's orders of a linked contact, stored in the orders domain through its own upsert (in the caller's
+    transaction): the connection's workspace only, the buyer the linked customer's verified identity. A re-read
+    of the same order changes nothing; a new status appends one history entry. An order the orders domain
+    refuses (a number it cannot hold) is skipped and logged: the cache and the other orders stand.
+    Returns how many were created or updated."""
+    if not descriptions:
+        return 0
+    link = session.scalar(select(CrmLink).where(CrmLink.connection_id == connection.id,
+                                                CrmLink.external_id == contact_id[:64]).order_by(CrmLink.id).limit(1))
+    if link is None:
+        return 0
+    customer_id = survivor_id(session, link.customer_id)
+    identity = _order_identity(session, link, customer_id)
+    if identity is None:
+        return 0
+    kind, value = identity
+    items: list[orders.OrderInput] = []
+    for raw in descriptions:
+        try:
+            items.append(orders.parse_order({**raw, "customer": {"kind": kind, "value": value}}))
+        except DomainError as exc:
+            log.info("crm %s: order %r not stored: %s", connection.id, str(raw.get("number"))[:64], exc.message)
+    actor = Actor.system(connection.workspace_id, kind="system")
+    results = orders.upsert_many(session, actor, items, source=ORDER_SOURCE) if items else []
+    for r in results:
+        if r.error is not None:
+            log.info("crm %s: order %r not stored: %s", connection.id, r.number, r.error.message)
+    return sum(1 for r in results if r.outcome in ("created", "updated"))
 
 
 def refresh_customer_deals(connection_id: int, customer_id: int) -> int:
