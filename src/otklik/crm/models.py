@@ -1,7 +1,8 @@
 """Tables of the CRM integration: a workspace's connections, the customer ↔ contact links, the notes written
 (one per idempotency key), a small cache of the contact's deals/orders, and the resumable bulk syncs.
 
-The cache is a copy for display only: the CRM stays the truth, and the `orders` domain owns the shop's orders.
+The cache is a copy for display only: the CRM stays the truth, and the `orders` domain owns the shop's orders
+(RetailCRM's orders are stored there too, through its upsert: `service.feed_orders`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Order(Base):
     promised_on: Mapped[str | None] = mapped_column(String(10))  # ISO date, copied out of delivery to query
     placed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    source: Mapped[str] = mapped_column(String(8), default="api")  # api | csv | pull | demo
+    source: Mapped[str] = mapped_column(String(8), default="api")  # api | csv | pull | demo | crm (RetailCRM)
     fingerprint: Mapped[str] = mapped_column(String(32))  # of the normalised content: a repeat changes nothing
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
