@@ -31,10 +31,10 @@ from otklik.conversations.bulk import router as bulk_router
 from otklik.conversations.routing_api import SeenAgents
 from otklik.conversations.routing_api import router as routing_router
 from otklik.conversations.sla_api import router as sla_router
+from otklik.conversations.templates_api import router as templates_router
 from otklik.crm import jobs as crm_jobs
 from otklik.crm.api import router as crm_router
 from otklik.crm.api import webhook_router as crm_webhook_router
-from otklik.conversations.templates_api import router as templates_router
 from otklik.customers.api import router as customers_router
 from otklik.customers.tasks_api import router as tasks_router
 from otklik.feedback import jobs as feedback_jobs
