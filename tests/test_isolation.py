@@ -67,11 +67,23 @@ def foreign(client, ws, other_ws):
             headers=other_ws.admin).json()["id"]),
         "sync_id": client.post(f"/api/v1/integrations/crm/connections/{crm_id}/sync", json={},
                                headers=other_ws.admin).json()["id"],
-        "proposal_id": _proposal(other_ws, article["id"]),  # a question variant proposed from an agent's answer
+        "proposal_id": _proposal(other_ws, article["id"]),
+        "session_id": _login_session(client, other_ws),  # B's agent signed in (issue 17 §6's sessions list)  # a question variant proposed from an agent's answer
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
     }
+
+
+def _login_session(client, other_ws) -> int:
+    from tests.conftest import PASSWORD
+
+    r = client.post("/api/v1/auth/login", json={"email": other_ws.agent_email, "password": PASSWORD,
+                                                "workspace": other_ws.slug})
+    assert r.status_code == 200, r.text
+    cookie = r.cookies.get("otklik_session")
+    client.cookies.clear()
+    return int(client.get("/api/v1/auth/sessions", cookies={"otklik_session": cookie}).json()[0]["id"])
 
 
 def _proposal(other_ws, article_id: int) -> int:
@@ -119,6 +131,7 @@ BODIES = {
     ("PATCH", "/api/v1/phrase-rules/{phrase_rule_id}"): {"enabled": False},
     ("POST", "/api/v1/conversations/{conversation_id}/review/publish"): {"text": "x"},
     ("POST", "/api/v1/conversations/{conversation_id}/qa/review"): {"items": {}},
+    ("POST", "/api/v1/instagram/conversations/{conversation_id}/private-reply"): {"text": "x"},
     ("PATCH", "/api/v1/integrations/crm/connections/{connection_id}"): {"name": "x"},
 }
 # Create-or-update by a key in the caller's own namespace: A's PUT of a number B also uses makes A's own order
