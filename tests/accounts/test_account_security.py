@@ -95,6 +95,7 @@ def test_api_tokens_expire(client, ws):
     with session_scope() as db:
         db.execute(update(ApiToken).where(ApiToken.id == token_id).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
     assert client.get("/api/v1/auth/me", headers=auth).status_code == 401
+    client.cookies.clear()  # no session cookie left by an earlier test: the socket must go by the token alone
     with client.websocket_connect("/api/v1/ws") as conn:  # nor does it open the event stream
         conn.send_json({"type": "auth", "token": token})
         assert conn.receive_json()["type"] == "error"
@@ -147,6 +148,7 @@ def test_spraying_many_accounts_from_one_address_is_throttled(client, quick_hash
 
 
 def test_the_api_and_the_form_share_one_allowance(client, ws, quick_hashes):
+    client.cookies.clear()  # signed out: an earlier test's session cookie would skip the sign-in form
     for n in range(5):
         assert _login(client, ws.agent_email, f"wrong-{n}", workspace=ws.slug).status_code == 401
     page = client.get("/login")

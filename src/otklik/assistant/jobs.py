@@ -59,13 +59,19 @@ def assistant_learn(message_id: int) -> str:
     """An agent's reply: propose the question it answers as a variant of its article (`learning`)."""
     from sqlalchemy.exc import IntegrityError
 
-    from otklik.assistant.learning import propose_from_reply
+    from otklik.assistant.learning import plan_from_reply, store
 
+    # read (and, for the reply's own words, search the KB: it may build the index) without the write lock,
+    # then write the proposal in a short transaction of its own
+    with session_scope(write=False) as session:
+        plan = plan_from_reply(session, message_id)
+    if plan is None:
+        return "nothing to learn"
     try:
-        proposal_id = run_transaction(lambda session: getattr(propose_from_reply(session, message_id), "id", None))
+        proposal_id = run_transaction(lambda session: getattr(store(session, plan), "id", None))
     except IntegrityError:  # the same proposal stored by a concurrent run
         return "duplicate"
-    return f"proposed {proposal_id}" if proposal_id else "nothing to learn"
+    return f"proposed {proposal_id}" if proposal_id else "already proposed"
 
 
 def on_message_created(event: Event) -> None:

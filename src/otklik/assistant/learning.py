@@ -138,8 +138,24 @@ def _in_language(session: Session, article: Article, language: str) -> Article:
     return same or article
 
 
-def propose_from_reply(session: Session, reply_id: int) -> VariantProposal | None:
-    """The proposal this agent reply teaches, stored pending; None when it teaches nothing."""
+@dataclass
+class Plan:
+    """What an agent reply teaches, read without writing (the KB search may build the workspace's index)."""
+
+    workspace_id: int
+    article_id: int
+    text: str
+    key: str
+    source: str
+    confidence: float
+    conversation_id: int
+    question_message_id: int
+    reply_message_id: int
+    agent_id: int | None
+
+
+def plan_from_reply(session: Session, reply_id: int) -> Plan | None:
+    """The proposal this agent reply teaches, or None; reads only."""
     reply = session.get(Message, reply_id)
     if (reply is None or reply.author_kind != AuthorKind.agent.value or reply.is_internal
             or reply.direction != Direction.outbound.value or not (reply.body_text or "").strip()):
@@ -169,17 +185,29 @@ def propose_from_reply(session: Session, reply_id: int) -> VariantProposal | Non
     key = fold(text)
     if not key or key in {fold(q) for q in (article.questions or [])}:
         return None
-    if session.scalar(select(VariantProposal.id).where(VariantProposal.workspace_id == workspace.id,
-                                                       VariantProposal.article_id == article.id,
-                                                       VariantProposal.key == key)) is not None:
+    return Plan(workspace.id, article.id, text, key, found.source, round(found.confidence, 4),
+                reply.conversation_id, question.id, reply.id, reply.author_user_id)
+
+
+def store(session: Session, plan: Plan) -> VariantProposal | None:
+    """Stores the plan as a pending proposal, unless the same wording is proposed for the article already."""
+    if session.scalar(select(VariantProposal.id).where(VariantProposal.workspace_id == plan.workspace_id,
+                                                       VariantProposal.article_id == plan.article_id,
+                                                       VariantProposal.key == plan.key)) is not None:
         return None
-    proposal = VariantProposal(workspace_id=workspace.id, article_id=article.id, text=text, key=key,
-                               source=found.source, confidence=round(found.confidence, 4),
-                               conversation_id=reply.conversation_id, question_message_id=question.id,
-                               reply_message_id=reply.id, agent_id=reply.author_user_id, status="pending")
+    proposal = VariantProposal(workspace_id=plan.workspace_id, article_id=plan.article_id, text=plan.text,
+                               key=plan.key, source=plan.source, confidence=plan.confidence,
+                               conversation_id=plan.conversation_id, question_message_id=plan.question_message_id,
+                               reply_message_id=plan.reply_message_id, agent_id=plan.agent_id, status="pending")
     session.add(proposal)
     session.flush()
     return proposal
+
+
+def propose_from_reply(session: Session, reply_id: int) -> VariantProposal | None:
+    """The proposal this agent reply teaches, stored pending; None when it teaches nothing."""
+    plan = plan_from_reply(session, reply_id)
+    return store(session, plan) if plan is not None else None
 
 
 # -- the KB editor's review queue ------------------------------------------------------------------------

@@ -65,6 +65,11 @@
     staleBlock = staleBlock || typing;
     return !typing;
   };
+  // the refresh asks first (an htmx trigger filter would need eval, which the Content-Security-Policy forbids)
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail && e.detail.elt;
+    if (elt && elt.id === "compensations-panel" && !window.otklikCompensationsIdle()) e.preventDefault();
+  });
   document.addEventListener("focusout", function (e) {
     var panel = document.getElementById("compensations-panel");
     if (!staleBlock || !panel || !panel.contains(e.target)) return;
