@@ -13,7 +13,8 @@ from tests.crm.conftest import b24_secrets, connect, make_customer, solved_conve
 def test_wrong_code_is_visible_on_the_status_line(client, ws, b24):
     conn = connect(client, ws, "bitrix24", {"base_url": b24.base}, {"webhook_code": "wrong"})
     test = client.post(f"/api/v1/integrations/crm/connections/{conn['id']}/test", headers=ws.admin)
-    assert test.status_code == 502 and "Invalid request credentials" in test.json()["error"]["message"]
+    assert test.status_code == 200 and test.json()["ok"] is False
+    assert "Invalid request credentials" in test.json()["message"]
     assert "wrong" not in test.text
     shown = client.get(f"/api/v1/integrations/crm/connections/{conn['id']}", headers=ws.admin).json()
     assert shown["status"] == "error"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from otklik.accounts.deps import DB, ActorOnly, CurrentActor
 from otklik.accounts.models import Role
 from otklik.crm import jobs, service
-from otklik.crm.base import connectors, get_connector
+from otklik.crm.base import CrmError, connectors, get_connector
 from otklik.crm.models import CrmConnection, CrmSync
 from otklik.platform.db import session_scope
 from otklik.platform.errors import InvalidInput
@@ -188,7 +188,12 @@ def delete_connection(connection_id: int, actor: CurrentActor, db: DB) -> Respon
 
 @router.post("/integrations/crm/connections/{connection_id}/test", response_model=ActionOut)
 def test_connection(connection_id: int, actor: ActorOnly) -> ActionOut:
-    return ActionOut(ok=True, message=service.test_connection(actor, connection_id))
+    """The test's outcome is the answer: a CRM that refuses or cannot be reached is `ok: false` with the
+    readable reason (also on the connection's status line), not an error of this API."""
+    try:
+        return ActionOut(ok=True, message=service.test_connection(actor, connection_id))
+    except CrmError as exc:
+        return ActionOut(ok=False, message=exc.message)
 
 
 @router.post("/integrations/crm/connections/{connection_id}/retry", response_model=ActionOut)
