@@ -145,18 +145,25 @@ class RedisEventBus(EventBus):
         self._redis = redis.Redis.from_url(url)
         self.channel = channel_for(int(self._redis.connection_pool.connection_kwargs.get("db") or 0))
         self._task: asyncio.Task[None] | None = None
+        # how many started lifespans use the listener: a second app lifespan in the same process (a test's own
+        # `with TestClient(app)`) must not stop the listener the first one still relies on when it ends
+        self._users = 0
 
     def _fanout(self, event: Event) -> None:
         # Every process, this one included, receives it back from Redis and dispatches locally.
         self._redis.publish(self.channel, event.to_json())
 
     async def start(self) -> None:
+        self._users += 1
         if self._task is None:
             ready = asyncio.Event()
             self._task = asyncio.create_task(self._listen(ready))
             await asyncio.wait_for(ready.wait(), timeout=10)
 
     async def stop(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
