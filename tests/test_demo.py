@@ -209,7 +209,7 @@ def test_demo_has_running_and_overdue_legal_deadlines():
     from otklik.conversations import sla
     from otklik.guardrails.models import LegalCase
 
-    seed_demo()
+    seed_demo(reset=True)  # as loaded: other tests in this process chat in the demo shop and move its cases
     with session_scope() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
         assert ws is not None

@@ -1668,7 +1668,8 @@ def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now
     for key, categories, situation, inputs in (
         ("sergey", ("warranty_repair",), "warranty_repair",
          {"demanded_on": (today - dt.timedelta(days=50)).isoformat(), "price": "34990"}),
-        ("olga", ("defective",), "defect",
+        # a defect's refund: the open «брак» conversation, else another open complaint about the goods
+        ("olga", ("defective", "damaged_in_delivery", "missing_parts", "complaint"), "defect",
          {"demanded_on": (today - dt.timedelta(days=8)).isoformat(), "price": "7490", "in_stock": False}),
         ("ekaterina", ("return_good_quality",), "return_distance_sale",
          {"purchased_on": (today - dt.timedelta(days=6)).isoformat(),
@@ -1678,7 +1679,7 @@ def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now
         conversation = session.scalar(select(Conversation).where(
             Conversation.workspace_id == workspace_id, Conversation.category.in_(categories),
             Conversation.status.in_(["new", "open", "pending"]), Conversation.id.not_in(taken or {0}))
-            .order_by(Conversation.id))
+            .order_by(Conversation.category != categories[0], Conversation.id))
         if conversation is None:
             continue
         taken.add(conversation.id)
