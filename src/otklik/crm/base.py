@@ -19,6 +19,7 @@ Nothing here touches the database: `service.py` does, and never holds a transact
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import logging
 import time
@@ -192,7 +193,7 @@ def _error_detail(response: httpx.Response) -> str:
 SaveSecrets = Callable[[dict[str, str]], None]
 
 
-class CrmConnector:
+class CrmConnector(abc.ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str] = ""
@@ -225,27 +226,33 @@ class CrmConnector:
         if self._save is not None:
             self._save(changed)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a connector without a client of its own keeps it
         """Release the HTTP client."""
 
     # -- operations -------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def test_connection(self) -> str:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def find_contact(self, *, phones: list[str], emails: list[str]) -> Contact | None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def create_contact(self, *, name: str, phones: list[str], emails: list[str], otklik_id: int) -> Contact:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def find_note(self, contact_id: str, key: str) -> str | None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def add_note(self, contact_id: str, text: str, key: str) -> str:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def list_deals(self, contact_id: str) -> list[Deal]:
-        raise NotImplementedError
+        ...
 
     def deal_contact(self, deal_id: str) -> str | None:
         """The contact a deal belongs to, when a webhook names only the deal (a new lead)."""
