@@ -1665,13 +1665,15 @@ def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now
 
     today = now.astimezone(ZoneInfo("Europe/Moscow")).date()
     taken: set[int] = set()
-    for key, categories, situation, inputs in (
-        ("sergey", ("warranty_repair",), "warranty_repair",
+    for key, categories, situation, follow_up, inputs in (
+        ("sergey", ("warranty_repair",), "warranty_repair", "Ноутбук так и не вернули из ремонта. Когда?",
          {"demanded_on": (today - dt.timedelta(days=50)).isoformat(), "price": "34990"}),
         # a defect's refund: the open «брак» conversation, else another open complaint about the goods
         ("olga", ("defective", "damaged_in_delivery", "missing_parts", "complaint"), "defect",
+         "Я всё ещё жду возврата денег за бракованный товар.",
          {"demanded_on": (today - dt.timedelta(days=8)).isoformat(), "price": "7490", "in_stock": False}),
         ("ekaterina", ("return_good_quality",), "return_distance_sale",
+         "Хочу всё-таки вернуть заказ, он не подошёл. Как оформить возврат?",
          {"purchased_on": (today - dt.timedelta(days=6)).isoformat(),
           "delivered_on": (today - dt.timedelta(days=3)).isoformat(), "return_terms_in_writing": True,
           "price": "12990"}),
@@ -1681,9 +1683,42 @@ def _seed_legal(session: Session, workspace_id: int, users: dict[str, User], now
             Conversation.status.in_(["new", "open", "pending"]), Conversation.id.not_in(taken or {0}))
             .order_by(Conversation.category != categories[0], Conversation.id))
         if conversation is None:
-            continue
+            # Which conversations are still open depends on the hour the demo is loaded (their starts are drawn
+            # back from "now"); when none of this kind is, its last customer writes again, which reopens it
+            # (or starts a new one after a closed one), so the demo always shows the three deadlines.
+            conversation = _follow_up(session, workspace_id, users, categories[0], follow_up, taken)
+            if conversation is None:
+                continue
         taken.add(conversation.id)
         save_case(session, accounts.actor_for(users[key]), conversation.id, situation, inputs)
+
+
+def _follow_up(session: Session, workspace_id: int, users: dict[str, User], category: str, text: str,
+               taken: set[int]) -> Conversation | None:
+    """The customer of the latest conversation about `category` writes again; the conversation that message
+    lands in (reopened, or new after a closed one), triaged as `category`."""
+    from otklik.customers.models import Identity
+
+    last = session.scalar(select(Conversation).where(
+        Conversation.workspace_id == workspace_id, Conversation.category == category,
+        Conversation.merged_into_id.is_(None), Conversation.id.not_in(taken or {0}))
+        .order_by(Conversation.id.desc()))
+    if last is None:
+        return None
+    kind = CHANNEL_IDENTITY[last.channel]
+    identity = session.scalar(select(Identity).where(
+        Identity.workspace_id == workspace_id, Identity.customer_id == last.customer_id, Identity.kind == kind)
+        .order_by(Identity.id))
+    if identity is None:
+        return None
+    received = conversations.receive(session, workspace_id, conversations.InboundMessage(
+        channel=last.channel, identity_kind=kind, identity_value=identity.external_id, text=text,
+        channel_message_id=f"demo-follow-up-{category}", language="ru"))
+    conversation = received.conversation
+    if conversation.category != category:
+        conversations.update_conversation(session, accounts.actor_for(users["marina"]), conversation.id,
+                                          {"category": category})
+    return conversation
 
 
 def _seed_phrases(session: Session, workspace_id: int, users: dict[str, User]) -> None:
