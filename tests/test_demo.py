@@ -228,27 +228,33 @@ def test_demo_has_running_and_overdue_legal_deadlines():
 
 def test_demo_legal_deadlines_do_not_depend_on_the_hour_it_is_loaded():
     """Which demo conversations are still open depends on when the demo is loaded (their starts are drawn back
-    from "now"): loaded at 09:35 UTC on 2026-12-07 no distance-sale return was open, and the demo lacked that
-    deadline (CI failed on it). The customer then writes again, so the three cases are always there."""
+    from "now"): loaded at 09:35 UTC on 2026-12-07 no distance-sale return was open and the demo lacked that
+    deadline (CI failed on it); at 12:49 on the 9th no damaged/defective goods conversation was open for the refund
+    waiting for approval (found by loading the demo at 140 different times). The customer then writes again."""
     from sqlalchemy import delete
 
     from otklik import demo
+    from otklik.guardrails.compensation_models import Compensation
     from otklik.guardrails.models import LegalCase
 
-    with session_scope() as session:
-        old = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
-        if old is not None:
-            session.execute(delete(Conversation).where(Conversation.workspace_id == old.id))
-            session.execute(delete(Workspace).where(Workspace.id == old.id))
-            session.expunge_all()
-        demo._seed(session, dt.datetime(2026, 12, 7, 9, 35, tzinfo=dt.UTC))
-        ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
-        assert ws is not None
-        cases = list(session.scalars(select(LegalCase).where(LegalCase.workspace_id == ws.id)))
-        assert {c.situation for c in cases} == {"warranty_repair", "defect", "return_distance_sale"}
-        conversations_ = {c.conversation_id: session.get(Conversation, c.conversation_id) for c in cases}
-        assert all(c is not None and c.status in ("new", "open", "pending") for c in conversations_.values())
-        session.rollback()
+    for now in (dt.datetime(2026, 12, 7, 9, 35, tzinfo=dt.UTC), dt.datetime(2026, 12, 9, 12, 49, tzinfo=dt.UTC)):
+        with session_scope() as session:
+            old = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+            if old is not None:
+                session.execute(delete(Conversation).where(Conversation.workspace_id == old.id))
+                session.execute(delete(Workspace).where(Workspace.id == old.id))
+                session.expunge_all()
+            demo._seed(session, now)
+            ws = session.scalar(select(Workspace).where(Workspace.slug == SLUG))
+            assert ws is not None
+            cases = list(session.scalars(select(LegalCase).where(LegalCase.workspace_id == ws.id)))
+            assert {c.situation for c in cases} == {"warranty_repair", "defect", "return_distance_sale"}
+            opened = [session.get(Conversation, c.conversation_id) for c in cases]
+            assert all(c is not None and c.status in ("new", "open", "pending") for c in opened)
+            given = {(c.kind, c.status) for c in session.scalars(
+                select(Compensation).where(Compensation.workspace_id == ws.id))}
+            assert given == {("bonus_points", "applied"), ("refund", "pending")}
+            session.rollback()  # the demo as it was loaded stays
 
 
 def test_demo_has_a_pending_approval_and_an_applied_compensation():

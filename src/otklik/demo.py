@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import random
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1643,12 +1644,16 @@ def _seed_compensations(session: Session, workspace_id: int, users: dict[str, Us
         return (session.scalar(found.where(Conversation.assignee_id == assignee.id).order_by(Conversation.id))
                 or session.scalar(found.order_by(Conversation.id)))
 
-    for key, categories, kind, amount, reason in (
-        ("ekaterina", ("late_delivery",), "bonus_points", "500", "Заказ опоздал на три дня: извинение баллами"),
+    for key, categories, kind, amount, reason, follow_up in (
+        ("ekaterina", ("late_delivery",), "bonus_points", "500", "Заказ опоздал на три дня: извинение баллами",
+         "Заказ так и не пришёл, а обещали три дня назад!"),
         ("olga", ("damaged_in_delivery", "defective"), "refund", "2500",
-         "Чайник пришёл с трещиной, клиент просит вернуть деньги, не дожидаясь экспертизы"),
+         "Чайник пришёл с трещиной, клиент просит вернуть деньги, не дожидаясь экспертизы",
+         "Чайник пришёл с трещиной. Верните деньги, пожалуйста."),
     ):
-        conversation = pick(categories, users[key])
+        # none open at the hour the demo is loaded: the last such customer writes again (as in _seed_legal)
+        conversation = pick(categories, users[key]) or _follow_up(session, workspace_id, users, categories[0],
+                                                                   follow_up, set())
         if conversation is not None:
             request_compensation(session, accounts.actor_for(users[key]), conversation.id, kind=kind, amount=amount,
                                  reason=reason)
@@ -1713,7 +1718,7 @@ def _follow_up(session: Session, workspace_id: int, users: dict[str, User], cate
         return None
     received = conversations.receive(session, workspace_id, conversations.InboundMessage(
         channel=last.channel, identity_kind=kind, identity_value=identity.external_id, text=text,
-        channel_message_id=f"demo-follow-up-{category}", language="ru"))
+        channel_message_id=f"demo-follow-up-{category}-{zlib.crc32(text.encode()):08x}", language="ru"))
     conversation = received.conversation
     if conversation.category != category:
         conversations.update_conversation(session, accounts.actor_for(users["marina"]), conversation.id,
