@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -40,12 +39,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.service import Actor
-from otklik.channels import media_links
+from otklik.channels import media_links, meta_graph
 from otklik.channels.base import (
     ChannelPlugin,
     VendorError,
@@ -53,21 +51,15 @@ from otklik.channels.base import (
     clean_button_labels,
     finish_event,
     record_event,
-    webhook_account,
 )
 from otklik.channels.delivery import OutgoingFile, files_of, send_parts
 from otklik.channels.inbound_kit import (
-    BadSignature,
     Malformed,
     as_dict,
-    parse_json,
     tag_conversation,
-    unknown_account,
-    wrong_secret,
 )
 from otklik.channels.jobs import MAX_EVENT_ATTEMPTS, enqueue_event_after_commit
 from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
-from otklik.channels.secrets import decrypt_secrets
 from otklik.conversations import attachments, reply_checks
 from otklik.conversations import service as conversations
 from otklik.conversations.delivery import record_delivery_status
@@ -123,13 +115,7 @@ class InstagramConfig(BaseModel):
 # -- inbound -------------------------------------------------------------------------------------------
 
 def verify_signature(app_secret: str, raw: bytes, header: str | None) -> None:
-    if not app_secret:
-        raise BadSignature("the Instagram app secret is not configured")
-    if not header or not header.startswith("sha256="):
-        raise BadSignature("X-Hub-Signature-256 is missing")
-    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(header.removeprefix("sha256=").strip().lower().encode(), expected.encode()):
-        raise BadSignature("X-Hub-Signature-256 does not match the body")
+    meta_graph.verify_signature("Instagram", app_secret, raw, header)
 
 
 def vendor_key(prefix: str, mid: str) -> str:
@@ -429,34 +415,12 @@ router = APIRouter(tags=["channels"])
 
 @router.get("/channels/instagram/webhook/{token}", include_in_schema=False)
 def instagram_verify(token: str, request: Request) -> PlainTextResponse:
-    params = request.query_params
-    mode, verify_token, challenge = (params.get("hub.mode"), params.get("hub.verify_token"),
-                                     params.get("hub.challenge"))
-    if mode != "subscribe" or not verify_token or not challenge or len(challenge) > 200:
-        raise Malformed("expected hub.mode=subscribe, hub.verify_token and hub.challenge")
-    with session_scope(write=False) as session:
-        account = webhook_account(session, KIND, token)
-        expected = decrypt_secrets(account.secret).get("verify_token", "") if account else ""
-    if account is None:
-        raise unknown_account()
-    if not expected or not hmac.compare_digest(verify_token.encode(), expected.encode()):
-        raise wrong_secret("hub.verify_token")
-    return PlainTextResponse(challenge)
+    return meta_graph.verify_handshake(KIND, token, request)
 
 
 @router.post("/channels/instagram/webhook/{token}", include_in_schema=False)
 async def instagram_notify(token: str, request: Request) -> dict[str, int]:
-    raw = await request.body()
-    signature = request.headers.get("x-hub-signature-256")
-
-    def work(session: Session) -> dict[str, int]:
-        account = webhook_account(session, KIND, token)
-        if account is None:
-            raise unknown_account()
-        verify_signature(decrypt_secrets(account.secret).get("app_secret", ""), raw, signature)
-        return handle_notification(session, account, parse_json(raw))
-
-    return await run_in_threadpool(run_transaction, work)
+    return await meta_graph.receive_notification(KIND, "Instagram", token, request, handle_notification)
 
 
 # -- the messaging window ------------------------------------------------------------------------------
@@ -510,8 +474,7 @@ def window_check(session: Session, conversation: Conversation, meta: dict[str, A
 # -- outbound ------------------------------------------------------------------------------------------
 
 def _graph_base(config: dict[str, Any]) -> str:
-    return (f"{str(config.get('api_base') or 'https://graph.instagram.com').rstrip('/')}/"
-            f"{config.get('api_version') or 'v21.0'}")
+    return meta_graph.graph_base(config, "https://graph.instagram.com")
 
 
 def graph_call(config: dict[str, Any], secrets: dict[str, str], method: str, path: str,

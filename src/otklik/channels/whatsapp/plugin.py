@@ -19,8 +19,6 @@ Outbound: the text, then each file uploaded to `/<phone id>/media` and sent by i
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -32,20 +30,17 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.service import Actor
-from otklik.channels.base import ChannelPlugin, add_plugin, finish_event, record_event, webhook_account
+from otklik.channels import meta_graph
+from otklik.channels.base import ChannelPlugin, add_plugin, finish_event, record_event
 from otklik.channels.delivery import OutgoingFile, files_of, send_parts
 from otklik.channels.inbound_kit import (
-    BadSignature,
     Malformed,
     as_dict,
     latest_inbound_meta,
-    parse_json,
-    unknown_account,
 )
 from otklik.channels.jobs import MAX_EVENT_ATTEMPTS, enqueue_event_after_commit
 from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
@@ -118,13 +113,7 @@ WINDOW_CLOSED = ("WhatsApp allows free-form replies only within 24 hours of the 
 # -- inbound -------------------------------------------------------------------------------------------
 
 def verify_signature(app_secret: str, raw: bytes, header: str | None) -> None:
-    if not app_secret:
-        raise BadSignature("the WhatsApp app secret is not configured")
-    if not header or not header.startswith("sha256="):
-        raise BadSignature("X-Hub-Signature-256 is missing")
-    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(header.removeprefix("sha256=").strip().lower().encode(), expected.encode()):
-        raise BadSignature("X-Hub-Signature-256 does not match the body")
+    meta_graph.verify_signature("WhatsApp", app_secret, raw, header)
 
 
 def _media_line(label: str, body: dict[str, Any]) -> str:
@@ -220,8 +209,7 @@ class _MediaUnavailable(Exception):
 
 
 def _graph_base(config: dict[str, Any]) -> str:
-    return (f"{str(config.get('api_base') or 'https://graph.facebook.com').rstrip('/')}/"
-            f"{config.get('api_version') or 'v21.0'}")
+    return meta_graph.graph_base(config, "https://graph.facebook.com")
 
 
 def download_media(config: dict[str, Any], secrets: dict[str, str], media_id: str) -> tuple[bytes, str]:
@@ -372,36 +360,12 @@ router = APIRouter(tags=["channels"])
 
 @router.get("/channels/whatsapp/webhook/{token}", include_in_schema=False)
 def whatsapp_verify(token: str, request: Request) -> PlainTextResponse:
-    params = request.query_params
-    mode, verify_token, challenge = (params.get("hub.mode"), params.get("hub.verify_token"),
-                                     params.get("hub.challenge"))
-    if mode != "subscribe" or not verify_token or not challenge or len(challenge) > 200:
-        raise Malformed("expected hub.mode=subscribe, hub.verify_token and hub.challenge")
-    with session_scope(write=False) as session:
-        account = webhook_account(session, KIND, token)
-        expected = decrypt_secrets(account.secret).get("verify_token", "") if account else ""
-    if account is None:
-        raise unknown_account()
-    if not expected or not hmac.compare_digest(verify_token.encode(), expected.encode()):
-        from otklik.channels.inbound_kit import wrong_secret
-
-        raise wrong_secret("hub.verify_token")
-    return PlainTextResponse(challenge)
+    return meta_graph.verify_handshake(KIND, token, request)
 
 
 @router.post("/channels/whatsapp/webhook/{token}", include_in_schema=False)
 async def whatsapp_notify(token: str, request: Request) -> dict[str, int]:
-    raw = await request.body()
-    signature = request.headers.get("x-hub-signature-256")
-
-    def work(session: Session) -> dict[str, int]:
-        account = webhook_account(session, KIND, token)
-        if account is None:
-            raise unknown_account()
-        verify_signature(decrypt_secrets(account.secret).get("app_secret", ""), raw, signature)
-        return handle_notification(session, account, parse_json(raw))
-
-    return await run_in_threadpool(run_transaction, work)
+    return await meta_graph.receive_notification(KIND, "WhatsApp", token, request, handle_notification)
 
 
 # -- templates (the API field for sending outside the window) ------------------------------------------
