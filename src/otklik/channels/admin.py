@@ -20,12 +20,12 @@ from otklik.accounts.service import Actor, record_audit
 from otklik.channels.base import ChannelPlugin, get_plugin, new_webhook_token, plugins, webhook_path
 from otklik.channels.models import ChannelAccount, ChannelEvent, EventStatus
 from otklik.channels.secrets import decrypt_secrets, encrypt_secrets
+from otklik.platform.crypto import merge_write_only
 from otklik.platform.db import session_scope
 from otklik.platform.errors import Conflict, InvalidInput, NotFound, field_error
 from otklik.platform.netguard import check_public_url
 
 router = APIRouter(tags=["channels"])
-SECRET_MAX = 4000
 
 
 class KindOut(BaseModel):
@@ -112,17 +112,7 @@ def _config(plugin: ChannelPlugin, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _secrets(plugin: ChannelPlugin, stored: dict[str, str], given: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    merged = dict(stored)
-    changed = []
-    for name, value in given.items():
-        if name not in plugin.secret_fields:
-            raise field_error(f"secrets.{name}", f"not a secret of {plugin.kind}; one of: {', '.join(plugin.secret_fields)}")
-        if not isinstance(value, str) or len(value) > SECRET_MAX:
-            raise field_error(f"secrets.{name}", f"a string of at most {SECRET_MAX} characters")
-        value = value.strip()
-        if value and value != merged.get(name):
-            merged[name] = value
-            changed.append(name)
+    merged, changed = merge_write_only(plugin.kind, tuple(plugin.secret_fields), stored, given)
     for name in plugin.generated_secrets:
         if not merged.get(name):
             merged[name] = token_source.token_urlsafe(32)

@@ -58,7 +58,6 @@ from otklik.platform.errors import Conflict, DomainError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 SECRET_PURPOSE = "otklik crm secrets"  # noqa: S105 - a key-derivation label, not a secret
-SECRET_MAX = 4000
 MAX_NOTE_ATTEMPTS = 8
 SYNC_BATCH = 100
 SYNC_LEASE = dt.timedelta(seconds=60)
@@ -101,18 +100,7 @@ def _config(cls: type[CrmConnector], raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge_secrets(cls: type[CrmConnector], stored: dict[str, str], given: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    merged = dict(stored)
-    changed = []
-    for name, value in given.items():
-        if name not in cls.secret_fields:
-            raise field_error(f"secrets.{name}", f"not a secret of {cls.kind}; one of: {', '.join(cls.secret_fields)}")
-        if not isinstance(value, str) or len(value) > SECRET_MAX:
-            raise field_error(f"secrets.{name}", f"a string of at most {SECRET_MAX} characters")
-        value = value.strip()
-        if value and value != merged.get(name):
-            merged[name] = value
-            changed.append(name)
-    return merged, changed
+    return crypto.merge_write_only(cls.kind, cls.secret_fields, stored, given)
 
 
 def get_connection(session: Session, actor: Actor, connection_id: int) -> CrmConnection:
