@@ -37,6 +37,8 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     search_terms: Mapped[str] = mapped_column(Text, default="")
+    # the name of the loyalty tier the customer's orders reach (orders.loyalty keeps it; None: no tier)
+    loyalty_tier: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

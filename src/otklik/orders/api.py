@@ -164,3 +164,8 @@ def test_lookup(actor: CurrentActor, db: DB,
     """Ask the pull URL for one order now (no cache) and show what Otklik reads from its answer."""
     actor.require(Role.admin)
     return lookup.try_lookup(db, actor.workspace_id, service.check_number(number))
+
+
+from otklik.orders.loyalty_api import router as loyalty_router  # noqa: E402 - loyalty's routes, /api/v1/loyalty/…
+
+router.include_router(loyalty_router)

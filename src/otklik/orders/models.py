@@ -76,3 +76,6 @@ class OrderSettings(Base):
     signing_secret: Mapped[str] = mapped_column(Text, default="")  # fernet:…; set: pushes must be signed
     require_signature: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+import otklik.orders.loyalty_models  # noqa: E402,F401 - loyalty's tables belong to this domain's metadata

@@ -543,6 +543,16 @@ def upsert_many(session: Session, actor: Actor, items: Sequence[OrderInput], *, 
         session.execute(insert(EVENTS_TABLE), events)
     done = [r for r in results if r is not None]
     _announce(session, ws, changes, source)
+    stored_orders = [{"order_id": ids[n], "number": n, "customer_id": v.get("customer_id"),
+                      "previous_customer_id": None, "attributes": v.get("attributes")}
+                     for n, v in new_rows.items()] if new_rows else []
+    stored_orders += [{"order_id": current[n]["id"], "number": n, "customer_id": current[n].get("customer_id"),
+                       "previous_customer_id": (stored_rows.get(n) or {}).get("customer_id"),
+                       "attributes": current[n].get("attributes")} for n in updates]
+    if stored_orders:  # loyalty tiers and referral rewards follow the orders, in the same transaction
+        from otklik.orders import loyalty
+
+        loyalty.orders_stored(session, ws, stored_orders)
     if audit and any(r.outcome in ("created", "updated") for r in done):
         counts = {k: sum(1 for r in done if r.outcome == k) for k in ("created", "updated", "unchanged", "error")}
         if len(items) == 1 and done[0].order_id is not None:
