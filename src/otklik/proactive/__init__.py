@@ -1,0 +1,1 @@
+"""Proactive messages: the business writes first (order events, carts, replenishment, campaigns)."""
