@@ -69,10 +69,24 @@ def foreign(client, ws, other_ws):
                                headers=other_ws.admin).json()["id"],
         "proposal_id": _proposal(other_ws, article["id"]),
         "session_id": _login_session(client, other_ws),  # B's agent signed in (issue 17 §6's sessions list)  # a question variant proposed from an agent's answer
+        "scenario_id": (scenario_id := client.post("/api/v1/mystery/scenarios", json={  # issue 15: mystery shopper
+            "title": "B", "opening": "b"}, headers=other_ws.admin).json()["id"]),
+        "run_id": client.post(f"/api/v1/mystery/scenarios/{scenario_id}/runs", json={},
+                              headers=other_ws.admin).json()["id"],
+        "tier_id": client.post("/api/v1/loyalty/tiers", json={"name": "B", "threshold": 1},  # issue 16: loyalty
+                               headers=other_ws.admin).json()["id"],
+        "referral_id": _referral(client, other_ws, referrer=got["customer_id"], referred=cust["id"]),
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
     }
+
+
+def _referral(client, other_ws, *, referrer: int, referred: int) -> int:
+    code = client.post(f"/api/v1/loyalty/customers/{referrer}/referral-code", headers=other_ws.admin).json()["code"]
+    r = client.post(f"/api/v1/loyalty/customers/{referred}/referrer", json={"code": code}, headers=other_ws.admin)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
 
 
 def _login_session(client, other_ws) -> int:
@@ -133,6 +147,8 @@ BODIES = {
     ("POST", "/api/v1/conversations/{conversation_id}/qa/review"): {"items": {}},
     ("POST", "/api/v1/instagram/conversations/{conversation_id}/private-reply"): {"text": "x"},
     ("PATCH", "/api/v1/integrations/crm/connections/{connection_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/loyalty/tiers/{tier_id}"): {"name": "x"},
+    ("POST", "/api/v1/loyalty/customers/{customer_id}/referrer"): {"code": "ABCDEFGH"},
 }
 # Create-or-update by a key in the caller's own namespace: A's PUT of a number B also uses makes A's own order
 # (tests/orders/test_orders_api.py: B's order stays B's and is 404 to A).

@@ -144,6 +144,9 @@ class Conversation(Base):
     # another person after that (a transfer; an unassign-then-assign counts once).
     first_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A mystery-shopper run (feedback/mystery.py): worked like any conversation, scored by QA, but left out of
+    # every customer figure (reports, rollup, CSAT/NPS surveys) — docs/qa.md «Mystery shopping»
+    mystery: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ConversationTag(Base):

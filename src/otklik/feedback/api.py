@@ -1,9 +1,10 @@
 """HTTP surface of surveys: a conversation's survey answers (agents), sending the CSAT survey by hand
-(supervisors), and answering through a signed link (the customer; no sign-in, the link is the key)."""
+(supervisors), answering through a signed link (the customer; no sign-in, the link is the key), and the NPS
+schedule's settings (admins)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -12,7 +13,7 @@ from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
 from otklik.accounts.schemas import Strict
 from otklik.conversations.service import get_conversation
-from otklik.feedback import service
+from otklik.feedback import nps, service
 from otklik.platform.errors import Conflict
 
 router = APIRouter(tags=["surveys"])
@@ -50,3 +51,32 @@ def answer_by_link(body: AnswerIn, db: DB) -> dict[str, Any]:
     answer = service.record_answer(db, answer, score=body.score if body.score is not None else linked_score,
                                    comment=body.comment)
     return {"kind": answer.kind, "score": answer.score, "comment": answer.comment}
+
+
+class NpsTextsIn(Strict):
+    question: str | None = Field(default=None, max_length=nps.MAX_QUESTION)
+    why: str | None = Field(default=None, max_length=nps.MAX_WHY)
+
+
+class NpsSettingsIn(Strict):
+    enabled: bool | None = None
+    delay_days: int | None = Field(default=None, ge=nps.DELAY_RANGE[0], le=nps.DELAY_RANGE[1],
+                                   description="days after a contact or a delivered order (30 by default)")
+    texts: dict[Literal["ru", "en"], NpsTextsIn] | None = Field(
+        default=None, description="per language: the question and «почему?»; an empty text: the built-in one")
+
+
+@router.get("/surveys/nps/settings")
+def nps_settings(actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """The NPS schedule (docs/metrics.md «NPS»): on/off, the delay, the texts per language (supervisors)."""
+    actor.require(Role.supervisor)
+    return nps.settings_data(nps.settings_of(db, actor.workspace_id))
+
+
+@router.put("/surveys/nps/settings")
+def put_nps_settings(body: NpsSettingsIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """Change the NPS schedule (admins)."""
+    texts: dict[str, dict[str, str]] | None = None if body.texts is None else {
+        str(lang): {k: v for k, v in t.model_dump().items() if v is not None} for lang, t in body.texts.items()}
+    row = nps.update_settings(db, actor, enabled=body.enabled, delay_days=body.delay_days, texts=texts)
+    return nps.settings_data(row)

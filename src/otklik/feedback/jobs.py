@@ -1,11 +1,13 @@
-"""Surveys at work: a conversation that becomes solved gets its CSAT survey from a job, after commit."""
+"""Surveys at work: a conversation that becomes solved gets its CSAT survey from a job, after commit; the worker's
+sweep asks the customers due an NPS survey (feedback/nps.py), one job each."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from otklik.feedback import service
-from otklik.platform.db import run_transaction
+from otklik.platform.db import run_transaction, session_scope, utcnow
 from otklik.platform.errors import DomainError
 from otklik.platform.events import Event, get_bus
 from otklik.platform.jobs import task
@@ -35,6 +37,43 @@ def send_survey(workspace_id: int, conversation_id: int) -> bool:
         log.info("no survey for conversation %s: %s", conversation_id, exc.message)
         return False
     return sent is not None
+
+
+NPS_SWEEP_SECONDS = 600.0
+
+
+@task()  # idempotent: the quarter rule, checked under the customer's row lock, makes a second run a no-op
+def send_nps(workspace_id: int, customer_id: int, trigger: str, trigger_at: str, conversation_id: int | None,
+             order_number: str | None = None, now: str | None = None) -> bool:
+    """`now`: the sweep's instant (the survey's sent time), so the quarter rule counts from when it was due."""
+    from otklik.feedback import nps
+
+    item = nps.Due(customer_id, trigger, dt.datetime.fromisoformat(trigger_at), conversation_id, order_number)
+    at = dt.datetime.fromisoformat(now) if now else None
+    try:
+        answer, reason = run_transaction(lambda session: nps.send(session, workspace_id, item, now=at))
+    except DomainError as exc:  # the channel refuses a message now (WhatsApp's 24-hour window): not this time
+        log.info("no NPS survey for customer %s: %s", customer_id, exc.message)
+        return False
+    if answer is None:
+        log.debug("no NPS survey for customer %s: %s", customer_id, reason)
+    return answer is not None
+
+
+def sweep_nps(now: dt.datetime | None = None) -> int:
+    """Every workspace with NPS on: the customers due now, one `send_nps` job each. Returns how many were due."""
+    from otklik.feedback import nps
+
+    now = now or utcnow()
+    with session_scope(write=False) as session:
+        work = [(ws, nps.due(session, ws, now=now, delay_days=delay)) for ws, delay in nps.enabled_workspaces(session)]
+    count = 0
+    for workspace_id, items in work:
+        for item in items:
+            send_nps(workspace_id, item.customer_id, item.trigger, nps._aware(item.trigger_at).isoformat(),
+                     item.conversation_id, item.order_number, now.isoformat())
+            count += 1
+    return count
 
 
 def install() -> None:

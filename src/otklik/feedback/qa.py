@@ -307,7 +307,8 @@ def per_agent(session: Session, workspace_id: int, lo: dt.datetime, hi: dt.datet
     rows = session.execute(select(QaScore.kind, QaScore.agent_id, QaScore.conversation_id, QaScore.score,
                                   QaScore.items).join(Conversation, Conversation.id == QaScore.conversation_id)
                            .where(QaScore.workspace_id == workspace_id, Conversation.workspace_id == workspace_id,
-                                  Conversation.created_at >= lo, Conversation.created_at < hi)).all()
+                                  Conversation.created_at >= lo, Conversation.created_at < hi,
+                                  Conversation.mystery.is_(False))).all()  # mystery runs: on their own page
     names = dict(session.execute(select(User.id, User.name).where(User.workspace_id == workspace_id)).all())
     agents: dict[int | None, dict[str, Any]] = {}
     by_conv: dict[int, dict[str, Any]] = {}

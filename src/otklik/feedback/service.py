@@ -88,6 +88,8 @@ def why_not(session: Session, conversation: Conversation, *, now: dt.datetime) -
         return "not solved"
     if conversation.merged_into_id is not None:
         return "merged"
+    if conversation.mystery:
+        return "mystery shopper"  # a supervisor's test run: no customer to ask (docs/qa.md «Mystery shopping»)
     if conversation.solved_at is not None and conversation.solved_at < now - TOO_LATE:
         return "solved long ago"  # an import or a replayed history: asking now about last month would confuse
     tags = set(session.scalars(select(ConversationTag.tag).where(

@@ -1,17 +1,24 @@
-"""HTTP surface of reports: the summary figures (docs/metrics.md) and the conversations of a range as CSV.
-Supervisors and admins only; every query is bound to the caller's workspace."""
+"""HTTP surface of reports: the summary figures (docs/metrics.md), the conversations of a range as CSV/XLSX and
+the weekly report by e-mail (its addresses, my subscription, a preview). Supervisors and admins only; every query
+is bound to the caller's workspace."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
+from otklik.accounts import service as accounts
 from otklik.accounts.deps import DB, CurrentActor
 from otklik.accounts.models import Role
+from otklik.accounts.schemas import Strict
 from otklik.feedback import qa, reviews
-from otklik.reports import export, service, xlsx
+from otklik.platform.config import get_settings
+from otklik.platform.db import utcnow
+from otklik.reports import export, service, weekly, xlsx
 from otklik.reports import rollup as rollup  # its listener marks the changed facts on every flush
 
 router = APIRouter(tags=["reports"])
@@ -88,3 +95,58 @@ def conversations_csv(actor: CurrentActor, db: DB, start: Annotated[Day, Query(a
     name = f"conversations-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class WeeklySettingsIn(Strict):
+    addresses: str = Field(max_length=20000, description="extra addresses, one a line (or separated by commas)")
+
+
+class WeeklySubscriptionIn(Strict):
+    subscribed: bool
+
+
+@router.get("/reports/weekly")
+def weekly_settings(actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """The weekly report by e-mail: the workspace's addresses, whether I get it, who gets it, the last deliveries."""
+    actor.require(Role.supervisor)
+    return {**weekly.settings_data(db, actor), "deliveries": weekly.deliveries(db, actor)}
+
+
+@router.put("/reports/weekly")
+def put_weekly_settings(body: WeeklySettingsIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """The workspace's own list of addresses for the weekly report (admins)."""
+    weekly.update_settings(db, actor, addresses=body.addresses)
+    return weekly.settings_data(db, actor)
+
+
+@router.put("/reports/weekly/subscription")
+def put_weekly_subscription(body: WeeklySubscriptionIn, actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """Get (or stop getting) the weekly report at my own address (supervisors and admins)."""
+    weekly.subscribe(db, actor, body.subscribed)
+    return weekly.settings_data(db, actor)
+
+
+@router.get("/reports/weekly/preview")
+def weekly_preview(actor: CurrentActor, db: DB, week: Annotated[Day, Query(
+        description="any day of the week (Monday–Sunday) to report; the last complete week when left out")] = None,
+                   ) -> dict[str, Any]:
+    """The figures and the text of a week's report, as it would be sent (nothing is sent)."""
+    actor.require(Role.supervisor)
+    zone = service.workspace_zone(db, actor.workspace_id)
+    if week is None:
+        start = weekly.week_due(utcnow().astimezone(zone))
+    else:
+        day = service.parse_day(week, "week")
+        start = day - dt.timedelta(days=day.weekday())
+    data = weekly.figures(db, actor.workspace_id, start)
+    settings = get_settings()
+    subject, text = weekly.compose(accounts.get_workspace(db, actor.workspace_id).name, data,
+                                   actor_language(db, actor), settings.public_url or "")
+    return {**data, "subject": subject, "text": text}
+
+
+def actor_language(db: Any, actor: Any) -> str:
+    from otklik.accounts.models import User
+
+    user = db.get(User, actor.user_id) if actor.user_id else None
+    return user.language if user is not None else "ru"

@@ -44,7 +44,7 @@ def row_batches(workspace_id: int, filters: Filters) -> Iterator[list[tuple[obje
                           Conversation.first_response_at, Conversation.solved_at, Conversation.transfer_count,
                           Conversation.sla_breached, Conversation.id).where(
                 Conversation.workspace_id == workspace_id, Conversation.created_at < hi,
-                Conversation.merged_into_id.is_(None),
+                Conversation.merged_into_id.is_(None), Conversation.mystery.is_(False),
                 (Conversation.created_at > after[0])
                 | ((Conversation.created_at == after[0]) & (Conversation.id > after[1])))
             if filters.channel:

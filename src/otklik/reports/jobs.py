@@ -1,4 +1,5 @@
-"""The rollup at work: a refresh job after each commit that marked a change, and the worker's sweep."""
+"""The reports at work: the rollup's refresh job after each commit that marked a change and the worker's sweep;
+the weekly report by e-mail (reports/weekly.py): the worker's sweep and one job per workspace."""
 
 from __future__ import annotations
 
@@ -40,3 +41,32 @@ def sweep_rollup() -> dict[str, int]:
         except Exception:  # one workspace's failure must not stop the others
             log.exception("rollup fill failed for workspace %s", workspace_id)
     return out
+
+
+WEEKLY_SWEEP_SECONDS = 600.0
+
+
+@task(retries=1, retry_delay=60)  # idempotent: each (week, address) is claimed once before it is sent
+def send_weekly_report(workspace_id: int, now: str | None = None) -> int:
+    import datetime as dt
+
+    from otklik.reports import weekly
+
+    return weekly.send_workspace(workspace_id, now=dt.datetime.fromisoformat(now) if now else None)
+
+
+def sweep_weekly(now: object = None) -> int:
+    """The workspaces with someone to send the weekly report to: one `send_weekly_report` job each (the job
+    finds the due week and skips the addresses already sent)."""
+    import datetime as dt
+
+    from otklik.reports.models import WeeklyReportOptIn, WeeklyReportSettings
+
+    with session_scope(write=False) as session:
+        ids = set(session.scalars(select(WeeklyReportOptIn.workspace_id).distinct()))
+        ids |= set(session.scalars(select(WeeklyReportSettings.workspace_id).where(
+            WeeklyReportSettings.addresses != "")))
+    stamp = now.isoformat() if isinstance(now, dt.datetime) else None
+    for workspace_id in sorted(ids):
+        send_weekly_report(workspace_id, stamp)
+    return len(ids)

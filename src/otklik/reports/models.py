@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from otklik.platform.db import Base, UTCDateTime, utcnow
@@ -59,3 +59,41 @@ class RollupMark(Base):
     conversation_id: Mapped[int] = mapped_column(Integer)  # no foreign key: a deleted one still marks its day
     customer_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # the conversation's, when known
+
+
+class WeeklyReportSettings(Base):
+    """A workspace's weekly report by e-mail (reports/weekly.py): the extra addresses it goes to, one per line
+    (the opted-in supervisors and admins get it too)."""
+
+    __tablename__ = "report_weekly_settings"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    addresses: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WeeklyReportOptIn(Base):
+    """A supervisor or admin who asked for the weekly report at their own address."""
+
+    __tablename__ = "report_weekly_optins"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WeeklyReportDelivery(Base):
+    """One week's report to one address: claimed before sending, so a recipient gets each week once."""
+
+    __tablename__ = "report_weekly_deliveries"
+    __table_args__ = (UniqueConstraint("workspace_id", "week_start", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    week_start: Mapped[dt.date] = mapped_column(Date)  # the Monday of the week reported
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(8), default="sending")  # sending / sent / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(String(300), default="")
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

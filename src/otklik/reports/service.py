@@ -140,8 +140,10 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:  # stored as
 
 def in_range(workspace_id: int, lo: dt.datetime, hi: dt.datetime, filters: Filters | None = None,
              c: Any = Conversation) -> list[Any]:
-    """The WHERE of the set: this workspace, started in [lo, hi), not merged away, and the filters."""
-    where = [c.workspace_id == workspace_id, c.created_at >= lo, c.created_at < hi, c.merged_into_id.is_(None)]
+    """The WHERE of the set: this workspace, started in [lo, hi), not merged away, not a mystery-shopper run (a
+    supervisor's test, docs/qa.md), and the filters."""
+    where = [c.workspace_id == workspace_id, c.created_at >= lo, c.created_at < hi, c.merged_into_id.is_(None),
+             c.mystery.is_(False)]
     if filters is not None:
         if filters.channel is not None:
             where.append(c.channel == filters.channel)

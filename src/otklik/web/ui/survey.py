@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from otklik.accounts.deps import DB
+from otklik.feedback import nps
 from otklik.feedback import service as feedback
 from otklik.feedback.models import SurveyAnswer
 from otklik.platform.db import run_transaction
@@ -35,6 +36,11 @@ def _ces(db: Session, answer: SurveyAnswer) -> SurveyAnswer | None:
                                                 SurveyAnswer.kind == "ces"))
 
 
+def _texts(db: Session, answer: SurveyAnswer) -> dict[str, str] | None:
+    """An NPS survey's question and «почему?» as the workspace wrote them (Settings → Surveys)."""
+    return nps.question_texts(db, answer) if answer.kind == "nps" else None
+
+
 @router.get("/survey/{token}")
 def survey_page(request: Request, token: str) -> Response:
     def visit(session: Session) -> tuple[SimpleNamespace, int | None]:
@@ -42,8 +48,8 @@ def survey_page(request: Request, token: str) -> Response:
         if score is not None:
             feedback.record_answer(session, answer, score=score)  # the click is the answer
         ces = _ces(session, answer)
-        return (SimpleNamespace(kind=answer.kind, score=answer.score, comment=answer.comment),
-                ces.score if ces else None)
+        return (SimpleNamespace(kind=answer.kind, score=answer.score, comment=answer.comment,
+                                texts=_texts(session, answer)), ces.score if ces else None)
 
     try:  # a GET's request session only reads: the click is written in a unit of work of its own
         answer, ces = run_transaction(visit)
@@ -51,7 +57,7 @@ def survey_page(request: Request, token: str) -> Response:
         return _page(request, 404, missing=exc.message)
     return _page(request, answer=answer, token=token, scale=range(feedback.SCALES[answer.kind][1],
                                                                 feedback.SCALES[answer.kind][0] - 1, -1),
-                 ces=ces, saved=False, error=None)
+                 ces=ces, saved=False, error=None, texts=answer.texts)
 
 
 @router.post("/survey/{token}")
@@ -69,6 +75,6 @@ def survey_submit(request: Request, token: str, db: DB, score: Annotated[str, Fo
             feedback.record_ces(db, answer, int(ces))
     except DomainError as exc:
         return _page(request, 422, answer=answer, token=token, scale=scale, ces=None, saved=False,
-                     error=exc.fields[0]["field"] if exc.fields else "score")
+                     error=exc.fields[0]["field"] if exc.fields else "score", texts=_texts(db, answer))
     return _page(request, answer=answer, token=token, scale=scale, ces=int(ces) if ces.isdigit() else None,
-                 saved=True, error=None)
+                 saved=True, error=None, texts=_texts(db, answer))

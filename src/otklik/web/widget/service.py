@@ -29,6 +29,7 @@ from otklik.customers import service as customers
 from otklik.customers import suggestions, tasks
 from otklik.customers.identities import normalise_phone
 from otklik.customers.models import Customer, Identity
+from otklik.feedback import mystery
 from otklik.platform import crypto
 from otklik.platform.db import utcnow
 from otklik.platform.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, field_error
@@ -734,3 +735,17 @@ def attachment_for_file(session: Session, workspace_id: int, attachment_id: int)
     if att is None or att.workspace_id != workspace_id or att.message_id is None:
         raise NotFound("file not found")
     return att
+
+
+def open_test_session(session: Session, workspace_id: int, text: str, language: str) -> int:
+    """A mystery-shopper run (feedback/mystery.py): a new visitor of the workspace's widget sends `text` through
+    the same steps as the widget's API (a session, then a message); returns the conversation it opened."""
+    row = get_settings_row(session, workspace_id)
+    if not row.enabled:
+        raise Conflict("the website widget is turned off: turn it on to run a mystery shopper", code="widget_off")
+    visitor, _ = start_session(session, row, token=None, language=language, claim=None)
+    received = send_message(session, visitor, client_id="mystery-" + secrets.token_hex(8), text=text)
+    return received.conversation.id
+
+
+mystery.register_opener(open_test_session)  # the website widget is the mystery shopper's way in
