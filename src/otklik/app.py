@@ -45,6 +45,8 @@ from otklik.guardrails.api import router as guardrails_router
 from otklik.guardrails.compensations_api import router as compensations_router
 from otklik.guardrails.phrase_api import router as phrases_router  # also registers the phrase reply check
 from otklik.knowledge.api import router as knowledge_router
+from otklik.notifications import jobs as notification_jobs
+from otklik.notifications.api import router as notifications_router
 from otklik.orders.api import router as orders_router
 from otklik.platform import metrics
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
@@ -198,8 +200,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     rule_jobs.install()
     feedback_jobs.install()
     crm_jobs.install()
+    notification_jobs.install()
     await bus.start()
     consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = rollup_sweeper = None
+    notification_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
@@ -210,6 +214,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         rollup_sweeper = Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup
         crm_sweeper = Periodic(crm_jobs.sweep, 60.0).start()  # CRM notes, syncs, change feeds
+        notification_sweeper = Periodic(notification_jobs.sweep, 30.0).start()  # held digests, crashed sends
     from otklik.channels.registry import start_background
 
     channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
@@ -235,6 +240,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             rollup_sweeper.stop()
         if crm_sweeper:
             crm_sweeper.stop()
+        if notification_sweeper:
+            notification_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
@@ -250,6 +257,8 @@ def create_app() -> FastAPI:
     rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
     feedback_jobs.install()  # a solved conversation gets its CSAT survey
     crm_jobs.install()  # a solved conversation's summary goes to the connected CRMs (issue 18)
+    notification_jobs.install()  # agents' Telegram notifications (issue 16)
+    app.include_router(notifications_router, prefix="/api/v1")  # /me/notifications
     for router in (accounts_router, customers_router, bulk_router, conversations_router, knowledge_router,
                    assistant_router,
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,

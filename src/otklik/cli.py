@@ -70,6 +70,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     rule_jobs.install()
     Periodic(rule_jobs.sweep_time_rules, 60.0).start()  # time-based automation rules («pending for 3 days»)
+    from otklik.notifications import jobs as notification_jobs
+
+    notification_jobs.install()  # SLA warnings fired here reach agents' Telegram too
+    Periodic(notification_jobs.sweep, 30.0).start()  # held notification digests, sends a crash interrupted
     from otklik.reports import jobs as report_jobs
 
     Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup: lost refreshes, missing days

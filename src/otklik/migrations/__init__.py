@@ -51,6 +51,7 @@ def all_models() -> None:
     import otklik.guardrails.models
     import otklik.guardrails.phrase_rules
     import otklik.knowledge.models
+    import otklik.notifications.models
     import otklik.reports.models
     import otklik.orders.models
     import otklik.service_levels.models

@@ -156,6 +156,18 @@ def store_message(session: Session, account: ChannelAccount, message: Message, *
         sent_at=message.edit_date if edited and message.edit_date else message.date))
 
 
+def is_agent_chat_or_code(session: Session, account: ChannelAccount, message: Message) -> bool:
+    """The chat is an agent's linked notifications chat, or the text is a link code (`/start CODE`)."""
+    from otklik.notifications import service as notifications
+
+    code = notifications.normalise_code(message.text) if message.text else None
+    if code is not None and notifications.code_is_live(session, account.workspace_id, code):
+        return True
+    if message.text and message.text.strip().lower().startswith("/start ") and code is not None:
+        return True  # a link attempt with a spent or mistyped code: answered, not stored as a customer's
+    return notifications.link_for_chat(session, account.id, str(message.chat.id)) is not None
+
+
 def handle_update(session: Session, account: ChannelAccount, update: Update, data: dict[str, Any], *,
                   token: str) -> str:
     """One update in the caller's transaction: "duplicate", "stored", "pending" (media after commit) or
@@ -165,6 +177,13 @@ def handle_update(session: Session, account: ChannelAccount, update: Update, dat
     if message is not None:
         if message.chat.type != "private" or message.from_user is None or message.from_user.is_bot:
             return "ignored" if record_event(session, account, event_key) else "duplicate"
+        if update.message is not None and is_agent_chat_or_code(session, account, message):
+            # an agent linking their chat, or writing from it: never a customer message (notifications)
+            if record_event(session, account, event_key) is None:
+                return "duplicate"
+            from otklik.channels.telegram.agents import handle_agent_message
+
+            return handle_agent_message(session, account, message) or "ignored"
         if media_of(message):
             describe(message)  # mangled fields fail now (400), not later in the job
             event = record_event(session, account, event_key, payload=data, pending=True)

@@ -27,6 +27,7 @@ from otklik.channels.base import (
 from otklik.channels.inbound_kit import handle_bot_webhook
 from otklik.channels.models import ChannelAccount
 from otklik.channels.secrets import decrypt_secrets
+from otklik.channels.telegram import agents as _agents  # noqa: F401  (registers the agents' notification sender)
 from otklik.channels.telegram import client, inbound, polling
 from otklik.channels.telegram.outbound import TelegramSender
 from otklik.conversations import reply_checks

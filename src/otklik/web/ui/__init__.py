@@ -24,6 +24,7 @@ from otklik.web.ui import (
     integrations,
     knowledge,
     legal,
+    notifications,
     orders,
     phrases,
     reviews,
@@ -38,7 +39,8 @@ from otklik.web.ui.deps import STATIC_DIR
 
 # Each page module has an `APIRouter` named `router` made with `deps.ui_router()`; a new page adds itself here.
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
-         calendars, sla, automation, routing, legal, compensations, phrases, orders, report_pages, survey_pages,
+         calendars, sla, automation, routing, legal, compensations, phrases, orders, notifications, report_pages,
+         survey_pages,
          integrations, reviews)
 
 router = APIRouter(include_in_schema=False)

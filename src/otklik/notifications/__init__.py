@@ -1,0 +1,1 @@
+"""Agent notifications: Telegram (and the browser), per agent choices; see docs/notifications.md."""
