@@ -2,7 +2,7 @@
 opt-ins, one delivery per week and address), mystery-shopper scenarios and runs, conversations.mystery
 
 Revision ID: 0029
-Revises: 0025
+Revises: 0027
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0029"
-down_revision = "0025"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
