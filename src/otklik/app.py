@@ -48,6 +48,8 @@ from otklik.knowledge.api import router as knowledge_router
 from otklik.notifications import jobs as notification_jobs
 from otklik.notifications.api import router as notifications_router
 from otklik.orders.api import router as orders_router
+from otklik.proactive import jobs as proactive_jobs
+from otklik.proactive.api import router as proactive_router
 from otklik.platform import metrics
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
@@ -200,9 +202,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     rule_jobs.install()
     feedback_jobs.install()
     crm_jobs.install()
+    proactive_jobs.install()
     notification_jobs.install()
     await bus.start()
     consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = rollup_sweeper = None
+    proactive_sweeper = None
     notification_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
@@ -214,6 +218,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         rollup_sweeper = Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup
         crm_sweeper = Periodic(crm_jobs.sweep, 60.0).start()  # CRM notes, syncs, change feeds
+        proactive_sweeper = Periodic(proactive_jobs.sweep, 60.0).start()  # late orders, due sends, campaigns
         notification_sweeper = Periodic(notification_jobs.sweep, 30.0).start()  # held digests, crashed sends
     from otklik.channels.registry import start_background
 
@@ -240,6 +245,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             rollup_sweeper.stop()
         if crm_sweeper:
             crm_sweeper.stop()
+        if proactive_sweeper:
+            proactive_sweeper.stop()
         if notification_sweeper:
             notification_sweeper.stop()
         if consumer:
@@ -257,6 +264,7 @@ def create_app() -> FastAPI:
     rule_jobs.install()  # automation rules react to conversation, message, SLA and hand-off events
     feedback_jobs.install()  # a solved conversation gets its CSAT survey
     crm_jobs.install()  # a solved conversation's summary goes to the connected CRMs (issue 18)
+    proactive_jobs.install()  # order events and «стоп» replies (proactive messages, issue 16)
     notification_jobs.install()  # agents' Telegram notifications (issue 16)
     app.include_router(notifications_router, prefix="/api/v1")  # /me/notifications
     for router in (accounts_router, customers_router, bulk_router, conversations_router, knowledge_router,
@@ -273,6 +281,7 @@ def create_app() -> FastAPI:
     app.include_router(web_forms)
     app.include_router(suggestions_router, prefix="/api/v1")  # probable duplicate customers
     app.include_router(crm_router, prefix="/api/v1")  # CRM connections (issue 18)
+    app.include_router(proactive_router, prefix="/api/v1")  # proactive messages (issue 16)
     app.include_router(crm_webhook_router, prefix="/api/v1")  # the CRMs' outgoing webhooks
     app.include_router(widget_router, prefix="/api/v1")  # the chat widget: visitors' API, socket, settings
     app.include_router(widget_pages)

@@ -54,5 +54,6 @@ def all_models() -> None:
     import otklik.notifications.models
     import otklik.reports.models
     import otklik.orders.models
+    import otklik.proactive.models
     import otklik.service_levels.models
     import otklik.web.widget.models  # noqa: F401

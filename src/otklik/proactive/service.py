@@ -28,7 +28,7 @@ import re
 import statistics
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -431,6 +431,7 @@ class _Batch:
     conversations: dict[tuple[int, str], Conversation]  # (customer, channel) -> newest not merged
     wrote: set[tuple[int, str]]  # (customer, channel) the customer has written in
     identities: dict[int, set[str]]  # customer -> identity kinds
+    by_customer: dict[int, dict[str, Conversation]] = field(default_factory=dict)
 
 
 def _load_batch(session: Session, workspace_id: int, customer_ids: Iterable[int], cap_days: int) -> _Batch:
@@ -460,16 +461,19 @@ def _load_batch(session: Session, workspace_id: int, customer_ids: Iterable[int]
     for cid, kind in session.execute(select(Identity.customer_id, Identity.kind).where(
             Identity.workspace_id == workspace_id, Identity.customer_id.in_(ids))) if ids else ():
         identities.setdefault(int(cid), set()).add(str(kind))
+    by_customer: dict[int, dict[str, Conversation]] = {}
+    for (cid, channel), conv in conversations.items():
+        by_customer.setdefault(cid, {})[channel] = conv
     return _Batch(customers, contacts, {int(k): int(v) for k, v in recent.items()}, conversations, wrote,
-                  identities)
+                  identities, by_customer)
 
 
 def _pick_channel(batch: _Batch, customer_id: int, allowed: tuple[str, ...]) -> tuple[str | None, str | None]:
     """The channel to write first through: the one of the customer's newest conversation that can start one
     (an e-mail when that is a web form, the widget, a phone call or a review and they have an address).
     Returns (channel, None) or (None, skip reason)."""
-    candidates = [(conv.id, ch) for (cid, ch), conv in batch.conversations.items() if cid == customer_id]
-    candidates.sort(reverse=True)
+    candidates = sorted(((conv.id, ch) for ch, conv in batch.by_customer.get(customer_id, {}).items()),
+                        reverse=True)
     blocked: str | None = None
     for _, channel in candidates:
         if allowed and channel not in allowed:
@@ -518,7 +522,7 @@ def decide(session: Session, workspace_id: int, sends: Sequence[ProactiveSend], 
     without it they are due now and nudged after commit. Returns counts by outcome."""
     from otklik.conversations.service import (
         _add_message,  # the batch path, as receive_many uses it: no per-message locking or re-reading
-        _new_conversation,
+        conversation_event_data,
         message_event_data,
         status_after_public_reply,
     )
@@ -531,7 +535,7 @@ def decide(session: Session, workspace_id: int, sends: Sequence[ProactiveSend], 
     batch = _load_batch(session, workspace_id, [s.customer_id for s in sends], rules.cap_days)
     sources: dict[Any, _Source] = {}
     counts = {"queued": 0, "pending": 0, "skipped": 0}
-    nudges: list[OutboxItem] = []
+    to_queue: list[tuple[ProactiveSend, Customer, str, str, dict[str, Any]]] = []
     for send in sends:
         if send.status != "pending":
             continue
@@ -582,40 +586,67 @@ def decide(session: Session, workspace_id: int, sends: Sequence[ProactiveSend], 
         text = render(source.text_en if language == "en" and source.text_en else source.text_ru, values)
         if send.marketing:
             text = f"{text}\n\n{OPT_OUT_EN if language == 'en' else OPT_OUT_RU}"
-        if conversation is None or conversation.status == Status.closed.value:
-            conversation = _new_conversation(
-                session, workspace_id, customer_id=customer.id, channel=channel, subject=text[:80],
-                language=customer.language, previous_id=conversation.id if conversation is not None else None,
-                created_at=now)
-            batch.conversations[(customer.id, channel)] = conversation
-        message = _add_message(session, conversation, direction=Direction.outbound, author=AuthorKind.assistant,
-                               author_user_id=None, text=text, html="", channel=channel,
-                               delivery_status=DeliveryStatus.queued, meta=meta, created_at=now, flush=False)
-        conversation.status = status_after_public_reply(Status(conversation.status)).value
+        if send.marketing:
+            batch.recent_marketing[customer.id] = batch.recent_marketing.get(customer.id, 0) + 1
+        to_queue.append((send, customer, channel, text, meta))
+        counts["queued"] += 1
+    if not to_queue:
         session.flush()
+        return counts
+    # The batch is written with a handful of flushes (each a multi-row INSERT), not a few per send:
+    # conversations first (their numbers taken as one block), then the messages, then the outbox rows.
+    fresh: list[Conversation] = []
+    for _, customer, channel, text, _ in to_queue:
+        conversation = batch.conversations.get((customer.id, channel))
+        if conversation is None or conversation.status == Status.closed.value:
+            conversation = Conversation(
+                workspace_id=workspace_id, number=0, customer_id=customer.id, channel=channel, subject=text[:80],
+                status=Status.new.value, language=customer.language,
+                previous_conversation_id=conversation.id if conversation is not None else None, created_at=now,
+                updated_at=now, last_message_at=now, last_customer_message_at=now, version=1, message_count=0)
+            batch.conversations[(customer.id, channel)] = conversation
+            fresh.append(conversation)
+    if fresh:
+        last = session.scalar(update(Workspace).where(Workspace.id == workspace_id)
+                              .values(conversation_seq=Workspace.conversation_seq + len(fresh))
+                              .returning(Workspace.conversation_seq)
+                              .execution_options(synchronize_session=False))
+        assert last is not None
+        for offset, conversation in enumerate(fresh):
+            conversation.number = int(last) - len(fresh) + 1 + offset
+        session.add_all(fresh)
+        session.flush()
+    messages = []
+    for _send, customer, channel, text, meta in to_queue:
+        conversation = batch.conversations[(customer.id, channel)]
+        messages.append(_add_message(session, conversation, direction=Direction.outbound,
+                                     author=AuthorKind.assistant, author_user_id=None, text=text, html="",
+                                     channel=channel, delivery_status=DeliveryStatus.queued, meta=meta,
+                                     created_at=now, flush=False))
+        conversation.status = status_after_public_reply(Status(conversation.status)).value
+    session.flush()
+    items = []
+    for (send, _customer, channel, _, _), message in zip(to_queue, messages, strict=True):
         due = now
         if slots is not None:
             per_second = rate or CHANNEL_RATES.get(channel, DEFAULT_RATE)
             slot = dt.datetime.fromisoformat(slots[channel]) if channel in slots else now
             due = max(slot, now)
             slots[channel] = (due + dt.timedelta(seconds=1 / per_second)).isoformat()
-        item = OutboxItem(workspace_id=workspace_id, message_id=message.id, channel=channel,
-                          status=OutboxStatus.pending.value, idempotency_key=uuid.uuid4().hex, next_attempt_at=due,
-                          created_at=now)
-        session.add(item)
+        items.append(OutboxItem(workspace_id=workspace_id, message_id=message.id, channel=channel,
+                                status=OutboxStatus.pending.value, idempotency_key=uuid.uuid4().hex,
+                                next_attempt_at=due, created_at=now))
         send.status, send.reason, send.channel = "queued", None, channel
-        send.conversation_id, send.message_id, send.queued_at = conversation.id, message.id, now
-        if send.marketing:
-            batch.recent_marketing[customer.id] = batch.recent_marketing.get(customer.id, 0) + 1
-        counts["queued"] += 1
-        if announce:
-            nudges.append(item)
-            after_commit(session, Event("message.created", workspace_id, message_event_data(message)))
+        send.conversation_id, send.message_id, send.queued_at = message.conversation_id, message.id, now
+    session.add_all(items)
     session.flush()
-    if nudges:
+    if announce:  # one trigger's few messages: shown live, and delivered right after commit
         from otklik.conversations import outbox
 
-        for item in nudges:
+        for conversation in fresh:
+            after_commit(session, Event("conversation.created", workspace_id, conversation_event_data(conversation)))
+        for message, item in zip(messages, items, strict=True):
+            after_commit(session, Event("message.created", workspace_id, message_event_data(message)))
             outbox.enqueue_after_commit(session, item.id)
     return counts
 

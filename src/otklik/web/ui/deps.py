@@ -220,6 +220,7 @@ NAV = (
     ("/customers", "Customers", Role.agent),
     ("/knowledge", "Knowledge base", Role.agent),
     ("/approvals", "Approvals", Role.agent),
+    ("/proactive", "Proactive", Role.supervisor),
     ("/reports", "Reports", Role.supervisor),
     ("/settings", "Settings", Role.supervisor),
 )
