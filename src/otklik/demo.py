@@ -1767,6 +1767,15 @@ def _seed_orders(session: Session, workspace_id: int, people: list[Person], admi
     customers.add_identity(session, accounts.Actor.system(workspace_id), zarina.customer_id,
                            customers.IdentityInput("external", demo_seed.DEMO_VISITOR, verified=True))
     rotate_identity_secret(session, admin)
+    from otklik.orders import loyalty
+
+    # loyalty tiers computed from these orders (the seed's «Бронза — 5 покупок…» scaled to a demo customer's
+    # one to three orders), and Зарина's code for friends («Приведи друга — получи 10 %»)
+    for name, metric, threshold, days in (("Бронза", "purchases", 2, None), ("Серебро", "purchases", 3, None),
+                                          ("Золото", "spent", 60000, 365)):
+        loyalty.create_tier(session, admin, {"name": name, "metric": metric, "threshold": threshold,
+                                             "period_days": days})
+    loyalty.ensure_code(session, admin, zarina.customer_id)
 
 
 def _play(session: Session, workspace_id: int, plan: Plan, users: dict[str, User],

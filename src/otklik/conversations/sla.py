@@ -52,7 +52,8 @@ RUNNING, PAUSED, MET, BREACHED, STOPPED = "running", "paused", "met", "breached"
 MAX_TARGET_MINUTES = 366 * 24 * 60
 MAX_POLICIES = 100
 DEFAULT_WARN_SHARE = 0.75  # warn when three quarters of the target have passed
-CONDITION_KEYS = {"channels", "priorities", "categories", "team_ids", "customer_attribute", "languages"}
+CONDITION_KEYS = {"channels", "priorities", "categories", "team_ids", "customer_attribute", "languages",
+                  "loyalty_tiers"}
 
 
 class SlaPolicy(Base):
@@ -65,7 +66,8 @@ class SlaPolicy(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # {"channels": [...], "priorities": [...], "categories": [...], "team_ids": [...], "languages": [...],
-    #  "customer_attribute": {"key": "loyalty", "values": ["gold"]}}; a missing or empty list matches anything
+    #  "customer_attribute": {"key": "loyalty", "values": ["gold"]}, "loyalty_tiers": ["Золото"] (the customer's
+    #  computed tier, customers.loyalty_tier)}; a missing or empty list matches anything
     conditions: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     first_response_minutes: Mapped[int | None] = mapped_column(Integer)
     next_response_minutes: Mapped[int | None] = mapped_column(Integer)
@@ -183,7 +185,7 @@ def _check_conditions(session: Session, workspace_id: int, value: Any) -> dict[s
     if unknown:
         raise field_error(f"conditions.{sorted(unknown)[0]}", f"unknown; use {', '.join(sorted(CONDITION_KEYS))}")
     out: dict[str, Any] = {}
-    for key in ("channels", "priorities", "categories", "team_ids", "languages"):
+    for key in ("channels", "priorities", "categories", "team_ids", "languages", "loyalty_tiers"):
         items = value.get(key) or []
         if not isinstance(items, list) or len(items) > 100:
             raise field_error(f"conditions.{key}", "a list (at most 100)")
@@ -198,7 +200,8 @@ def _check_conditions(session: Session, workspace_id: int, value: Any) -> dict[s
                                                               Team.id.in_(items)))) if items else set()
             if found != set(items):
                 raise field_error("conditions.team_ids", f"team {sorted(set(items) - found)[0]} not found")
-        if key in ("categories", "languages") and not all(isinstance(c, str) and 0 < len(c) <= 64 for c in items):
+        if key in ("categories", "languages", "loyalty_tiers") and not all(
+                isinstance(c, str) and 0 < len(c) <= 64 for c in items):
             raise field_error(f"conditions.{key}", "a list of names")
         if items:
             out[key] = list(dict.fromkeys(items))
@@ -343,8 +346,11 @@ def delete_policy(session: Session, actor: Actor, policy_id: int) -> None:
     _forget_policies(session)
 
 
-def matches(p: SlaPolicy | PolicyView, conversation: Conversation, customer_attributes: dict[str, Any] | None) -> bool:
+def matches(p: SlaPolicy | PolicyView, conversation: Conversation, customer_attributes: dict[str, Any] | None,
+            loyalty_tier: str | None = None) -> bool:
     c = p.conditions or {}
+    if c.get("loyalty_tiers") and loyalty_tier not in c["loyalty_tiers"]:
+        return False
     if c.get("channels") and conversation.channel not in c["channels"]:
         return False
     if c.get("priorities") and Priority(conversation.priority).value not in c["priorities"]:
@@ -372,11 +378,13 @@ def _policy_for(session: Session, conversation: Conversation) -> PolicyView | No
     policies = [p for p in workspace_policies(session, conversation.workspace_id) if p.enabled]
     if not policies:
         return None
-    attributes = None
-    if any((p.conditions or {}).get("customer_attribute") for p in policies):
+    attributes, tier = None, None
+    if any((p.conditions or {}).get("customer_attribute") or (p.conditions or {}).get("loyalty_tiers")
+           for p in policies):
         customer = session.get(Customer, conversation.customer_id)
         attributes = dict(customer.attributes or {}) if customer is not None else {}
-    return next((p for p in policies if matches(p, conversation, attributes)), None)
+        tier = customer.loyalty_tier if customer is not None else None
+    return next((p for p in policies if matches(p, conversation, attributes, tier)), None)
 
 
 # -- time on a timer ----------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ class Conditions(Strict):
     team_ids: list[int] = Field(default_factory=list, max_length=100)
     languages: list[str] = Field(default_factory=list, max_length=50)
     customer_attribute: dict[str, Any] | None = None
+    loyalty_tiers: list[str] = Field(default_factory=list, max_length=100,
+                                     description="the customer's loyalty tier is one of these (tier names)")
 
 
 class Escalation(Strict):

@@ -30,8 +30,8 @@ MAX_VARIABLES = 50
 MAX_VARIABLE_VALUE = 1000
 SHORTCUT = re.compile(r"^[\w-]{1,48}$")
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
-KNOWN_VARIABLES = ("customer.name", "customer.first_name", "agent.name", "agent.first_name",
-                   "conversation.number", "order_number", "workspace.name")
+KNOWN_VARIABLES = ("customer.name", "customer.first_name", "customer.loyalty_tier", "agent.name",
+                   "agent.first_name", "conversation.number", "order_number", "workspace.name")
 # attributes an integration may set on the customer for the order number (CRM field names vary)
 ORDER_ATTRIBUTE_KEYS = ("order_number", "order", "order_id", "last_order", "номер_заказа")
 # "заказ № 12345", "заказа 12345", "order #A-1234", "номер заказа: 12345", "№12345"
@@ -131,6 +131,7 @@ def context_values(session: Session, actor: Actor, conversation_id: int | None) 
     if customer is not None:
         values["customer.name"] = customer.name or None
         values["customer.first_name"] = _first_name(customer.name)
+        values["customer.loyalty_tier"] = customer.loyalty_tier  # the tier's name (orders.loyalty computes it)
         attributes = customer.attributes or {}
         for key in ORDER_ATTRIBUTE_KEYS:
             value = attributes.get(key)

@@ -408,24 +408,47 @@ def orders_stored(session: Session, workspace_id: int, changed: Sequence[dict[st
 
 def _link_from_orders(session: Session, workspace_id: int, orders: Sequence[dict[str, Any]]) -> None:
     """An order's `attributes.referral_code` links its customer (once, only a new customer, never to their own
-    code); an unknown code is ignored (the order is stored all the same)."""
+    code); an unknown code is ignored (the order is stored all the same). A few queries for the whole batch."""
+    coded: list[tuple[dict[str, Any], str]] = []
     for order in orders:
         try:
-            code = normalise_code(order["attributes"]["referral_code"])
+            coded.append((order, normalise_code(order["attributes"]["referral_code"])))
         except DomainError:  # a malformed code never fails the order
             log.info("order %s: referral code %r ignored", order.get("number"), order["attributes"]["referral_code"])
+    codes = sorted({code for _, code in coded})
+    owners: dict[str, ReferralCode] = {}
+    for start in range(0, len(codes), 500):
+        owners.update((r.code, r) for r in session.scalars(select(ReferralCode).where(
+            ReferralCode.workspace_id == workspace_id, ReferralCode.code.in_(codes[start:start + 500]))))
+    customers = sorted({o["customer_id"] for o, code in coded if code in owners})
+    referred: set[int] = set()
+    for start in range(0, len(customers), 500):
+        referred.update(session.scalars(select(Referral.referred_id).where(
+            Referral.workspace_id == workspace_id, Referral.referred_id.in_(customers[start:start + 500]))))
+    bought = _purchases_of(session, workspace_id, [c for c in customers if c not in referred])
+    for order, code in coded:
+        owner, customer_id = owners.get(code), order["customer_id"]
+        if owner is None or owner.customer_id == customer_id or customer_id in referred:
             continue
-        customer_id = order["customer_id"]
-        owner = session.scalar(select(ReferralCode).where(ReferralCode.workspace_id == workspace_id,
-                                                         ReferralCode.code == code))
-        if owner is None or owner.customer_id == customer_id:
-            continue
-        if session.scalar(select(Referral.id).where(Referral.workspace_id == workspace_id,
-                                                    Referral.referred_id == customer_id)):
-            continue
-        if _has_purchase(session, workspace_id, customer_id, besides=order["order_id"]):
+        if {o for o, _ in bought.get(customer_id, [])} - {order["order_id"]}:  # bought before: not a new customer
             continue
         _link(session, workspace_id, customer_id, owner, "order")
+        referred.add(customer_id)
+
+
+def _purchases_of(session: Session, workspace_id: int, customer_ids: Sequence[int]
+                  ) -> dict[int, list[tuple[int, str]]]:
+    """Each customer's purchases (order id, number), the first placed first."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    ids = list(customer_ids)
+    for start in range(0, len(ids), 500):
+        for customer_id, order_id, number in session.execute(select(Order.customer_id, Order.id, Order.number).where(
+                Order.workspace_id == workspace_id, Order.customer_id.in_(ids[start:start + 500]),
+                Order.payment_status == "paid", Order.status.not_in(NOT_PURCHASES))
+                .order_by(func.coalesce(Order.placed_at, Order.created_at), Order.id)):
+            if customer_id is not None:
+                out.setdefault(int(customer_id), []).append((int(order_id), str(number)))
+    return out
 
 
 def _reward_due(session: Session, workspace_id: int, customer_ids: list[int]) -> None:
@@ -441,13 +464,11 @@ def _reward_due(session: Session, workspace_id: int, customer_ids: list[int]) ->
         return
     settings = session.get(LoyaltySettings, workspace_id)
     configured = settings is not None and bool(settings.webhook_url)
+    bought = _purchases_of(session, workspace_id, [r.referred_id for r in pending])
     for referral in pending:
-        first = session.execute(select(Order.id, Order.number).where(
-            Order.workspace_id == workspace_id, Order.customer_id == referral.referred_id,
-            Order.payment_status == "paid", Order.status.not_in(NOT_PURCHASES))
-            .order_by(func.coalesce(Order.placed_at, Order.created_at), Order.id).limit(1)).first()
-        if first is None:
+        if not bought.get(referral.referred_id):
             continue
+        first = bought[referral.referred_id][0]
         now = utcnow()
         done = affected(session.execute(update(Referral).where(
             Referral.id == referral.id, Referral.rewarded_at.is_(None)).values(

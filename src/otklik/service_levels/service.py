@@ -37,7 +37,7 @@ from otklik.service_levels.models import Macro, Rule, RuleRun
 TRIGGERS = ("conversation_created", "customer_message", "conversation_updated", "status_changed", "tag_added",
             "sla_warning", "sla_breached", "assistant_handoff", "time")
 FIELDS = ("channel", "status", "priority", "team_id", "assignee_id", "category", "language", "tags", "text",
-          "sentiment", "urgent", "business_hours", "transfer_count")  # and customer.<attribute>
+          "sentiment", "urgent", "business_hours", "transfer_count", "loyalty_tier")  # and customer.<attribute>
 OPS = ("is", "is_not", "contains", "not_contains")
 MAX_DEPTH = 5
 MAX_RULES = 200
@@ -261,6 +261,7 @@ class Context:
     text: str
     attributes: dict[str, Any]
     at: dt.datetime
+    loyalty_tier: str | None = None  # the customer's tier (orders.loyalty), a tier's name
 
     _open: bool | None = None
 
@@ -284,7 +285,7 @@ def context_for(session: Session, conversation: Conversation, *, text: str | Non
     customer = session.get(Customer, conversation.customer_id)
     return Context(conversation=conversation, tags=conversations.tags_of(session, [conversation.id])[conversation.id],
                    text=text, attributes=(customer.attributes if customer is not None else None) or {},
-                   at=at or utcnow())
+                   at=at or utcnow(), loyalty_tier=customer.loyalty_tier if customer is not None else None)
 
 
 def _norm(value: Any) -> str:
@@ -308,6 +309,8 @@ def condition_holds(session: Session, cond: dict[str, Any], ctx: Context) -> boo
         return (actual == value) if op == "is" else (actual != value)
     if name.startswith("customer."):
         actual = ctx.attributes.get(name.removeprefix("customer."))
+    elif name == "loyalty_tier":  # tier names; a customer without a tier matches only `is_not`
+        actual = ctx.loyalty_tier
     elif name == "priority":
         actual = Priority(conv.priority).value
     else:

@@ -41,7 +41,7 @@ FIELD_LABELS = {
     "text": "Message text", "channel": "Channel", "status": "Status", "priority": "Priority", "team_id": "Team",
     "assignee_id": "Assignee", "category": "Category", "language": "Language", "tags": "Tags",
     "sentiment": "Sentiment", "urgent": "Urgent (assistant)", "business_hours": "Within business hours",
-    "customer": "Customer attribute",
+    "customer": "Customer attribute", "loyalty_tier": "Loyalty tier",
 }
 OP_LABELS = {"is": "is", "is_not": "is not", "contains": "contains", "not_contains": "does not contain"}
 ACTION_LABELS = {

@@ -172,3 +172,8 @@ async def order_settings_import(request: Request, user: AdminUser, db: DB) -> HT
     except DomainError as exc:
         return _settings_page(request, db, error=exc.message, status_code=422)
     return _settings_page(request, db, imported=imported)
+
+
+from otklik.web.ui import loyalty as loyalty_pages  # noqa: E402 - the loyalty block and Settings → Loyalty
+
+router.include_router(loyalty_pages.router)

@@ -66,7 +66,9 @@ def _policy_from_form(form: Any) -> dict[str, Any]:
         "enabled": form.get("enabled") == "on",
         "conditions": {"channels": many("channels"), "priorities": many("priorities"),
                        "categories": words("categories"), "languages": words("languages"), "team_ids": team_ids,
-                       "customer_attribute": {"key": attr_key, "values": words("attr_values")} if attr_key else None},
+                       "customer_attribute": {"key": attr_key, "values": words("attr_values")} if attr_key else None,
+                       "loyalty_tiers": [t.strip()[:64] for t in str(form.get("loyalty_tiers") or "").split(",")
+                                         if t.strip()][:100]},
         "first_response_minutes": minutes_from_text(str(form.get("first") or ""), "first_response_minutes"),
         "next_response_minutes": minutes_from_text(str(form.get("next") or ""), "next_response_minutes"),
         "resolution_minutes": minutes_from_text(str(form.get("resolution") or ""), "resolution_minutes"),
