@@ -206,6 +206,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     notification_jobs.install()
     await bus.start()
     consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = rollup_sweeper = None
+    retention_sweeper = None
     proactive_sweeper = None
     notification_sweeper = None
     if settings.embedded_worker:
@@ -218,6 +219,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         rollup_sweeper = Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup
         crm_sweeper = Periodic(crm_jobs.sweep, 60.0).start()  # CRM notes, syncs, change feeds
+        from otklik.privacy.service import sweep_retention
+
+        retention_sweeper = Periodic(sweep_retention, 3600.0).start()  # closed conversations past retention (152-ФЗ)
         proactive_sweeper = Periodic(proactive_jobs.sweep, 60.0).start()  # late orders, due sends, campaigns
         notification_sweeper = Periodic(notification_jobs.sweep, 30.0).start()  # held digests, crashed sends
     from otklik.channels.registry import start_background
@@ -245,6 +249,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             rollup_sweeper.stop()
         if crm_sweeper:
             crm_sweeper.stop()
+        if retention_sweeper:
+            retention_sweeper.stop()
         if proactive_sweeper:
             proactive_sweeper.stop()
         if notification_sweeper:
@@ -301,6 +307,9 @@ def create_app() -> FastAPI:
         return HTMLResponse(body)
 
     app.include_router(operations_router)  # /healthz, /readyz, /metrics
+    from otklik.privacy.api import router as privacy_router
+
+    app.include_router(privacy_router, prefix="/api/v1")  # a customer's export and erasure (152-ФЗ)
     metrics.install()  # inbound messages by channel
 
     install_ui(app)  # the agent workspace pages, `/` and /static

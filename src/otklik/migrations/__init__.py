@@ -52,6 +52,7 @@ def all_models() -> None:
     import otklik.guardrails.phrase_rules
     import otklik.knowledge.models
     import otklik.notifications.models
+    import otklik.privacy.models
     import otklik.reports.models
     import otklik.orders.models
     import otklik.proactive.models
