@@ -56,6 +56,7 @@ from otklik.platform.db import RetryTransaction
 from otklik.platform.errors import DomainError
 from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
+from otklik.platform.logs import RequestLog, quiet_libraries
 from otklik.platform.metrics import MetricsMiddleware
 from otklik.reports.api import router as reports_router
 from otklik.service_levels import jobs as rule_jobs
@@ -318,5 +319,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(SeenAgents)  # an agent's activity: routing counts an idle agent as away
     app.add_middleware(SecurityHeaders)  # CSP with a nonce, no framing, HSTS over HTTPS: every response
-    app.add_middleware(MetricsMiddleware)  # outermost: times every request, a 413 and a 500 included
+    app.add_middleware(MetricsMiddleware)  # times every request, a 413 and a 500 included
+    app.add_middleware(RequestLog)  # outermost: a request id on every log line, X-Request-ID, one access line
+    quiet_libraries()  # httpx & co. log full URLs (a Telegram bot token) at INFO
     return app

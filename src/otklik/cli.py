@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 
@@ -17,9 +16,14 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
     # X-Forwarded-For/-Proto only from the proxies the operator names: otherwise any client on the machine
     # (uvicorn's default trusts 127.0.0.1) could choose its address per request and slip the sign-in throttle
     trusted = get_settings().trusted_proxies.strip()
+    from otklik.platform import logs
+
+    # logging set up in every web process by uvicorn (plain or OTKLIK_LOG_FORMAT=json); uvicorn's access log
+    # is off: it prints raw paths and query strings (webhook secrets), the app's own one prints route templates
     uvicorn.run("otklik.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=os.environ.get("OTKLIK_LOG_LEVEL", "info"), proxy_headers=bool(trusted),
-                forwarded_allow_ips=trusted or None, ws="websockets-sansio")
+                forwarded_allow_ips=trusted or None, ws="websockets-sansio", log_config=logs.dict_config(),
+                access_log=False)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -54,10 +58,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from otklik.app import load_channels
     from otklik.assistant import jobs as assistant_jobs
     from otklik.conversations import jobs
+    from otklik.platform import logs
     from otklik.platform.config import get_settings
     from otklik.platform.jobs import Periodic, run_consumer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()  # OTKLIK_LOG_FORMAT=json: one JSON object a line
     load_channels()
     settings = get_settings()
     from otklik.platform import metrics
@@ -95,8 +100,9 @@ def cmd_smtpd(args: argparse.Namespace) -> int:
     import otklik.reports.rollup  # noqa: F401 - inbound mail changes facts: the reports' rollup marks them
     from otklik.channels.email.smtp_in import SmtpdSettings, make_controller
     from otklik.channels.registry import load_channels
+    from otklik.platform import logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()  # OTKLIK_LOG_FORMAT=json: one JSON object a line
     load_channels()
     settings = SmtpdSettings()
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "max_bytes": args.max_bytes}.items()

@@ -188,7 +188,8 @@ def deliver(outbox_id: int) -> str:
     try:
         channel_message_id = sender.send(outbound)
     except DeliveryError as exc:
-        log.warning("delivery of outbox %s failed (attempt %s): %s", outbox_id, outbound.attempt, exc)
+        log.warning("delivery of outbox %s (message %s) failed (attempt %s): %s", outbox_id, outbound.message_id,
+                    outbound.attempt, exc)
         _finish(outbound, error=exc)
         return "failed"
     except Exception as exc:
@@ -196,6 +197,9 @@ def deliver(outbox_id: int) -> str:
         _finish(outbound, error=DeliveryError(f"{type(exc).__name__}: {exc}"))
         return "failed"
     _finish(outbound, channel_message_id=channel_message_id)
+    # ids only (never the text or the recipient): with the request id on the record, the trail's last line
+    log.info("outbox %s delivered: message %s in conversation %s via %s (attempt %s)", outbox_id,
+             outbound.message_id, outbound.conversation_id, outbound.channel, outbound.attempt)
     return "sent"
 
 

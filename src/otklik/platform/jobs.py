@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, signals
 from huey.consumer import Consumer
 
 from otklik.platform.config import get_settings
 from otklik.platform.errors import DomainError, RateLimited
+from otklik.platform.logs import bound_request_id, current_request_id
 
 
 def _make_huey() -> Huey:
@@ -54,21 +55,40 @@ class Job:
         self.name: str = job.__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.job(*args, **kwargs)
-        except DomainError as exc:
-            if not is_permanent(exc):
-                raise
-            log.warning("job %s%r gave up, it cannot succeed (not retried): %s %s", self.name, args,
-                        exc.code, exc.message)
-            return f"gave up: {exc.code}"
+        # the request that enqueued it (after its commit): this job's log lines, and the jobs it enqueues in
+        # turn (an assistant answer's delivery), carry the same request id
+        request_id = kwargs.pop(REQUEST_ID_KWARG, None)
+        with bound_request_id(request_id if isinstance(request_id, str) else current_request_id()):
+            try:
+                return self.job(*args, **kwargs)
+            except DomainError as exc:
+                if not is_permanent(exc):
+                    raise
+                log.warning("job %s%r gave up, it cannot succeed (not retried): %s %s", self.name, args,
+                            exc.code, exc.message)
+                return f"gave up: {exc.code}"
+
+
+REQUEST_ID_KWARG = "_otklik_request_id"
+_job_tasks: set[type] = set()  # the task classes `task()` declared: their `Job` takes the request id back
+
+
+@huey.signal(signals.SIGNAL_ENQUEUED)
+def _carry_request_id(signal: str, task: Any, *args: Any, **kwargs: Any) -> None:
+    """A job enqueued while a request id is bound (a request's after-commit work, or a job for a request)
+    takes it along in its keyword arguments; `Job` binds it again where the job runs, in any process."""
+    request_id = current_request_id()
+    if request_id and type(task) in _job_tasks and isinstance(task.kwargs, dict):
+        task.kwargs.setdefault(REQUEST_ID_KWARG, request_id)
 
 
 def task(*, retries: int = 0, retry_delay: int = 0) -> Callable[[Callable[..., Any]], Any]:
     """`@task(retries=3, retry_delay=5)`: a Huey task whose permanent errors end it at once (see `Job`)."""
 
     def declare(job: Callable[..., Any]) -> Any:
-        return huey.task(retries=retries, retry_delay=retry_delay)(Job(job))
+        wrapper = huey.task(retries=retries, retry_delay=retry_delay)(Job(job))
+        _job_tasks.add(wrapper.task_class)
+        return wrapper
 
     return declare
 

@@ -8,6 +8,7 @@ sums them all. Labels are bounded on purpose: a route template, never a raw path
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.registry import REGISTRY, Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -75,6 +77,9 @@ def _route_label(scope: Scope) -> str:
     return "unmatched"  # a 404: the raw path would let any client grow the label set without bound
 
 
+route_label = _route_label  # the request log (platform/logs.py) names a request by the same template
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by its route template, and keeps the open WebSockets' gauge."""
 
@@ -127,6 +132,9 @@ def _count_inbound(event: Any) -> None:
     data = event.data
     if data.get("direction") == "inbound" and data.get("author_kind") == "customer":
         INBOUND_MESSAGES.labels(str(data.get("channel") or "unknown")[:16]).inc()
+        # ids only, never the text: the line that starts a message's trail (its request id is on the record)
+        log.info("inbound message %s in conversation %s via %s (workspace %s)", data.get("id"),
+                 data.get("conversation_id"), str(data.get("channel") or "unknown")[:16], event.workspace_id)
 
 
 def install() -> None:

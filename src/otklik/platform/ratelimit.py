@@ -34,6 +34,11 @@ class SlidingWindow:
             if len(self._hits) > 100_000:
                 self._hits.clear()
 
+    def clear(self) -> None:
+        """Forget every key (tests)."""
+        with self._lock:
+            self._hits.clear()
+
 
 _REDIS_WINDOW = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
