@@ -18,9 +18,11 @@ from otklik.feedback import service as feedback
 from otklik.platform.db import utcnow
 from otklik.platform.errors import DomainError
 from otklik.reports import service as reports
+from otklik.web.ui import feedback_pages
 from otklik.web.ui.deps import CurrentUser, SupervisorUser, render, ui_router
 
 router = ui_router()
+router.include_router(feedback_pages.router)  # Settings → Surveys and reports, the mystery shopper's page
 CHANNELS = ("widget", "email", "telegram", "vk", "whatsapp", "max", "phone", "form", "api", "review", "viber",
             "instagram")
 COLOURS = ("#2563eb", "#16a34a", "#0891b2", "#9333ea", "#ea580c", "#db2777", "#65a30d", "#475569", "#a16207",
