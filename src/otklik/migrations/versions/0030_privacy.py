@@ -1,7 +1,7 @@
 """privacy: the retention period of closed conversations per workspace (issue 17 §3, 152-ФЗ)
 
 Revision ID: 0030
-Revises: 0029
+Revises: 0028
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0030"
-down_revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
