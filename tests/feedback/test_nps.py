@@ -177,3 +177,16 @@ def test_mystery_and_review_conversations_are_no_contact(client, ws):
         s.get(Conversation, cid).mystery = True
     with session_scope(write=False) as s:
         assert nps.due(s, ws.id, now=now, delay_days=30) == []
+
+
+def test_the_workers_sweep_asks_the_due_customers(client, ws):
+    """The rollup's minute sweep (run by `otklik worker` and the embedded worker) runs the NPS schedule every 10
+    minutes: a customer whose contact is 30 days old is asked by it."""
+    from otklik.reports import jobs as report_jobs
+
+    client.put("/api/v1/surveys/nps/settings", headers=ws.admin, json={"enabled": True})
+    cid = _contact(ws, _customer(ws, "worker@example.com"), utcnow() - 30 * DAY)
+    out = report_jobs.sweep_schedules(force=True)
+    assert out["nps"] >= 1
+    assert [(asked[1]) for asked in _asked(ws)] == [cid]
+    assert report_jobs.sweep_schedules() == {}  # within 10 minutes: not again

@@ -39,9 +39,6 @@ def send_survey(workspace_id: int, conversation_id: int) -> bool:
     return sent is not None
 
 
-NPS_SWEEP_SECONDS = 600.0
-
-
 @task()  # idempotent: the quarter rule, checked under the customer's row lock, makes a second run a no-op
 def send_nps(workspace_id: int, customer_id: int, trigger: str, trigger_at: str, conversation_id: int | None,
              order_number: str | None = None, now: str | None = None) -> bool:

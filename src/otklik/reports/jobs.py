@@ -40,10 +40,33 @@ def sweep_rollup() -> dict[str, int]:
             out["filled"] += rollup.fill_missing(workspace_id)
         except Exception:  # one workspace's failure must not stop the others
             log.exception("rollup fill failed for workspace %s", workspace_id)
+    out.update(sweep_schedules())
     return out
 
 
-WEEKLY_SWEEP_SECONDS = 600.0
+SCHEDULES_EVERY = 600.0  # seconds: the weekly report and the NPS schedule need no finer clock
+_schedules_at: list[float] = []
+
+
+def sweep_schedules(*, force: bool = False) -> dict[str, int]:
+    """The weekly report's and the NPS survey's sweeps, at most every 10 minutes per process. They ride on the
+    rollup's minute sweep, which `otklik worker` and the embedded worker already run (both places start it), so
+    they need no Periodic of their own."""
+    import time
+
+    now = time.monotonic()
+    if not force and _schedules_at and now - _schedules_at[0] < SCHEDULES_EVERY:
+        return {}
+    _schedules_at[:] = [now]
+    from otklik.feedback import jobs as feedback_jobs
+
+    out = {"weekly": 0, "nps": 0}
+    for name, sweep in (("weekly", sweep_weekly), ("nps", feedback_jobs.sweep_nps)):
+        try:
+            out[name] = sweep()
+        except Exception:  # one schedule's failure must not stop the other, nor the rollup
+            log.exception("the %s sweep failed", name)
+    return out
 
 
 @task(retries=1, retry_delay=60)  # idempotent: each (week, address) is claimed once before it is sent
