@@ -50,6 +50,7 @@ def test_tier_follows_paid_orders_and_ignores_cancelled_returned_and_unpaid(clie
     assert body["tier"] == "Бронза" and body["purchases"] == 5 and body["spent"] == 5000
     assert body["next_tier"] == {"name": "Серебро", "metric": "purchases", "missing": 5}
     # stored on the customer: the customers API shows it without asking loyalty
+    assert client.get(f"/api/v1/customers/{cid}", headers=ws.agent).json()["loyalty_tier"] == "Бронза"
     # a return takes the purchase away again
     order(client, ws, "A4", status="returned")
     assert tier_of(client, ws, cid)["tier"] is None

@@ -29,7 +29,7 @@ router = APIRouter(tags=["customers"])
 def customers_out(db: Session, customers: Sequence[Customer]) -> list[CustomerOut]:
     idents = service.identities_of(db, [c.id for c in customers])
     return [CustomerOut(id=c.id, name=c.name, language=c.language, timezone=c.timezone,
-                        attributes=c.attributes or {}, merged_into_id=c.merged_into_id,
+                        attributes=c.attributes or {}, merged_into_id=c.merged_into_id, loyalty_tier=c.loyalty_tier,
                         identities=[IdentityOut.model_validate(i) for i in idents[c.id]],
                         created_at=c.created_at, updated_at=c.updated_at) for c in customers]
 

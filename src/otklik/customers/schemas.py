@@ -50,6 +50,8 @@ class CustomerOut(BaseModel):
     attributes: dict[str, Any]
     identities: list[IdentityOut]
     merged_into_id: int | None
+    loyalty_tier: str | None = Field(None, description="The loyalty tier the customer's orders reach (read-only; "
+                                                       "/api/v1/loyalty/tiers)")
     created_at: dt.datetime
     updated_at: dt.datetime
 
