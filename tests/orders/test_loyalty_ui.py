@@ -81,3 +81,18 @@ def test_panel_and_customer_page_show_the_tier_and_the_referral_code(app, client
                          headers={"HX-Request": "true"})
         assert linked.status_code == 200 and 'id="cpanel-referred-by"' in linked.text
         assert ui.get("/ui/customers/999999999/loyalty", headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_sla_form_and_rule_editor_take_loyalty_tiers(app, client, ws):
+    from tests.web._ui import Browser
+
+    b = Browser(app, ws.admin_email)
+    r = b.post("/settings/sla", {"name": "Золото и Серебро", "first": "15", "enabled": "on",
+                                 "loyalty_tiers": "Золото, Серебро"}, htmx=False)
+    assert r.status_code == 303, r.text
+    (p,) = client.get("/api/v1/sla-policies", headers=ws.agent).json()
+    assert p["conditions"]["loyalty_tiers"] == ["Золото", "Серебро"]
+    page = b.get("/settings/sla").text
+    assert 'value="Золото, Серебро"' in page
+    rules = b.get("/settings/rules/new")
+    assert rules.status_code == 200 and '<option value="loyalty_tier"' in rules.text
