@@ -113,6 +113,10 @@ def test_start_code_links_the_agent_and_is_never_a_customer_message(client, ws, 
     r = post_update(client, bot, text_update(AGENT_CHAT, "привет"))
     assert r.json()["result"] == "agent"
     assert "чат уведомлений" in sent_to(telegram_api, AGENT_CHAT)[-1]
+    edited = text_update(AGENT_CHAT, "привет!")  # and so is an edit there
+    edited["edited_message"] = edited.pop("message")
+    edited["edited_message"]["edit_date"] = 1763950100
+    assert post_update(client, bot, edited).json()["result"] == "ignored"
     assert messages_of(ws.id, "telegram") == []
 
 
@@ -266,6 +270,30 @@ def test_sla_warning_goes_to_those_the_timer_names_and_never_across_workspaces(c
     assert "срок SLA скоро истечёт" in sent_to(telegram_api, AGENT_CHAT)[-1]
     # the same conversation id announced in another workspace reaches nobody
     assert jobs.notify_for_event.call_local("sla.warning", other_ws.id, data) == 0
+
+
+def test_a_real_sla_warning_from_the_sweep_reaches_the_assignee(client, ws, bot, telegram_api):
+    from zoneinfo import ZoneInfo
+
+    from otklik.conversations import service as conversations
+    from otklik.conversations import sla
+
+    link(client, bot, telegram_api, ws.agent, AGENT_CHAT)
+    r = client.post("/api/v1/sla-policies", json={"name": "Чат", "first_response_minutes": 10,
+                                                  "business_hours": False, "warn_share": 0.5}, headers=ws.admin)
+    assert r.status_code == 201, r.text
+    start = dt.datetime(2027, 3, 4, 10, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(dt.UTC)
+    with session_scope() as s:
+        cid = conversations.receive(s, ws.id, conversations.InboundMessage(
+            channel="email", identity_kind="email", identity_value="sla@example.com", text="Срочно!",
+            sent_at=start)).conversation.id
+    assert client.patch(f"/api/v1/conversations/{cid}", json={"assignee_id": ws.agent_id},
+                        headers=ws.admin).status_code == 200
+    before = len(sent_to(telegram_api, AGENT_CHAT))
+    with session_scope() as s:
+        assert sla.sweep(s, start + dt.timedelta(minutes=6), ws.id) == {"warned": 1, "breached": 0}
+    texts = sent_to(telegram_api, AGENT_CHAT)
+    assert len(texts) == before + 1 and "срок SLA скоро истечёт" in texts[-1] and "«Срочно!»" in texts[-1]
 
 
 def test_never_to_an_agent_who_cannot_open_the_conversation(client, ws, bot, telegram_api):

@@ -20,7 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def on_event(event: Event) -> None:
-    notify_for_event(event.type, event.workspace_id, dict(event.data))
+    """Enqueues only what may notify someone: a customer's message or a note (not agents' and the assistant's
+    replies), in a workspace where at least one agent linked Telegram (one indexed lookup, no job otherwise)."""
+    data = event.data
+    if event.type == "message.created" and not (data.get("author_kind") == "customer" or data.get("is_internal")):
+        return
+    with session_scope(write=False) as session:
+        if not service.workspace_has_links(session, event.workspace_id):
+            return
+    notify_for_event(event.type, event.workspace_id, dict(data))
 
 
 @task(retries=3, retry_delay=10)

@@ -162,6 +162,11 @@ def redeem_link_code(session: Session, *, account_id: int, workspace_id: int, ch
     return user
 
 
+def workspace_has_links(session: Session, workspace_id: int) -> bool:
+    return session.scalar(select(AgentTelegramLink.user_id).where(
+        AgentTelegramLink.workspace_id == workspace_id).limit(1)) is not None
+
+
 def link_of(session: Session, user_id: int | None) -> AgentTelegramLink | None:
     return session.get(AgentTelegramLink, user_id) if user_id is not None else None
 

@@ -165,6 +165,12 @@ def is_agent_chat_or_code(session: Session, account: ChannelAccount, message: Me
         return True
     if message.text and message.text.strip().lower().startswith("/start ") and code is not None:
         return True  # a link attempt with a spent or mistyped code: answered, not stored as a customer's
+    return is_agent_chat(session, account, message)
+
+
+def is_agent_chat(session: Session, account: ChannelAccount, message: Message) -> bool:
+    from otklik.notifications import service as notifications
+
     return notifications.link_for_chat(session, account.id, str(message.chat.id)) is not None
 
 
@@ -176,6 +182,9 @@ def handle_update(session: Session, account: ChannelAccount, update: Update, dat
     message = update.message or update.edited_message
     if message is not None:
         if message.chat.type != "private" or message.from_user is None or message.from_user.is_bot:
+            return "ignored" if record_event(session, account, event_key) else "duplicate"
+        if update.message is None and is_agent_chat(session, account, message):
+            # an agent editing a message in their notifications chat: nothing to do, and never a customer's
             return "ignored" if record_event(session, account, event_key) else "duplicate"
         if update.message is not None and is_agent_chat_or_code(session, account, message):
             # an agent linking their chat, or writing from it: never a customer message (notifications)
