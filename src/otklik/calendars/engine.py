@@ -317,6 +317,21 @@ class BusinessCalendar:
         """None when `at` is working time, else the next opening (UTC)."""
         return None if self.is_open(at) else self.add(at, 0)
 
+    def intervals(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The working intervals overlapping [start, end) as UTC epoch seconds, clipped to it (bookings' free
+        slots are cut from these). Touching intervals are one, as everywhere on the timeline."""
+        tl = self._tl
+        if tl is None or not (tl.lo_ts <= start and end < tl.hi_ts):
+            tl = self._timeline(start, end)
+        i = max(bisect.bisect_right(tl.starts, start) - 1, 0)
+        out: list[tuple[int, int]] = []
+        while i < len(tl.starts) and tl.starts[i] < end:
+            s, e = max(tl.starts[i], start), min(tl.ends[i], end)
+            if s < e:
+                out.append((s, e))
+            i += 1
+        return out
+
 
 def _shorten(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
     cut = PREHOLIDAY_SHORTENING_MINUTES

@@ -31,6 +31,7 @@ def all_models() -> None:
     import otklik.accounts.models
     import otklik.accounts.password_reset
     import otklik.assistant.models
+    import otklik.bookings.models
     import otklik.calendars.models
     import otklik.channels.email.models
     import otklik.channels.models

@@ -33,6 +33,7 @@ from otklik.web.ui import (
     settings,
     sla,
 )
+from otklik.web.ui import bookings as booking_pages
 from otklik.web.ui import proactive as proactive_pages
 from otklik.web.ui import reports as report_pages
 from otklik.web.ui import survey as survey_pages
@@ -42,7 +43,7 @@ from otklik.web.ui.deps import STATIC_DIR
 PAGES = (auth, inbox, conversation, settings, customers, search, knowledge, assist, helpcenter, channels,
          calendars, sla, automation, routing, legal, compensations, phrases, orders, notifications, report_pages,
          survey_pages,
-         integrations, reviews, proactive_pages)
+         integrations, reviews, booking_pages, proactive_pages)
 
 router = APIRouter(include_in_schema=False)
 for _module in PAGES:
