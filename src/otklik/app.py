@@ -311,6 +311,9 @@ def create_app() -> FastAPI:
     from otklik.privacy.api import router as privacy_router
 
     app.include_router(privacy_router, prefix="/api/v1")  # a customer's export and erasure (152-ФЗ)
+    from otklik.privacy.ui import router as privacy_pages
+
+    app.include_router(privacy_pages)  # the customer's «Персональные данные» page, Settings → «Персональные данные»
     metrics.install()  # inbound messages by channel
 
     install_ui(app)  # the agent workspace pages, `/` and /static

@@ -92,7 +92,7 @@ POLICY: dict[str, Rule] = {
                     "attributes": {}}),
     "bookings": Rule({"customer_id": C, "conversation_id": V}, "blank",
                      {"address": "", "feedback_comment": "", "meta": {}}),
-    "proactive_sends": Rule({"customer_id": C, "conversation_id": V}, "blank", {"context": {}}),
+    "proactive_sends": Rule({"customer_id": C, "conversation_id": V, "message_id": M}, "blank", {"context": {}}),
     "proactive_consent_events": Rule({"customer_id": C}, "blank", {"evidence": ""}),
     # no personal text in these: ids, states, times, amounts
     "assistant_decisions": Rule({"conversation_id": V, "message_id": M}, "keep", why="the decision (action, reason, article, "
@@ -140,7 +140,7 @@ class Scope:
         return {C: self.customers, V: self.conversations, M: self.messages}[kind]
 
 
-def _scope(session: Session, actor: Actor, customer_id: int) -> tuple[Customer, Scope]:
+def scope_of(session: Session, actor: Actor, customer_id: int) -> tuple[Customer, Scope]:
     customer = session.get(Customer, customer_id)
     if customer is None or customer.workspace_id != actor.workspace_id:
         raise NotFound(f"customer {customer_id} not found")
@@ -205,7 +205,7 @@ def export_customer(session: Session, actor: Actor, customer_id: int) -> tuple[I
     `attachments/`, and a README. Spooled to disk past 16 MB; returns the file (at 0), its name and what it
     holds, counted (for `record_export`)."""
     actor.require(Role.admin)
-    customer, scope = _scope(session, actor, customer_id)
+    customer, scope = scope_of(session, actor, customer_id)
     workspace = session.get(Workspace, actor.workspace_id)
     out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - returned to be streamed
     counts: dict[str, int] = {}
@@ -272,7 +272,7 @@ def erase_customer(session: Session, actor: Actor, customer_id: int, *, confirm:
     actor.require(Role.admin)
     if confirm is not True:
         raise field_error("confirm", "must be true: erasure cannot be undone")
-    customer, scope = _scope(session, actor, customer_id)
+    customer, scope = scope_of(session, actor, customer_id)
     counts: dict[str, int] = {}
     storage_keys: set[str] = set()
     for chunk in _chunks(scope.messages):
