@@ -246,3 +246,49 @@ def test_recompute_many_customers_in_one_batch(client, ws):
                                 .group_by(Customer.loyalty_tier)).tuples().all())
     assert counts == {"Бронза": 50}  # each of 50 customers has 2 or 3 purchases
     assert client.post("/api/v1/loyalty/recompute", headers=ws.admin).json() == {"changed": 0}
+
+
+def test_two_concurrent_links_of_one_customer_one_wins(client, ws):
+    """Two agents link the same new customer at once (on PostgreSQL both pass the «already referred?» read):
+    one link is stored, the other is a 409, never a 500 or two referrals."""
+    import threading
+
+    from otklik.platform.db import run_transaction
+    from otklik.platform.errors import Conflict
+
+    owners = [order(client, ws, f"C{i}", phone=f"+7916555008{i}")["customer_id"] for i in range(2)]
+    codes = [client.post(f"/api/v1/loyalty/customers/{o}/referral-code", headers=ws.agent).json()["code"]
+             for o in owners]
+    friend = client.post("/api/v1/customers", json={"name": "Новый", "identities": [
+        {"kind": "email", "external_id": "new-friend@example.com"}]}, headers=ws.admin).json()["id"]
+    from otklik.platform.db import get_engine
+
+    # PostgreSQL: both transactions are open before either links; SQLite runs one write transaction at a time
+    inside = get_engine().dialect.name == "postgresql"
+    barrier, outcomes = threading.Barrier(2), []
+
+    def link(code):
+        def work(s):
+            if inside:
+                from otklik.customers.models import Customer
+
+                s.get(Customer, friend)  # the transaction has started
+                barrier.wait(timeout=10)
+            return loyalty.attach(s, ws.actor("agent"), friend, code)
+        if not inside:
+            barrier.wait(timeout=10)
+        try:
+            run_transaction(work, attempts=1)
+            outcomes.append("linked")
+        except Conflict:
+            outcomes.append("conflict")
+        except Exception as exc:  # the test reports anything else
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=link, args=(c,)) for c in codes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["conflict", "linked"], outcomes
+    assert len(client.get("/api/v1/loyalty/referrals", headers=ws.agent).json()) == 1

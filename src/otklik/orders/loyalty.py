@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otklik.accounts.models import Role
@@ -323,8 +324,12 @@ def ensure_code(session: Session, actor: Actor, customer_id: int) -> tuple[Refer
         if taken is None:
             break
     row = ReferralCode(workspace_id=actor.workspace_id, customer_id=customer.id, code=code)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # the same customer's code made by a concurrent request: that one is theirs
+        raise Conflict("the customer's code was just created; ask again", code="code_created") from None
     record_audit(session, actor, entity_type="customer", entity_id=customer.id, action="referral_code_created",
                  after={"code": code})
     return row, True
@@ -365,8 +370,12 @@ def _link(session: Session, workspace_id: int, referred_id: int, owner: Referral
     referral = Referral(workspace_id=workspace_id, referrer_id=owner.customer_id, referred_id=referred_id,
                         code=owner.code, source=source, linked_at=utcnow(), idempotency_key=uuid.uuid4().hex,
                         webhook_status="none", attempts=0)
-    session.add(referral)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent link of the same customer wins; this one is refused
+            session.add(referral)
+            session.flush()
+    except IntegrityError:
+        raise Conflict("this customer was referred already", code="already_referred") from None
     return referral
 
 
@@ -432,7 +441,10 @@ def _link_from_orders(session: Session, workspace_id: int, orders: Sequence[dict
             continue
         if {o for o, _ in bought.get(customer_id, [])} - {order["order_id"]}:  # bought before: not a new customer
             continue
-        _link(session, workspace_id, customer_id, owner, "order")
+        try:
+            _link(session, workspace_id, customer_id, owner, "order")
+        except Conflict:
+            continue  # linked by a concurrent request meanwhile
         referred.add(customer_id)
 
 
