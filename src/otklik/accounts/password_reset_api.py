@@ -19,8 +19,9 @@ from otklik.platform.ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"], route_class=SafeJSONRoute)  # public: bodies get the shared JSON limits
-_per_client = SlidingWindow(limit=10, seconds=60)
-_per_address = SlidingWindow(limit=5, seconds=900)
+# shared by every process through Redis when it is configured (platform/ratelimit.py)
+_per_client = SlidingWindow(limit=10, seconds=60, name="reset-client")
+_per_address = SlidingWindow(limit=5, seconds=900, name="reset-address")
 
 
 class ResetRequestIn(Strict):

@@ -20,6 +20,7 @@ Embed (docs/README): <form method="post" action="https://support.example.ru/form
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import urllib.parse
 from typing import Annotated, Any, Literal
@@ -72,7 +73,9 @@ def _limiter(token: str, limit: int, seconds: int) -> SlidingWindow:
     if key not in _limiters:
         if len(_limiters) > 10_000:
             _limiters.clear()
-        _limiters[key] = SlidingWindow(limit, seconds)
+        # shared through Redis when configured; named by a digest of the form's token, never the token itself
+        digest = hashlib.sha256(token.encode()).hexdigest()[:16]
+        _limiters[key] = SlidingWindow(limit, seconds, name=f"form-{digest}-{limit}-{seconds}")
     return _limiters[key]
 
 

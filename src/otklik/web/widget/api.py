@@ -48,13 +48,14 @@ PRIVATE_PATHS = ("/api/v1/widget/settings", "/api/v1/widget/agent-typing", "/api
 MAX_TEXT = 5000
 POLL_SECONDS = 25.0
 
-# Per-process limits (a visitor is pinned to one process by its socket; good enough against a noisy script).
-sessions_per_ip = SlidingWindow(30, 60)
-messages_per_visitor = SlidingWindow(30, 60)
-pages_per_visitor = SlidingWindow(60, 60)
-typing_per_visitor = SlidingWindow(60, 60)
-uploads_per_visitor = SlidingWindow(20, 600)
-forms_per_ip = SlidingWindow(5, 600)
+# Shared by every web process through Redis when it is configured (a visitor's polls and posts may reach any
+# process behind the load balancer), per process otherwise (platform/ratelimit.py).
+sessions_per_ip = SlidingWindow(30, 60, name="widget-sessions")
+messages_per_visitor = SlidingWindow(30, 60, name="widget-messages")
+pages_per_visitor = SlidingWindow(60, 60, name="widget-pages")
+typing_per_visitor = SlidingWindow(60, 60, name="widget-typing")
+uploads_per_visitor = SlidingWindow(20, 600, name="widget-uploads")
+forms_per_ip = SlidingWindow(5, 600, name="widget-forms")
 
 
 class WidgetCORS:
