@@ -29,10 +29,10 @@ import statistics
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -48,12 +48,15 @@ from otklik.conversations.models import (
     Message,
     OutboxItem,
     OutboxStatus,
+    Priority,
     Status,
 )
 from otklik.customers.models import Customer, Identity
 from otklik.orders.models import Order
 from otklik.platform.db import utcnow
 from otklik.platform.errors import Conflict, NotFound, field_error
+from otklik.platform.html import text_to_html
+from otklik.platform.text import search_terms
 from otklik.proactive.models import (
     ConsentEvent,
     CustomerContact,
@@ -403,9 +406,9 @@ def claim(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     now = utcnow()
     values = [{"status": "pending", "send_at": now, "context": {}, "created_at": now, "marketing": False,
                "campaign_id": None, **r} for r in rows]
-    stmt = _insert(session)(ProactiveSend).values(values).on_conflict_do_nothing(
+    stmt = _insert(session)(ProactiveSend).on_conflict_do_nothing(
         index_elements=["workspace_id", "dedup_key", "customer_id"]).returning(ProactiveSend.id)
-    return [int(i) for i in session.scalars(stmt)]
+    return [int(i) for i in session.scalars(stmt, values)]  # one statement per batch of rows, not per row
 
 
 # -- deciding and queuing ---------------------------------------------------------------------------------
@@ -444,7 +447,7 @@ def _load_batch(session: Session, workspace_id: int, customer_ids: Iterable[int]
     recent = dict(session.execute(select(ProactiveSend.customer_id, func.count()).where(
         ProactiveSend.workspace_id == workspace_id, ProactiveSend.customer_id.in_(ids),
         ProactiveSend.marketing.is_(True), ProactiveSend.status == "queued", ProactiveSend.queued_at >= since)
-        .group_by(ProactiveSend.customer_id)).tuples().all()) if ids else {}
+        .group_by(ProactiveSend.customer_id)).all()) if ids else {}
     conversations: dict[tuple[int, str], Conversation] = {}
     for conv in session.scalars(select(Conversation).where(
             Conversation.workspace_id == workspace_id, Conversation.customer_id.in_(ids),
@@ -520,12 +523,6 @@ def decide(session: Session, workspace_id: int, sends: Sequence[ProactiveSend], 
     """Decide each pending send (see the module's rules): queue it, leave it pending until quiet hours end, or
     skip it with the reason. `slots` (a campaign's, per channel) spreads the outbox rows at the channel's rate;
     without it they are due now and nudged after commit. Returns counts by outcome."""
-    from otklik.conversations.service import (
-        _add_message,  # the batch path, as receive_many uses it: no per-message locking or re-reading
-        conversation_event_data,
-        message_event_data,
-        status_after_public_reply,
-    )
     from otklik.platform.events import Event, after_commit
 
     now = now or utcnow()
@@ -593,61 +590,96 @@ def decide(session: Session, workspace_id: int, sends: Sequence[ProactiveSend], 
     if not to_queue:
         session.flush()
         return counts
-    # The batch is written with a handful of flushes (each a multi-row INSERT), not a few per send:
-    # conversations first (their numbers taken as one block), then the messages, then the outbox rows.
-    fresh: list[Conversation] = []
-    for _, customer, channel, text, _ in to_queue:
-        conversation = batch.conversations.get((customer.id, channel))
-        if conversation is None or conversation.status == Status.closed.value:
-            conversation = Conversation(
-                workspace_id=workspace_id, number=0, customer_id=customer.id, channel=channel, subject=text[:80],
-                status=Status.new.value, language=customer.language,
-                previous_conversation_id=conversation.id if conversation is not None else None, created_at=now,
-                updated_at=now, last_message_at=now, last_customer_message_at=now, version=1, message_count=0)
-            batch.conversations[(customer.id, channel)] = conversation
-            fresh.append(conversation)
+    # The batch is written with a few multi-row Core INSERTs (the ORM would insert row by row to learn each
+    # new id): conversations first (their numbers taken as one block), then the messages, then the outbox rows.
+    # What `conversations.service._add_message` sets on a message and its conversation is set here the same way.
+    conversation_ids: dict[tuple[int, str], int] = {}
+    fresh: list[tuple[int, str]] = []
+    fresh_rows: list[dict[str, Any]] = []
+    for _send, customer, channel, text, _meta in to_queue:
+        key = (customer.id, channel)
+        if key in conversation_ids or key in fresh:
+            continue
+        conversation = batch.conversations.get(key)
+        if conversation is not None and conversation.status != Status.closed.value:
+            conversation_ids[key] = conversation.id
+            continue
+        fresh.append(key)
+        fresh_rows.append({
+            "workspace_id": workspace_id, "customer_id": customer.id, "channel": channel, "subject": text[:80],
+            "status": Status.open.value, "priority": Priority.normal, "language": customer.language,
+            "previous_conversation_id": conversation.id if conversation is not None else None, "created_at": now,
+            "updated_at": now, "last_message_at": now, "last_customer_message_at": now, "version": 1,
+            "message_count": 0, "last_message_preview": ""})
     if fresh:
         last = session.scalar(update(Workspace).where(Workspace.id == workspace_id)
                               .values(conversation_seq=Workspace.conversation_seq + len(fresh))
                               .returning(Workspace.conversation_seq)
                               .execution_options(synchronize_session=False))
         assert last is not None
-        for offset, conversation in enumerate(fresh):
-            conversation.number = int(last) - len(fresh) + 1 + offset
-        session.add_all(fresh)
-        session.flush()
-    messages = []
-    for _send, customer, channel, text, meta in to_queue:
-        conversation = batch.conversations[(customer.id, channel)]
-        messages.append(_add_message(session, conversation, direction=Direction.outbound,
-                                     author=AuthorKind.assistant, author_user_id=None, text=text, html="",
-                                     channel=channel, delivery_status=DeliveryStatus.queued, meta=meta,
-                                     created_at=now, flush=False))
-        conversation.status = status_after_public_reply(Status(conversation.status)).value
-    session.flush()
-    items = []
-    for (send, _customer, channel, _, _), message in zip(to_queue, messages, strict=True):
+        for offset, row in enumerate(fresh_rows):
+            row["number"] = int(last) - len(fresh) + 1 + offset
+        # RETURNING without «in parameter order» (SQLite would then insert row by row): matched by number
+        by_number = dict(session.execute(insert(Conversation).returning(Conversation.number, Conversation.id),
+                                         fresh_rows).all())
+        conversation_ids.update((key, by_number[row["number"]]) for key, row in zip(fresh, fresh_rows, strict=True))
+    message_rows: list[dict[str, Any]] = [{
+        "workspace_id": workspace_id, "conversation_id": conversation_ids[(customer.id, channel)], "channel": channel,
+        "direction": Direction.outbound.value, "author_kind": AuthorKind.assistant.value, "author_user_id": None,
+        "body_text": text, "body_html": text_to_html(text), "is_internal": False, "channel_message_id": None,
+        "delivery_status": DeliveryStatus.queued.value, "meta": meta, "search_terms": search_terms(text),
+        "created_at": now} for _send, customer, channel, text, meta in to_queue]
+    by_send = {meta["proactive"]["send_id"]: message_id for message_id, meta in session.execute(
+        insert(Message).returning(Message.id, Message.meta), message_rows).all()}
+    message_ids = [by_send[row["meta"]["proactive"]["send_id"]] for row in message_rows]
+    per_conversation: dict[int, list[str]] = {}
+    for row in message_rows:
+        per_conversation.setdefault(row["conversation_id"], []).append(row["body_text"])
+    counted = [{"c_id": cid, "c_n": len(texts), "c_preview": " ".join(texts[-1].split())[:200]}
+               for cid, texts in per_conversation.items()]
+    table = cast(Table, Conversation.__table__)
+    session.execute(update(table).where(table.c.id == bindparam("c_id")).values(
+        message_count=table.c.message_count + bindparam("c_n"), last_message_preview=bindparam("c_preview"),
+        last_message_at=now, updated_at=now, version=table.c.version + 1), counted)
+    reopened = [conversation_ids[k] for k, c in batch.conversations.items()
+                if k in conversation_ids and k not in fresh and c.status == Status.new.value]
+    if reopened:  # a proactive message is a public reply: a «new» conversation becomes «open»
+        session.execute(update(table).where(table.c.id.in_(reopened)).values(status=Status.open.value))
+    outbox_rows = []
+    for (send, _customer, channel, _, _), message_id, row in zip(to_queue, message_ids, message_rows, strict=True):
         due = now
         if slots is not None:
             per_second = rate or CHANNEL_RATES.get(channel, DEFAULT_RATE)
             slot = dt.datetime.fromisoformat(slots[channel]) if channel in slots else now
             due = max(slot, now)
             slots[channel] = (due + dt.timedelta(seconds=1 / per_second)).isoformat()
-        items.append(OutboxItem(workspace_id=workspace_id, message_id=message.id, channel=channel,
-                                status=OutboxStatus.pending.value, idempotency_key=uuid.uuid4().hex,
-                                next_attempt_at=due, created_at=now))
+        outbox_rows.append({"workspace_id": workspace_id, "message_id": message_id, "channel": channel,
+                            "status": OutboxStatus.pending.value, "attempts": 0,
+                            "idempotency_key": uuid.uuid4().hex, "next_attempt_at": due, "created_at": now})
         send.status, send.reason, send.channel = "queued", None, channel
-        send.conversation_id, send.message_id, send.queued_at = message.conversation_id, message.id, now
-    session.add_all(items)
+        send.conversation_id, send.message_id, send.queued_at = row["conversation_id"], message_id, now
+    by_message = dict(session.execute(insert(OutboxItem).returning(OutboxItem.message_id, OutboxItem.id),
+                                      outbox_rows).all())
+    outbox_ids = [by_message[message_id] for message_id in message_ids]
     session.flush()
+    for conversation in batch.conversations.values():
+        if conversation.id in per_conversation:
+            session.expire(conversation)  # changed by the statements above
     if announce:  # one trigger's few messages: shown live, and delivered right after commit
         from otklik.conversations import outbox
 
-        for conversation in fresh:
-            after_commit(session, Event("conversation.created", workspace_id, conversation_event_data(conversation)))
-        for message, item in zip(messages, items, strict=True):
-            after_commit(session, Event("message.created", workspace_id, message_event_data(message)))
-            outbox.enqueue_after_commit(session, item.id)
+        for key, row in zip(fresh, fresh_rows, strict=True):
+            after_commit(session, Event("conversation.created", workspace_id, {
+                "id": conversation_ids[key], "number": row["number"], "status": Status.open.value,
+                "priority": Priority.normal.value, "assignee_id": None, "team_id": None, "customer_id": key[0],
+                "channel": key[1], "subject": row["subject"], "version": 1}))
+        for message_id, row, outbox_id in zip(message_ids, message_rows, outbox_ids, strict=True):
+            after_commit(session, Event("message.created", workspace_id, {
+                "id": message_id, "conversation_id": row["conversation_id"], "direction": row["direction"],
+                "author_kind": row["author_kind"], "author_user_id": None, "body_text": row["body_text"],
+                "is_internal": False, "channel": row["channel"], "delivery_status": row["delivery_status"],
+                "created_at": now.isoformat()}))
+            outbox.enqueue_after_commit(session, outbox_id)
     return counts
 
 
