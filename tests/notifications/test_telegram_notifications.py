@@ -234,6 +234,17 @@ def test_a_new_conversation_in_my_team(client, ws, bot, telegram_api):
     text = sent_to(telegram_api, AGENT_CHAT)[-1]
     assert text.startswith(f"🆕 Новое обращение #{r.json()['number']} в команде «Доставка»")
     assert "Курьер не приехал" in text
+    # moved into my team later: news once per move; other changes are not
+    cid = inbound(client, ws, identity="moved@example.com", text="Где мой заказ 4512?")["conversation_id"]
+    before = len(sent_to(telegram_api, AGENT_CHAT))
+    client.patch(f"/api/v1/conversations/{cid}", json={"priority": "high"}, headers=ws.admin)
+    assert len(sent_to(telegram_api, AGENT_CHAT)) == before
+    client.patch(f"/api/v1/conversations/{cid}", json={"team_id": team.json()["id"]}, headers=ws.admin)
+    client.patch(f"/api/v1/conversations/{cid}", json={"priority": "urgent"}, headers=ws.admin)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=service.GROUP_SECONDS + 1)
+    jobs.sweep(now=later)
+    texts = sent_to(telegram_api, AGENT_CHAT)
+    assert len(texts) == before + 1 and "передано в команду «Доставка»" in texts[-1] and "4512" in texts[-1]
 
 
 def test_a_mention_in_an_internal_note(client, ws, bot, telegram_api):

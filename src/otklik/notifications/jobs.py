@@ -25,6 +25,8 @@ def on_event(event: Event) -> None:
     data = event.data
     if event.type == "message.created" and not (data.get("author_kind") == "customer" or data.get("is_internal")):
         return
+    if event.type == "conversation.updated" and "team_id" not in (data.get("changed") or []):
+        return  # only a move to another team is news
     with session_scope(write=False) as session:
         if not service.workspace_has_links(session, event.workspace_id):
             return

@@ -233,7 +233,8 @@ def _team_name(session: Session, team_id: int | None) -> str:
 
 def plan(session: Session, event_type: str, workspace_id: int, data: dict[str, Any]) -> Planned | None:
     """The notification an event makes (recipients before the choices and visibility checks)."""
-    if event_type == "conversation.created":
+    moved = event_type == "conversation.updated" and "team_id" in (data.get("changed") or [])
+    if event_type == "conversation.created" or moved:
         conversation = session.get(Conversation, data.get("id"))
         if conversation is None or conversation.workspace_id != workspace_id or conversation.team_id is None:
             return None
@@ -242,9 +243,15 @@ def plan(session: Session, event_type: str, workspace_id: int, data: dict[str, A
         else:
             users = set(session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == conversation.team_id)))
         team = _team_name(session, conversation.team_id)
-        return Planned(users, "new_in_team", f"conversation:{conversation.id}", conversation.id,
-                       {"ru": f"🆕 Новое обращение #{conversation.number} в команде «{team}»",
-                        "en": f"🆕 New conversation #{conversation.number} in team «{team}»"},
+        # a conversation moved to a team is news to that team once per move (the version names the move)
+        key = f"team:{conversation.id}:{conversation.team_id}:{data.get('version')}" if moved else \
+            f"conversation:{conversation.id}"
+        n = conversation.number
+        headline = ({"ru": f"🆕 Обращение #{n} передано в команду «{team}»",
+                     "en": f"🆕 Conversation #{n} moved to team «{team}»"} if moved else
+                    {"ru": f"🆕 Новое обращение #{n} в команде «{team}»",
+                     "en": f"🆕 New conversation #{n} in team «{team}»"})
+        return Planned(users, "new_in_team", key, conversation.id, headline,
                        preview(conversation.last_message_preview or conversation.subject))
     if event_type == "message.created":
         message = session.get(Message, data.get("id"))
@@ -298,7 +305,8 @@ def plan(session: Session, event_type: str, workspace_id: int, data: dict[str, A
     return None
 
 
-EVENTS = ("conversation.created", "message.created", "sla.warning", "sla.breached", "compensation.requested")
+EVENTS = ("conversation.created", "conversation.updated", "message.created", "sla.warning", "sla.breached",
+          "compensation.requested")
 
 
 def conversation_url(conversation_id: int) -> str:
