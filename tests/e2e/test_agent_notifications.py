@@ -13,6 +13,7 @@ import pytest
 from tests.channels.conftest import BOT_TOKEN, TelegramBotAPI, fixture
 from tests.conftest import make_workspace
 from tests.e2e._ui import sign_in
+from tests.e2e.conftest import screenshot
 
 _ids = itertools.count(800_000_001)
 
@@ -38,6 +39,7 @@ def test_link_choose_and_unlink_telegram_from_the_profile(new_page, live_server,
     sign_in(page, ws.agent_email, next_path="/settings/profile")
     page.click("#telegram-get-code")
     code_text = page.locator("#telegram-code").inner_text()
+    screenshot(page, "profile-01-telegram-code")
     assert code_text.startswith("/start ") and len(code_text.split()[1]) == 8
     assert "Отправьте это сообщение боту Telegram" in page.locator("#telegram-code-help").inner_text()
 
@@ -54,6 +56,7 @@ def test_link_choose_and_unlink_telegram_from_the_profile(new_page, live_server,
     linked = page.locator("#telegram-linked")
     linked.wait_for()
     assert "Telegram подключён" in linked.inner_text() and "@anna_smirnova" in linked.inner_text()
+    screenshot(page, "profile-02-telegram-linked")
 
     # what reaches me: everything by default; turn off a customer's reply
     assert page.is_checked("#notify-customer_reply") and page.is_checked("#notify-approval")
