@@ -103,7 +103,8 @@ def test_bad_input_is_422_naming_the_field_and_roles(client, ws):
              ({"name": "X", "threshold": 2.5}, "threshold"), ({"name": "X", "threshold": 5, "metric": "visits"}, "metric"),
              ({"name": "X", "threshold": 5, "period_days": 0}, "period_days"),
              ({"name": "X", "threshold": 5, "period_days": "30"}, "period_days"),
-             ({"name": "X", "threshold": 5, "rank": True}, "rank"), ({"name": "X", "threshold": 5, "color": 1}, "color")]
+             ({"name": "X", "threshold": 5, "rank": True}, "rank"), ({"name": "X", "threshold": 5, "color": 1}, "color"),
+             ({"name": "a\u0000b", "threshold": 5}, "name"), ({"name": "X", "threshold": "1e400"}, "threshold")]
     for body, field in cases:
         r = client.post("/api/v1/loyalty/tiers", json=body, headers=ws.admin)
         assert r.status_code == 422, (body, r.text)
@@ -123,6 +124,8 @@ def test_bad_input_is_422_naming_the_field_and_roles(client, ws):
     assert bad.status_code == 422 and "webhook_url" in bad.text
     bad = client.put("/api/v1/loyalty/settings", json={"webhook_url": "https://shop.example/hook"}, headers=ws.admin)
     assert bad.status_code == 422 and "secret" in bad.text
+    bad = client.put("/api/v1/loyalty/settings", json={"reward": "10 %\u0000"}, headers=ws.admin)
+    assert bad.status_code == 422 and "reward" in bad.text
 
 
 def test_other_workspace_objects_are_404(client, ws, other_ws):

@@ -63,6 +63,11 @@ def list_tiers(session: Session, workspace_id: int) -> list[LoyaltyTier]:
                                 .order_by(LoyaltyTier.rank, LoyaltyTier.id)))
 
 
+def _control(text: str) -> bool:
+    """A control character (a NUL PostgreSQL cannot store, a newline in a name): refused with the field's name."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
@@ -87,8 +92,8 @@ def _check_tier(session: Session, workspace_id: int, data: dict[str, Any], tier:
     out: dict[str, Any] = {}
     if "name" in data or tier is None:
         name = data.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
-            raise field_error("name", "1 to 64 characters")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64 or _control(name):
+            raise field_error("name", "1 to 64 characters, no control characters")
         name = " ".join(name.split())
         clash = session.scalar(select(LoyaltyTier.id).where(LoyaltyTier.workspace_id == workspace_id,
                                                             func.lower(LoyaltyTier.name) == name.lower()))
@@ -540,16 +545,17 @@ def update_settings(session: Session, actor: Actor, data: dict[str, Any]) -> dic
     if not isinstance(url, str):
         raise field_error("webhook_url", "an http(s) URL or empty")
     url = url.strip()
-    if url and (not url.startswith(("https://", "http://")) or len(url) > 500 or any(c.isspace() for c in url)):
+    if url and (not url.startswith(("https://", "http://")) or len(url) > 500 or any(c.isspace() for c in url)
+                or _control(url)):
         raise field_error("webhook_url", "an http(s) URL of at most 500 characters")
     secret = data.get("secret")
-    if secret not in (None, "") and (not isinstance(secret, str) or not 16 <= len(secret) <= 200):
-        raise field_error("secret", "16 to 200 characters")
+    if secret not in (None, "") and (not isinstance(secret, str) or not 16 <= len(secret) <= 200 or _control(secret)):
+        raise field_error("secret", "16 to 200 characters, no control characters")
     if url and not secret and not (row and row.secret_enc):
         raise field_error("secret", "a signing secret (16 to 200 characters) the shop checks")
     reward = data.get("reward", row.reward if row else "")
-    if not isinstance(reward, str) or len(reward.strip()) > 200:
-        raise field_error("reward", "at most 200 characters")
+    if not isinstance(reward, str) or len(reward.strip()) > 200 or _control(reward):
+        raise field_error("reward", "at most 200 characters, no control characters")
     if row is None:
         row = LoyaltySettings(workspace_id=actor.workspace_id, webhook_url="", secret_enc="", reward="")
         session.add(row)
