@@ -76,6 +76,9 @@ def foreign(client, ws, other_ws):
         "tier_id": client.post("/api/v1/loyalty/tiers", json={"name": "B", "threshold": 1},  # issue 16: loyalty
                                headers=other_ws.admin).json()["id"],
         "referral_id": _referral(client, other_ws, referrer=got["customer_id"], referred=cust["id"]),
+        "campaign_id": client.post("/api/v1/proactive/campaigns", json={"name": "B", "text_ru": "b"},  # issue 16
+                                   headers=other_ws.admin).json()["id"],
+        "kind": "order_delivered",  # a proactive trigger: each workspace has its own (OWN_NAMESPACE below)
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
@@ -149,10 +152,13 @@ BODIES = {
     ("PATCH", "/api/v1/integrations/crm/connections/{connection_id}"): {"name": "x"},
     ("PATCH", "/api/v1/loyalty/tiers/{tier_id}"): {"name": "x"},
     ("POST", "/api/v1/loyalty/customers/{customer_id}/referrer"): {"code": "ABCDEFGH"},
+    ("PATCH", "/api/v1/proactive/campaigns/{campaign_id}"): {"name": "x"},
+    ("POST", "/api/v1/proactive/customers/{customer_id}/consent"): {"action": "opted_out"},
 }
 # Create-or-update by a key in the caller's own namespace: A's PUT of a number B also uses makes A's own order
 # (tests/orders/test_orders_api.py: B's order stays B's and is 404 to A).
-OWN_NAMESPACE = {("PUT", "/api/v1/orders/{number}")}
+OWN_NAMESPACE = {("PUT", "/api/v1/orders/{number}"),
+                 ("PUT", "/api/v1/proactive/triggers/{kind}")}  # a trigger kind: A's switch of A's own trigger
 # Query strings valid in shape, for the same reason.
 QUERIES = {
     ("GET", "/api/v1/calendars/{calendar_id}/add"): {"start": "2026-03-04T10:00:00+03:00", "minutes": 5},
