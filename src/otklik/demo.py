@@ -1529,6 +1529,10 @@ def _seed(session: Session, now: dt.datetime) -> User:
     _seed_reviews(session, workspace.id, users, now, rng)
     _seed_qa(session, workspace.id, users)
     _seed_orders(session, workspace.id, people, actors["admin"], now)
+    # installation and assembly visits (issue 16): services, installers, one visit coming, one done, one missed
+    from otklik.bookings.demo_seed import seed_bookings
+
+    seed_bookings(session, actors["admin"], [(p.customer_id, p.city) for p in people], now)
     # the shop's CRMs (issue 18): amoCRM, Bitrix24, RetailCRM present, switched off, example settings
     from otklik.crm.service import add_demo_connections
 

@@ -52,7 +52,7 @@ class Installer(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # None: a contractor
     contractor: Mapped[str] = mapped_column(String(200), default="")  # the contractor's company, if any
     phone: Mapped[str] = mapped_column(String(32), default="")
-    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="RESTRICT"))
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id"))  # NO ACTION: not while in use
     areas: Mapped[list[str]] = mapped_column(JSONType, default=list)  # lower-case city/zone names
     service_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)  # empty: every service
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -68,8 +68,8 @@ class Booking(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    service_id: Mapped[int] = mapped_column(ForeignKey("booking_services.id", ondelete="RESTRICT"))
-    installer_id: Mapped[int] = mapped_column(ForeignKey("installers.id", ondelete="RESTRICT"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("booking_services.id"))
+    installer_id: Mapped[int] = mapped_column(ForeignKey("installers.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     order_number: Mapped[str] = mapped_column(String(64), default="")

@@ -19,7 +19,7 @@ depends_on = None
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
-def _fk(table: str, column: str, target: str, ondelete: str) -> sa.ForeignKeyConstraint:
+def _fk(table: str, column: str, target: str, ondelete: str | None) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint([column], [f"{target}.id"], ondelete=ondelete,
                                    name=op.f(f"fk_{table}_{column}_{target}"))
 
@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         _fk("installers", "workspace_id", "workspaces", "CASCADE"),
         _fk("installers", "user_id", "users", "SET NULL"),
-        _fk("installers", "calendar_id", "calendars", "RESTRICT"),
+        _fk("installers", "calendar_id", "calendars", None),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_installers")),
         sa.UniqueConstraint("workspace_id", "name", name=op.f("uq_installers_workspace_id_name")),
     )
@@ -89,8 +89,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         _fk("bookings", "workspace_id", "workspaces", "CASCADE"),
-        _fk("bookings", "service_id", "booking_services", "RESTRICT"),
-        _fk("bookings", "installer_id", "installers", "RESTRICT"),
+        _fk("bookings", "service_id", "booking_services", None),
+        _fk("bookings", "installer_id", "installers", None),
         _fk("bookings", "customer_id", "customers", "CASCADE"),
         _fk("bookings", "conversation_id", "conversations", "SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bookings")),
