@@ -39,6 +39,8 @@ def test_link_choose_and_unlink_telegram_from_the_profile(new_page, live_server,
     sign_in(page, ws.agent_email, next_path="/settings/profile")
     page.click("#telegram-get-code")
     code_text = page.locator("#telegram-code").inner_text()
+    assert page.get_attribute("#telegram-start-link", "href") == \
+        f"https://t.me/romashka_support_bot?start={code_text.split()[1]}"
     screenshot(page, "profile-01-telegram-code")
     assert code_text.startswith("/start ") and len(code_text.split()[1]) == 8
     assert "Отправьте это сообщение боту Telegram" in page.locator("#telegram-code-help").inner_text()

@@ -78,6 +78,7 @@ def link(client, bot, telegram_api, headers, chat_id: int) -> None:
     assert r.status_code == 201, r.text
     code = r.json()["code"]
     assert r.json()["send_to_bot"] == f"/start {code}"
+    assert r.json()["link"] == f"https://t.me/romashka_support_bot?start={code}"  # the stand-in's getMe
     answer = post_update(client, bot, text_update(chat_id, f"/start {code}"))
     assert answer.status_code == 200 and answer.json()["result"] == "linked", answer.text
     assert sent_to(telegram_api, chat_id)[-1] == "Уведомления подключены"
@@ -392,8 +393,11 @@ def test_preferences_are_per_agent(client, ws, other_ws):
     assert client.get("/api/v1/me/notifications", headers=other_ws.agent).json()["preferences"]["mention"] is True
 
 
-def test_codes_are_stored_as_digests_only(client, ws, bot):
-    code = client.post("/api/v1/me/notifications/telegram/code", headers=ws.agent).json()["code"]
+def test_codes_are_stored_as_digests_only(client, ws, bot, telegram_api):
+    telegram_api.fail_next["getMe"] = ["response_401"]  # the bot's name unknown: the code alone still works
+    issued = client.post("/api/v1/me/notifications/telegram/code", headers=ws.agent).json()
+    code = issued["code"]
+    assert issued["link"] is None and issued["bot_username"] is None
     with session_scope(write=False) as s:
         rows = list(s.scalars(select(AgentLinkCode).where(AgentLinkCode.user_id == ws.agent_id)))
     assert len(rows) == 1 and code not in rows[0].code_hash and len(rows[0].code_hash) == 64

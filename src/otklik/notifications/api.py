@@ -48,6 +48,8 @@ class LinkCodeOut(BaseModel):
     code: str
     expires_at: dt.datetime
     send_to_bot: str
+    bot_username: str | None
+    link: str | None  # https://t.me/<bot>?start=<code>: one tap on the phone
 
 
 class NotificationOut(BaseModel):
@@ -83,7 +85,9 @@ def update_preferences(body: PreferencesUpdate, actor: CurrentActor, db: DB) -> 
 def new_link_code(actor: CurrentActor, db: DB) -> LinkCodeOut:
     """A one-time code (ten minutes): send `/start CODE` to the workspace's Telegram bot."""
     code, expires_at = service.issue_link_code(db, actor)
-    return LinkCodeOut(code=code, expires_at=expires_at, send_to_bot=f"/start {code}")
+    username = service.bot_username(db, actor.workspace_id)
+    return LinkCodeOut(code=code, expires_at=expires_at, send_to_bot=f"/start {code}", bot_username=username,
+                       link=service.start_link(username, code))
 
 
 @router.delete("/me/notifications/telegram", status_code=204)

@@ -64,6 +64,31 @@ def register_sender(kind: str, sender: Sender) -> None:
     _senders[kind] = sender
 
 
+BotName = Callable[[int], "str | None"]  # bot account id -> the bot's @username (None when unknown)
+_bot_names: dict[str, BotName] = {}
+
+
+def register_bot_name(kind: str, namer: BotName) -> None:
+    _bot_names[kind] = namer
+
+
+def bot_username(session: Session, workspace_id: int) -> str | None:
+    """The workspace bot's @username, for a one-tap t.me link; None when the channel cannot say."""
+    bots = telegram_bots(session, workspace_id)
+    namer = _bot_names.get("telegram")
+    if not bots or namer is None:
+        return None
+    try:
+        return namer(bots[0])
+    except Exception:  # the link is a convenience: the code alone still works
+        return None
+
+
+def start_link(username: str | None, code: str) -> str | None:
+    """Telegram's deep link: opening it shows the bot with «Start», which sends `/start CODE`."""
+    return f"https://t.me/{username}?start={code}" if username else None
+
+
 # -- an agent's choices ------------------------------------------------------------------------------------
 
 def preferences(session: Session, actor: Actor) -> dict[str, bool]:

@@ -8,6 +8,7 @@ link code, is the agent's and never becomes a customer message. Anything else go
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.orm import Session
 from telegram import LinkPreviewOptions, Message
@@ -147,4 +148,25 @@ def send_text(account_id: int, chat_id: str, text: str) -> bool:
     return True
 
 
+_names: dict[int, tuple[float, str | None]] = {}
+NAME_TTL = 600.0  # seconds a bot's @username is remembered (a failed getMe: a tenth of it)
+
+
+def bot_username(account_id: int) -> str | None:
+    """The bot's @username from getMe (3 s at most, remembered), for the profile's t.me link."""
+    now = time.monotonic()
+    cached = _names.get(account_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    try:
+        me = client.run(_bot(account_id).get_me(), 3)  # type: ignore[attr-defined]
+        name: str | None = me.username or None
+        _names[account_id] = (now + NAME_TTL, name)
+    except (TelegramError, TimeoutError, notifications.DeliveryRefused):
+        name = None
+        _names[account_id] = (now + NAME_TTL / 10, None)
+    return name
+
+
 notifications.register_sender("telegram", send_to_agent)
+notifications.register_bot_name("telegram", bot_username)

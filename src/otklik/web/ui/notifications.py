@@ -55,7 +55,9 @@ def new_code(request: Request, user: CurrentUser, db: DB) -> Response:
     except DomainError as exc:
         return _block(request, db, user, error=exc.message)
     minutes = int(service.CODE_TTL.total_seconds() // 60)
-    return _block(request, db, user, code=code, minutes=minutes)
+    username = service.bot_username(db, user.actor.workspace_id)
+    return _block(request, db, user, code=code, minutes=minutes, bot_username=username,
+                  start_link=service.start_link(username, code))
 
 
 @router.post("/ui/profile/notifications/telegram/unlink")
