@@ -402,6 +402,8 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
     order_info: dict[str, Any] | None = None
     if not quiet:
         decision, order_info = _order_check(session, conversation, message, decision)
+        if decision.reason != ORDER_ANSWER:
+            decision = _booking_check(session, conversation, message, decision)
     details: dict[str, Any] = decision.as_dict()
     if order_info is not None:
         details["order"] = order_info
@@ -431,7 +433,7 @@ def process_message(session: Session, message_id: int, *, now: dt.datetime | Non
                           "article_title": decision.article_title, "language": u.language}}
     if decision.action in {"answer", "clarify"}:
         text = decision.reply
-        if decision.action == "answer" and decision.reason != ORDER_ANSWER:
+        if decision.action == "answer" and decision.reason not in (ORDER_ANSWER, BOOKING_ANSWER):
             text = _maybe_llm(message.body_text or "", decision, index, u.language) or text
             record.details = decision.as_dict()
         if first and decision.reason == "courtesy":  # it greets already: only say what it is
@@ -570,6 +572,30 @@ def _order_check(session: Session, conversation: Conversation, message: Message,
     return dataclasses.replace(decision, action=found.action, reason=found.reason, reply=found.reply,
                                confidence=1.0, failed=False, article_id=None, article_title=None,
                                alternatives=[], options=[], note=""), info
+
+
+BOOKING_ANSWER = "booking"  # the reason of a reply offering visit slots (assistant.bookings)
+
+
+def _booking_check(session: Session, conversation: Conversation, message: Message, decision: Decision) -> Decision:
+    """«Когда можете собрать шкаф?»: three free slots of the service and the link to pick one (assistant.bookings)
+    replace the decision; a hard hand-off (abuse, a legal threat or deadline, a person asked for) stands."""
+    from otklik.assistant import bookings as booking_offers
+    from otklik.assistant.orders import KEEP_HANDOFF
+
+    if decision.action == "handoff" and decision.reason in KEEP_HANDOFF:
+        return decision
+    try:
+        reply = booking_offers.offer_reply(session, conversation, message.body_text or "",
+                                           customer_language(decision.understanding.language))
+    except DomainError as exc:  # never lose the message over the booking data: the decision stands
+        log.warning("booking offer failed for conversation %s: %s", conversation.id, exc.message)
+        return decision
+    if reply is None:
+        return decision
+    return dataclasses.replace(decision, action="answer", reason=BOOKING_ANSWER, reply=reply, confidence=1.0,
+                               failed=False, article_id=None, article_title=None, alternatives=[], options=[],
+                               note="")
 
 
 def _hand_off(session: Session, actor: Actor, conversation: Conversation, decision: Decision,
