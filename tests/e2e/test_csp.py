@@ -15,7 +15,7 @@ PAGES = ["/inbox", "/search", "/customers", "/knowledge", "/approvals", "/report
          "/settings/users", "/settings/teams", "/settings/api-tokens", "/settings/assistant", "/settings/calendars",
          "/settings/channels", "/settings/sla", "/settings/legal", "/settings/widget", "/settings/macros",
          "/settings/rules", "/settings/templates", "/settings/phrases", "/settings/workspace",
-         "/settings/integrations", "/settings/authority"]
+         "/settings/integrations", "/settings/authority", "/proactive"]
 
 
 @pytest.fixture

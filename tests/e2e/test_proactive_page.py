@@ -37,13 +37,13 @@ def test_supervisor_toggles_a_trigger_and_creates_and_schedules_a_campaign(new_p
     # a new campaign to gold customers in Telegram
     page.fill("#new-campaign-name", "Зимняя распродажа")
     page.fill("#new-campaign-text-ru", "{{name}}, скидка 15 % до воскресенья")
-    page.fill("#new-campaign-attributes", "loyalty_tier=gold")
+    page.fill("#new-campaign-attributes", "loyalty_tier: gold")
     page.check("#new-campaign-channels input[value=telegram]")
     page.click("#new-campaign-save")
     page.wait_for_url("**/proactive/campaigns/*")
     assert page.locator("#campaign-name").inner_text() == "Зимняя распродажа"
     assert "Черновик" in page.locator("#campaign-status").inner_text()
-    assert page.locator("#edit-campaign-attributes").input_value() == "loyalty_tier=gold"
+    assert page.locator("#edit-campaign-attributes").input_value() == "loyalty_tier: gold"
     assert page.locator("#edit-campaign-channels input[value=telegram]").is_checked()
     # a name too long is refused, naming the field
     page.fill("#edit-campaign-name", "x" * 200 + "y")

@@ -101,7 +101,7 @@ PAGES = ["/inbox?view=all", "/conversations/{cid}", "/customers/{customer_id}?ta
          "/knowledge/{article_id}", "/knowledge/{article_id}/versions", "/search?q=доставка", "/settings",
          "/settings/channels", "/settings/sla", "/settings/calendars", "/settings/assistant", "/settings/rules",
          "/settings/teams", "/settings/users", "/settings/macros", "/settings/workspace", "/settings/profile",
-         "/approvals", "/settings/authority"]
+         "/approvals", "/settings/authority", "/proactive"]
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])

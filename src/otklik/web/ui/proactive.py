@@ -83,9 +83,10 @@ def _campaign_from_form(form: Any, zone: str) -> dict[str, Any]:
     attributes: dict[str, str] = {}
     for line in str(form.get("attributes") or "").splitlines():
         if line.strip():
-            if "=" not in line:
-                raise field_error("segment.attributes", f"{line.strip()[:40]!r}: write key=value, one a line")
-            key, value = line.split("=", 1)
+            match = re.match(r"^\s*([^:=]+?)\s*[:=]\s*(.*)$", line)
+            if match is None:
+                raise field_error("segment.attributes", f"{line.strip()[:40]!r}: write «key: value», one a line")
+            key, value = match.group(1), match.group(2)
             attributes[key.strip()[:64]] = value.strip()
     segment: dict[str, Any] = {"attributes": attributes, "tags": words("tags"), "languages": words("languages"),
                                "channels": [str(v) for k, v in form.multi_items() if k == "channels" and v]}
