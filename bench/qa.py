@@ -5,10 +5,14 @@
    alternating customer / agent (an order number from the customer, a greeting, a re-ask on a third, a next step,
    a closing), an SLA first-response timer, the assistant's understanding on each customer message, a CSAT
    answer on half.
-3. `qa.store_auto` for each conversation, one transaction each as the job runs it: wall and this thread's CPU time
-   per conversation (p50 / p99), and the whole pass (what re-scoring 100,000 would take at that rate).
+3. `qa.store_auto` for each conversation, one transaction each as the job runs it when a conversation is solved:
+   wall and this thread's CPU time per conversation (p50 / p99), and the whole pass (what re-scoring 100,000 would
+   take at that rate).
+4. The re-scoring job (`feedback.jobs.rescore_qa`, what `POST /api/v1/qa/rescore` enqueues): every solved
+   conversation again in batches of 200, one transaction and one read of each table a batch: its wall and CPU
+   time, per conversation and scaled to 100,000; the cards it stores are checked equal to step 3's.
 
-    .venv/bin/python bench/qa.py [--db sqlite|postgres] [--conversations 2000] [--messages 8]
+    .venv/bin/python bench/qa.py [--db sqlite|postgres] [--conversations 2000] [--messages 8] [--skip-single]
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=8)
+    parser.add_argument("--skip-single", action="store_true", help="only the batched re-scoring (step 4)")
     args = parser.parse_args()
     bench = BenchEnv(args.db)
     try:
@@ -109,20 +114,38 @@ def main() -> None:
         with session_scope(write=False) as s:
             ws = s.get(qa.Conversation, ids[0]).workspace_id
         wall, cpu, scores = [], [], []
-        began = time.perf_counter()
-        for cid in ids:
-            t, c = time.perf_counter(), time.thread_time()
-            with session_scope() as s:
-                row = qa.store_auto(s, ws, cid)
-                scores.append(row.score if row else None)
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.thread_time() - c)
-        whole = time.perf_counter() - began
-        out = {"db": args.db, "conversations": len(ids), "messages_each": args.messages,
-               "per_conversation_wall": summarize(wall), "per_conversation_cpu": summarize(cpu),
-               "pass_s": round(whole, 1), "per_100000_min": round(whole / len(ids) * 100_000 / 60, 1),
-               "score_mean": round(sum(x for x in scores if x is not None) / len(scores), 1),
-               "machine": machine_note()}
+        out: dict = {"db": args.db, "conversations": len(ids), "messages_each": args.messages}
+        single: dict = {}
+        if not args.skip_single:
+            began = time.perf_counter()
+            for cid in ids:
+                t, c = time.perf_counter(), time.thread_time()
+                with session_scope() as s:
+                    row = qa.store_auto(s, ws, cid)
+                    scores.append(row.score if row else None)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.thread_time() - c)
+            whole = time.perf_counter() - began
+            with session_scope(write=False) as s:
+                single = dict(s.execute(qa.select(qa.QaScore.conversation_id, qa.QaScore.items)).all())
+            out.update({"per_conversation_wall": summarize(wall), "per_conversation_cpu": summarize(cpu),
+                        "pass_s": round(whole, 1), "per_100000_min": round(whole / len(ids) * 100_000 / 60, 1),
+                        "score_mean": round(sum(x for x in scores if x is not None) / len(scores), 1)})
+        from otklik.feedback.jobs import rescore_qa
+
+        t, c = time.perf_counter(), time.thread_time()
+        scored = rescore_qa.call_local(ws)
+        rescore_wall, rescore_cpu = time.perf_counter() - t, time.thread_time() - c
+        with session_scope(write=False) as s:
+            batched = dict(s.execute(qa.select(qa.QaScore.conversation_id, qa.QaScore.items)).all())
+        out["rescore"] = {"scored": scored, "batch": qa.RESCORE_BATCH, "wall_s": round(rescore_wall, 1),
+                          "cpu_s": round(rescore_cpu, 1),
+                          "per_conversation_wall_ms": round(1000 * rescore_wall / len(ids), 2),
+                          "per_conversation_cpu_ms": round(1000 * rescore_cpu / len(ids), 2),
+                          "per_100000_min": round(rescore_wall / len(ids) * 100_000 / 60, 1),
+                          "per_100000_cpu_min": round(rescore_cpu / len(ids) * 100_000 / 60, 1),
+                          "same_cards_as_one_by_one": (batched == single) if single else None}
+        out["machine"] = machine_note()
         log(json.dumps(out, ensure_ascii=False))
         print(json.dumps(out, ensure_ascii=False, indent=1))
     finally:

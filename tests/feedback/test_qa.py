@@ -117,3 +117,43 @@ def test_other_workspace_is_404(client, ws, other_ws):
     assert client.get(f"/api/v1/conversations/{cid}/qa", headers=other_ws.admin).status_code == 404
     r = client.post(f"/api/v1/conversations/{cid}/qa/review", json={"items": {}}, headers=other_ws.admin)
     assert r.status_code == 404
+
+
+def test_rescoring_in_batches_stores_the_same_scorecards(client, ws, other_ws):
+    """`POST /api/v1/qa/rescore` (admins) scores every solved conversation again in batches, with one read of
+    each table a batch: the cards equal those scored one by one when each was solved."""
+    from sqlalchemy import select
+
+    from otklik.platform.db import session_scope
+
+    cids = []
+    for i, (question, answer) in enumerate((
+            ("Где мой заказ 123456?", "Здравствуйте! Подскажите номер заказа? Хорошего дня!"),
+            ("Товар пришёл сломанный", "Добрый день! Мы оформили возврат, деньги придут за 3 дня."),
+            ("Можно оплатить картой?", "Да."))):
+        cid = inbound(client, ws, identity=f"batch{i}@example.com", text=question)["conversation_id"]
+        reply(client, ws, cid, answer)
+        solve(client, ws, cid)
+        cids.append(cid)
+    open_one = inbound(client, ws, identity="open@example.com", text="Вопрос")["conversation_id"]
+    theirs = inbound(client, other_ws, identity="theirs@example.com", text="Где заказ?")["conversation_id"]
+    reply(client, other_ws, theirs, "В пути.")
+    solve(client, other_ws, theirs)
+    with session_scope(write=False) as s:
+        one_by_one = {r.conversation_id: (r.score, r.items) for r in s.scalars(select(qa.QaScore).where(
+            qa.QaScore.workspace_id == ws.id, qa.QaScore.kind == "auto"))}
+        their_card = s.scalar(select(qa.QaScore.computed_at).where(qa.QaScore.conversation_id == theirs))
+    assert sorted(one_by_one) == cids
+    with session_scope() as s:  # the cards are deleted, then written again by the re-scoring
+        for row in s.scalars(select(qa.QaScore).where(qa.QaScore.workspace_id == ws.id)):
+            s.delete(row)
+    assert client.post("/api/v1/qa/rescore", headers=ws.agent).status_code == 403
+    r = client.post("/api/v1/qa/rescore", headers=ws.admin)
+    assert r.status_code == 202, r.text
+    with session_scope(write=False) as s:
+        batched = {r.conversation_id: (r.score, r.items) for r in s.scalars(select(qa.QaScore).where(
+            qa.QaScore.workspace_id == ws.id, qa.QaScore.kind == "auto"))}
+        assert s.scalar(select(qa.QaScore.computed_at).where(qa.QaScore.conversation_id == theirs)) == their_card
+    assert batched == one_by_one and open_one not in batched
+    with session_scope() as s:  # batches smaller than the set: the keyset walks all of them
+        assert qa.store_auto_many(s, ws.id, cids[:2]) == 2 and qa.store_auto_many(s, other_ws.id, cids) == 0

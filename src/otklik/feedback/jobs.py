@@ -4,6 +4,7 @@ sweep asks the customers due an NPS survey (feedback/nps.py), one job each."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 
 from otklik.feedback import service
@@ -27,6 +28,23 @@ def score_qa(workspace_id: int, conversation_id: int) -> float | None:
 
     row = run_transaction(lambda session: qa.store_auto(session, workspace_id, conversation_id))
     return None if row is None else row.score
+
+
+@task()  # idempotent: a second run stores the same scorecards
+def rescore_qa(workspace_id: int) -> int:
+    """Every solved conversation of the workspace scored again (after the scorecard or the phrase rules
+    changed), in batches of 200 — one transaction and one read of each table a batch (docs/qa.md)."""
+    from otklik.feedback import qa
+
+    after, scored = 0, 0
+    while True:
+        with session_scope(write=False) as session:
+            ids = qa.solved_ids_after(session, workspace_id, after)
+        if not ids:
+            return scored
+        scored += run_transaction(functools.partial(qa.store_auto_many, workspace_id=workspace_id,
+                                                    conversation_ids=ids))
+        after = ids[-1]
 
 
 @task()  # idempotent: a second run finds the survey already sent

@@ -41,6 +41,20 @@ def qa_sample(actor: CurrentActor, db: DB, n: Annotated[int, Query(ge=1, le=100)
     return qa.sample(db, actor, n)
 
 
+@router.post("/qa/rescore", status_code=202)
+def qa_rescore(actor: CurrentActor, db: DB) -> dict[str, Any]:
+    """Score every solved conversation of the workspace again (admins; after the phrase rules changed): a job on
+    the worker, enqueued after this request commits, in batches of 200."""
+    from otklik.accounts.models import Role
+    from otklik.feedback.jobs import rescore_qa
+    from otklik.platform.events import after_commit
+
+    actor.require(Role.admin)
+    workspace_id = actor.workspace_id
+    after_commit(db, lambda: rescore_qa(workspace_id))
+    return {"queued": True}
+
+
 # -- mystery shopping (docs/qa.md «Mystery shopping») ------------------------------------------------------
 
 class ScenarioIn(Strict):
