@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -73,6 +73,7 @@ from otklik.web.widget.pages import router as widget_pages
 log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/api/v1/attachments", "/api/v1/widget/attachments", "/api/v1/orders/batch",
                 "/api/v1/orders/import")  # order batches: up to 10,000 orders
+DOCS_ASSETS = Path(__file__).parent / "web" / "static" / "vendor" / "swagger-ui-5.36.0"  # GET /api/docs
 
 
 def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
@@ -294,11 +295,12 @@ def create_app() -> FastAPI:
     app.include_router(widget_pages)
     app.include_router(widget_public_pages)
 
-    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    app.mount("/api/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/api/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        # Swagger UI from a PyPI package, not a CDN: the docs work on a server with no internet.
+        # Swagger UI 5 vendored (static/vendor/README.md), not a CDN: the docs work on a server with no internet;
+        # 5.x reads the OpenAPI 3.1 schema FastAPI writes (4.x showed «Unable to render this definition»)
         page = get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Otklik API",
                                    swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
                                    swagger_css_url="/api/docs/assets/swagger-ui.css",
