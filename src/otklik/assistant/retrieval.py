@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from otklik.assistant.embeddings import Embedder, get_e5
+from otklik.assistant.questiongen import generate_questions
 from otklik.assistant.synonyms import expand, translit
 from otklik.platform.text import stem, tokens
 
@@ -171,6 +173,13 @@ class KbIndex:
     # it). On four dev KBs top-1 stayed within one question of all units at full length (bench/data/kbs).
     e5_kinds = frozenset({"title", "paragraph", "heading", "item", "row"})
     e5_chars = 160
+    # Questions generated from each article's own text when the index is built (`questiongen`: from headings,
+    # prices, terms, «можно», «если»), units of kind "generated" of the article they came from; not question
+    # variants (the KB still reads as plain to the answer model). Off by default: with the shipped e5 encoder
+    # their leave-one-KB-out effect is not measured yet (BENCHMARKS.md, section 11c). OTKLIK_GENERATED_QUESTIONS
+    # =on adds them for the sentence encoder and the article classifier, =e5 for the e5 encoder too.
+    generated_questions = os.environ.get("OTKLIK_GENERATED_QUESTIONS", "off").lower()
+    generated_weight = float(os.environ.get("OTKLIK_GENERATED_WEIGHT", "0.9"))
 
     def __init__(self, docs: Sequence[KbDoc], embedder: Embedder, *, lexical_weight: float = 1.0,
                  language_bonus: float = 0.04, expansion_weight: float = 0.5, e5: Any = "auto"):
@@ -186,11 +195,11 @@ class KbIndex:
         e5_units: list[str] = []
         e5_owners: list[int] = []
         for i, doc in enumerate(self.docs):
-            for text, weight, kind in article_units_kinds(doc):
+            for text, weight, kind in article_units_kinds(doc) + self._generated(doc):
                 units.append(text)
                 owners.append(i)
                 weights.append(weight)
-                if kind in self.e5_kinds:  # the article's own text, not its question variants
+                if kind in self.e5_kinds or (kind == "generated" and self.generated_questions == "e5"):
                     e5_units.append(text[: self.e5_chars])
                     e5_owners.append(i)
         self.e5 = get_e5() if e5 == "auto" else e5
@@ -216,6 +225,12 @@ class KbIndex:
         n = max(1, len(self.docs))
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self._avg = (sum(self._len) / n) if self._len else 1.0
+
+    def _generated(self, doc: KbDoc) -> list[tuple[str, float, str]]:
+        if self.generated_questions not in {"on", "e5"}:
+            return []
+        return [(q.text, self.generated_weight, "generated")
+                for q in generate_questions(doc.title, doc.body, doc.language)]
 
     def _fit_router(self, units: list[str], labels: list[str]) -> ArticleRouter | None:
         """The KB's article classifier over the index's units (their vectors are reused), plus the shipped
