@@ -124,3 +124,21 @@ def test_stats_shape(client, ws):
     assert r.status_code == 200
     assert set(r.json()["triggers"]["order_delayed"]) == {"claimed", "queued", "pending", "skipped", "sent",
                                                           "delivered", "replied", "converted"}
+
+
+def test_cart_event_is_signed_like_an_order_push_when_the_workspace_requires_it(client, ws):
+    import json
+
+    from otklik.orders.lookup import sign
+
+    r = client.put("/api/v1/order-integration", json={"rotate_signing_secret": True, "require_signature": True},
+                   headers=ws.admin)
+    secret = r.json()["signing_secret"]
+    raw = json.dumps({"cart_id": "S-1", "customer": {"kind": "email", "value": "s@example.com"},
+                      "items": [{"name": "Чайник"}]}).encode()
+    headers = {**ws.agent, "content-type": "application/json"}
+    assert client.post("/api/v1/proactive/carts", content=raw, headers=headers).status_code == 401
+    wrong = client.post("/api/v1/proactive/carts", content=raw, headers={**headers, "X-Otklik-Signature": sign("x", raw)})
+    assert wrong.status_code == 401
+    ok = client.post("/api/v1/proactive/carts", content=raw, headers={**headers, "X-Otklik-Signature": sign(secret, raw)})
+    assert ok.status_code == 202, ok.text
