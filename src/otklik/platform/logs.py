@@ -71,7 +71,7 @@ class JsonFormatter(logging.Formatter):
     traceback when there is one; extra fields given with `log.info(..., extra={...})` are kept."""
 
     _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id",
-                                                                              "taskName"}
+                                                                              "taskName", "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -79,8 +79,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or REQUEST_ID.get(),
+            "request_id": None,
         }
+        stamped = getattr(record, "request_id", "-")
+        entry["request_id"] = REQUEST_ID.get() if stamped == "-" else stamped
         for key, value in vars(record).items():
             if key not in self._STANDARD and not key.startswith("_"):
                 entry[key] = value
