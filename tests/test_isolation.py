@@ -124,6 +124,7 @@ BODIES = {
     ("POST", "/api/v1/customers/{customer_id}/identities"): {"kind": "email", "external_id": "new@example.com"},
     ("POST", "/api/v1/customers/{customer_id}/merge"): {"source_id": 1},
     ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "x"},
+    ("POST", "/api/v1/customers/{customer_id}/erase"): {"confirm": True},
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "x"},
     ("PUT", "/api/v1/teams/{team_id}/members"): {"member_ids": []},
     ("PUT", "/api/v1/teams/{team_id}/routing"): {"auto_assign": False},
