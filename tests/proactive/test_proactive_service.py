@@ -349,3 +349,24 @@ def test_figures_sent_delivered_replied_converted_by_hand(client, ws):
     # replied = 1 (a wrote within 3 days); converted = 1 (b ordered within 7 days; A1/B1 were placed before)
     assert (c.claimed, c.queued, c.sent, c.delivered, c.replied, c.converted) == (2, 2, 2, 1, 1, 1)
     assert a_conv == rows[a]["conversation_id"]
+
+
+def test_an_opt_out_also_stops_what_still_waits_in_the_outbox(client, ws):
+    settings(client, ws, cap_count=5)
+    customers = [receive(ws, value=f"w{i}@example.com")[0] for i in range(3)]
+    for c in customers:
+        consent(ws, c)
+    campaign_id = _campaign(client, ws, rate_per_second=0.01)  # one message every 100 s: the later ones wait
+    jobs.run_campaign_now(campaign_id)
+    last = max(customers)
+    receive(ws, value="w2@example.com", text="отписаться")  # the third customer's row is due in ~200 s
+    rows = {s["customer_id"]: s for s in sends(ws, campaign_id=campaign_id)}
+    assert (rows[last]["status"], rows[last]["reason"]) == ("skipped", "opted_out")
+    with session_scope(write=False) as db:
+        item = db.scalar(select(OutboxItem).where(OutboxItem.message_id == rows[last]["message_id"]))
+        assert item.status == "dead" and "opted out" in item.last_error
+        assert db.get(Message, rows[last]["message_id"]).delivery_status == "failed"
+    assert rows[customers[1]]["status"] == "queued"  # the others are untouched
+    with session_scope(write=False) as db:
+        _, _, reasons = service.measure(db, ws.id)
+    assert reasons[f"campaign:{campaign_id}"] == {"opted_out": 1}

@@ -307,6 +307,7 @@ def record_consent(session: Session, workspace_id: int, customer_id: int, action
         row.marketing_consent = False
     elif action == "opted_out":
         row.opted_out = True
+        withdraw_queued(session, workspace_id, customer_id)
     else:
         row.opted_out = False
     row.updated_at = utcnow()
@@ -314,6 +315,31 @@ def record_consent(session: Session, workspace_id: int, customer_id: int, action
                              evidence=evidence[:2000], user_id=user_id, at=utcnow()))
     session.flush()
     return row
+
+
+WITHDRAWN = "not sent: the customer opted out of proactive messages before it went out"
+
+
+def withdraw_queued(session: Session, workspace_id: int, customer_id: int) -> int:
+    """An opt-out also stops the customer's proactive messages still waiting in the outbox (a campaign's row due
+    later at the channel's rate): each row still `pending` is set dead — one that a worker is sending already
+    goes — its message marked not delivered with the reason, its send skipped `opted_out`. Returns how many."""
+    sends = {s.message_id: s for s in session.scalars(select(ProactiveSend).where(
+        ProactiveSend.workspace_id == workspace_id, ProactiveSend.customer_id == customer_id,
+        ProactiveSend.status == "queued", ProactiveSend.message_id.is_not(None)))}
+    if not sends:
+        return 0
+    outbox = cast(Table, OutboxItem.__table__)
+    stopped = [int(m) for m in session.scalars(update(outbox).where(
+        outbox.c.message_id.in_(list(sends)), outbox.c.status == OutboxStatus.pending.value)
+        .values(status=OutboxStatus.dead.value, last_error=WITHDRAWN).returning(outbox.c.message_id))]
+    if stopped:
+        messages = cast(Table, Message.__table__)
+        session.execute(update(messages).where(messages.c.id.in_(stopped)).values(
+            delivery_status=DeliveryStatus.failed.value, delivery_error=WITHDRAWN))
+        for message_id in stopped:
+            sends[message_id].status, sends[message_id].reason = "skipped", "opted_out"
+    return len(stopped)
 
 
 def consent_history(session: Session, workspace_id: int, customer_id: int) -> list[ConsentEvent]:
