@@ -48,8 +48,6 @@ from otklik.knowledge.api import router as knowledge_router
 from otklik.notifications import jobs as notification_jobs
 from otklik.notifications.api import router as notifications_router
 from otklik.orders.api import router as orders_router
-from otklik.proactive import jobs as proactive_jobs
-from otklik.proactive.api import router as proactive_router
 from otklik.platform import metrics
 from otklik.platform.config import DEV_SECRET_KEY, get_settings
 from otklik.platform.db import RetryTransaction
@@ -58,6 +56,8 @@ from otklik.platform.events import get_bus
 from otklik.platform.jobs import Periodic, start_embedded_consumer
 from otklik.platform.logs import RequestLog, quiet_libraries
 from otklik.platform.metrics import MetricsMiddleware
+from otklik.proactive import jobs as proactive_jobs
+from otklik.proactive.api import router as proactive_router
 from otklik.reports.api import router as reports_router
 from otklik.service_levels import jobs as rule_jobs
 from otklik.service_levels.api import router as rules_router
