@@ -79,10 +79,23 @@ def foreign(client, ws, other_ws):
         "campaign_id": client.post("/api/v1/proactive/campaigns", json={"name": "B", "text_ru": "b"},  # issue 16
                                    headers=other_ws.admin).json()["id"],
         "kind": "order_delivered",  # a proactive trigger: each workspace has its own (OWN_NAMESPACE below)
+        **_booking(client, other_ws, customer_id=cust["id"]),  # issue 16: a service, an installer, a visit
         "phrase_rule_id": client.post("/api/v1/phrase-rules", json={"language": "ru", "phrase": "б", "severity":
                                                                     "avoid", "reason": "b"},
                                       headers=other_ws.admin).json()["id"],
     }
+
+
+def _booking(client, other_ws, *, customer_id: int) -> dict[str, int]:
+    h = other_ws.admin
+    cal = client.post("/api/v1/calendars", json={"name": "B visits", "time_zone": "Europe/Moscow"}, headers=h).json()
+    svc = client.post("/api/v1/bookings/services", json={"name": "B", "kind": "assembly", "duration_minutes": 60,
+                                                         "price": 1}, headers=h).json()
+    inst = client.post("/api/v1/bookings/installers", json={"name": "B", "calendar_id": cal["id"]}, headers=h).json()
+    visit = client.post("/api/v1/bookings", json={"service_id": svc["id"], "customer_id": customer_id,
+                                                  "start": "2027-03-01T10:00:00+03:00"}, headers=h)
+    assert visit.status_code == 201, visit.text
+    return {"service_id": svc["id"], "installer_id": inst["id"], "booking_id": visit.json()["id"]}
 
 
 def _referral(client, other_ws, *, referrer: int, referred: int) -> int:
@@ -155,6 +168,10 @@ BODIES = {
     ("POST", "/api/v1/loyalty/customers/{customer_id}/referrer"): {"code": "ABCDEFGH"},
     ("PATCH", "/api/v1/proactive/campaigns/{campaign_id}"): {"name": "x"},
     ("POST", "/api/v1/proactive/customers/{customer_id}/consent"): {"action": "opted_out"},
+    ("POST", "/api/v1/bookings/{booking_id}/reschedule"): {"start": "2027-03-02T10:00:00+03:00"},
+    ("PATCH", "/api/v1/bookings/services/{service_id}"): {"price": 2},
+    ("PATCH", "/api/v1/bookings/installers/{installer_id}"): {"name": "x"},
+    ("POST", "/api/v1/bookings/{booking_id}/status"): {"status": "missed"},
 }
 # Create-or-update by a key in the caller's own namespace: A's PUT of a number B also uses makes A's own order
 # (tests/orders/test_orders_api.py: B's order stays B's and is 404 to A).

@@ -23,6 +23,8 @@ from otklik.accounts.password_reset_api import router as password_reset_router
 from otklik.accounts.workspace_profile import router as workspace_profile_router
 from otklik.assistant import jobs as assistant_jobs
 from otklik.assistant.api import router as assistant_router
+from otklik.bookings import jobs as booking_jobs
+from otklik.bookings.api import router as bookings_router
 from otklik.calendars.api import router as calendars_router
 from otklik.channels.registry import load_channels
 from otklik.conversations import jobs as conversation_jobs
@@ -210,7 +212,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     consumer = sweeper = assistant_sweeper = sla_sweeper = rules_sweeper = crm_sweeper = rollup_sweeper = None
     retention_sweeper = None
     proactive_sweeper = None
+    booking_sweeper = None
     notification_sweeper = None
+    loyalty_sweeper = None
     if settings.embedded_worker:
         consumer = start_embedded_consumer()
         sweeper = Periodic(conversation_jobs.sweep_outbox, settings.outbox_sweep_seconds).start()
@@ -226,6 +230,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention_sweeper = Periodic(sweep_retention, 3600.0).start()  # closed conversations past retention (152-ФЗ)
         proactive_sweeper = Periodic(proactive_jobs.sweep, 60.0).start()  # late orders, due sends, campaigns
         notification_sweeper = Periodic(notification_jobs.sweep, 30.0).start()  # held digests, crashed sends
+        booking_sweeper = Periodic(booking_jobs.sweep, 60.0).start()  # visits: missed, reminders, «Всё ли удобно?»
+        from otklik.orders import loyalty_jobs
+
+        loyalty_sweeper = Periodic(loyalty_jobs.sweep, 60.0).start()  # referral webhooks due; daily period tiers
     from otklik.channels.registry import start_background
 
     channel_loops = start_background() if settings.embedded_worker else []  # Telegram polling, event sweep
@@ -257,6 +265,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             proactive_sweeper.stop()
         if notification_sweeper:
             notification_sweeper.stop()
+        if loyalty_sweeper:
+            loyalty_sweeper.stop()
+        if booking_sweeper:
+            booking_sweeper.stop()
         if consumer:
             consumer.stop(graceful=True)
         await bus.stop()
@@ -280,6 +292,7 @@ def create_app() -> FastAPI:
                    password_reset_router, workspace_profile_router, templates_router, tasks_router, calendars_router,
                    sla_router, routing_router, rules_router, guardrails_router, compensations_router,
                    phrases_router, reports_router, feedback_router, reviews_router, qa_router, orders_router,
+                   bookings_router,
                    *load_channels()):
         app.include_router(router, prefix="/api/v1")
     app.include_router(realtime_router)

@@ -82,9 +82,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from otklik.reports import jobs as report_jobs
 
     Periodic(report_jobs.sweep_rollup, 60.0).start()  # the reports' daily rollup: lost refreshes, missing days
+    from otklik.orders import loyalty_jobs
+
+    Periodic(loyalty_jobs.sweep, 60.0).start()  # referral-reward webhooks due, lost leases; daily period tiers
     from otklik.privacy.service import sweep_retention
 
     Periodic(sweep_retention, 3600.0).start()  # closed conversations past the workspace's retention period
+    from otklik.bookings import jobs as booking_jobs
+
+    Periodic(booking_jobs.sweep, 60.0).start()  # visits: missed at the day's end, reminders, «Всё ли удобно?»
     from otklik.channels.registry import start_background
 
     start_background()  # channel pollers (Telegram long polling) and the sweep of unfinished inbound events
