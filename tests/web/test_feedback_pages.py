@@ -26,6 +26,7 @@ def _supervisor(ws) -> str:
 
 def test_surveys_settings_page_saves_and_refuses(app, ws):
     admin = Browser(app, ws.admin_email)
+    assert 'href="/settings/surveys" id="settings-link-surveys"' in admin.get("/settings").text
     page = admin.get("/settings/surveys")
     assert page.status_code == 200 and "Опросы и отчёты" in page.text and 'id="nps-form"' in page.text
     r = admin.post("/settings/surveys/nps", {"enabled": "on", "delay_days": "14",
