@@ -249,9 +249,13 @@ def send_workspace(workspace_id: int, *, now: dt.datetime | None = None) -> int:
     with session_scope(write=False) as session:
         zone = reports.workspace_zone(session, workspace_id)
         week = week_due(now.astimezone(zone))
-        people = recipients(session, workspace_id)
+        done = {email for email, status, attempts in session.execute(
+            select(WeeklyReportDelivery.email, WeeklyReportDelivery.status, WeeklyReportDelivery.attempts).where(
+                WeeklyReportDelivery.workspace_id == workspace_id, WeeklyReportDelivery.week_start == week))
+                if status != "failed" or attempts >= MAX_TRIES}
+        people = [(email, language) for email, language in recipients(session, workspace_id) if email not in done]
         if not people:
-            return 0
+            return 0  # everyone has this week's: the sweep every 10 minutes computes no figures
         name = session.scalar(select(Workspace.name).where(Workspace.id == workspace_id)) or ""
         data = figures(session, workspace_id, week)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
