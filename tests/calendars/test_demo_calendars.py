@@ -18,7 +18,7 @@ def test_demo_has_moscow_and_novosibirsk_calendars():
         ws = accounts.get_workspace_by_slug(session, SLUG)
         assert ws is not None
         rows = {c.name: c for c in session.scalars(select(Calendar).where(Calendar.workspace_id == ws.id))}
-        assert set(rows) == {"Москва", "Новосибирск"}
+        assert set(rows) == {"Москва", "Новосибирск", "Монтажная бригада"}  # the last: the installers' (bookings)
         assert rows["Москва"].is_default and rows["Москва"].holidays == "RU"
         assert rows["Новосибирск"].hours["mon"] == [["08:00", "13:00"], ["14:00", "17:00"]]
         service_team = session.scalar(select(Team).where(Team.workspace_id == ws.id,
