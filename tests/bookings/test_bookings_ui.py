@@ -84,6 +84,9 @@ def test_the_customer_picks_moves_rates_and_cancels_by_the_links(app, client):
     visit_url = picked.headers["location"]
     assert "Записали вас" in _last_text(got["conversation_id"])
     # the same time again from the offer link: taken
+    for bad in ("99999999999", "-5", "x", "1" * 40):  # a year past 9999, not a number: named, never a 500
+        r = visitor.post(f"/book/{token}", {"start": bad}, csrf=False, htmx=False)
+        assert r.status_code == 422 and 'id="booking-error"' in r.text
     taken = visitor.post(f"/book/{token}", {"start": starts[0]}, csrf=False, htmx=False)
     assert taken.status_code == 409 and 'id="booking-taken"' in taken.text
     visit = visitor.get(visit_url)

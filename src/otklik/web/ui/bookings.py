@@ -123,15 +123,15 @@ async def book(request: Request, conversation_id: int, user: CurrentUser, db: DB
     typed = {k: str(form.get(k) or "")[:500] for k in ("service_id", "area", "address")}
     conversation = get_conversation(db, user.actor, conversation_id)
     try:
-        start = dt.datetime.fromtimestamp(_form_int(form, "start"), dt.UTC)
+        start = _moment(str(form.get("start") or ""))
         service.book(db, user.actor, service_id=_form_int(form, "service_id"), start=start,
                      installer_id=_form_int(form, "installer_id"), customer_id=conversation.customer_id,
                      conversation_id=conversation.id, area=typed["area"], address=typed["address"], confirm=True)
-    except (DomainError, OverflowError, ValueError, OSError) as exc:
-        if isinstance(exc, DomainError) and exc.status_code == 404:
+    except DomainError as exc:
+        if exc.status_code == 404:
             raise
         db.rollback()
-        text = _error_text(exc) if isinstance(exc, DomainError) else "start: not a moment"
+        text = _error_text(exc)
         return _panel(request, db, user, conversation_id, form=typed, error=text, status_code=422)
     return _panel(request, db, user, conversation_id, note="booked")
 
@@ -157,6 +157,16 @@ async def change(request: Request, booking_id: int, action: str, user: CurrentUs
 
 
 # -- the customer's pages -----------------------------------------------------------------------------------------
+
+
+def _moment(raw: str) -> dt.datetime:
+    """A slot button's value (UTC epoch seconds) as a moment; anything else is a 422 naming `start`."""
+    try:
+        if not raw.isdigit() or len(raw) > 11:
+            raise ValueError
+        return dt.datetime.fromtimestamp(int(raw), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise field_error("start", "choose a time") from None
 
 
 def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
@@ -210,10 +220,8 @@ async def pick(request: Request, token: str) -> Response:
 
     def work(session: Session) -> str:
         link = service.read_offer_token(token)
-        if not raw.isdigit() or len(raw) > 12:
-            raise field_error("start", "choose a time")
         row = service.book(session, Actor.system(link.workspace_id, kind="customer"), service_id=link.service_id,
-                           start=dt.datetime.fromtimestamp(int(raw), dt.UTC), customer_id=link.customer_id,
+                           start=_moment(raw), customer_id=link.customer_id,
                            conversation_id=link.conversation_id, area=link.area, created_by="customer",
                            confirm=True)
         return service.booking_token(row)
@@ -279,9 +287,7 @@ async def visit_action(request: Request, token: str, action: str) -> Response:
         if action == "cancel":
             service.cancel(session, actor, row.id)
         elif action == "reschedule":
-            if not raw.isdigit() or len(raw) > 12:
-                raise field_error("start", "choose a time")
-            service.reschedule(session, actor, row.id, start=dt.datetime.fromtimestamp(int(raw), dt.UTC))
+            service.reschedule(session, actor, row.id, start=_moment(raw))
         elif action == "feedback":
             score = str(form.get("score") or "")
             service.record_feedback(session, row, score=int(score) if score.isdigit() and len(score) < 3 else None,
