@@ -93,6 +93,10 @@ def test_bad_input_is_a_422_naming_the_field(client, ws):
         "name": "Y", "kind": "assembly", "duration_minutes": 45, "price": 1}, headers=ws.admin)))
     assert "price" in str(_field(post("/api/v1/bookings/services", json={
         "name": "Z", "kind": "assembly", "duration_minutes": 60, "price": -5}, headers=ws.admin)))
+    assert "name" in str(_field(post("/api/v1/bookings/services", json={
+        "name": "N\x00", "kind": "assembly", "duration_minutes": 60, "price": 1}, headers=ws.admin)))
+    assert "areas.0" in str(_field(post("/api/v1/bookings/installers", json={
+        "name": "A", "calendar_id": shop.calendar_id, "areas": ["Мос\x00ква"]}, headers=ws.admin)))
     assert "calendar_id" in str(_field(post("/api/v1/bookings/installers", json={"name": "N", "calendar_id": 999999},
                                             headers=ws.admin)))
     assert "areas.0" in str(_field(post("/api/v1/bookings/installers", json={

@@ -95,8 +95,15 @@ def _price(value: Any, field: str = "price") -> Decimal:
     return price.quantize(MONEY_STEP, ROUND_HALF_UP)
 
 
+def _plain(text: str, field: str) -> str:
+    """Refuse control characters (a NUL PostgreSQL cannot store, a line break in a one-line name)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise field_error(field, "must not contain control characters")
+    return text
+
+
 def _name(value: Any, field: str = "name", limit: int = 120) -> str:
-    text = str(value or "").strip() if isinstance(value, str | int) else ""
+    text = _plain(str(value or "").strip() if isinstance(value, str | int) else "", field)
     if not text:
         raise field_error(field, "must not be empty")
     if len(text) > limit:
@@ -210,9 +217,9 @@ def _apply_installer(session: Session, row: Installer, data: dict[str, Any]) -> 
                 raise field_error("user_id", f"user {str(user_id)[:20]} not found in this workspace")
         row.user_id = user_id
     if "contractor" in data:
-        row.contractor = str(data["contractor"] or "").strip()[:200]
+        row.contractor = _plain(str(data["contractor"] or "").strip()[:200], "contractor")
     if "phone" in data:
-        row.phone = str(data["phone"] or "").strip()[:32]
+        row.phone = _plain(str(data["phone"] or "").strip()[:32], "phone")
     if "calendar_id" in data:
         cid = data["calendar_id"]
         cal = session.get(Calendar, cid) if isinstance(cid, int) and not isinstance(cid, bool) else None
@@ -227,6 +234,7 @@ def _apply_installer(session: Session, row: Installer, data: dict[str, Any]) -> 
         for i, a in enumerate(areas):
             if not isinstance(a, str) or not norm_area(a):
                 raise field_error(f"areas.{i}", "a city or zone name")
+            _plain(a, f"areas.{i}")
             if norm_area(a) not in out:
                 out.append(norm_area(a))
         row.areas = out
@@ -513,6 +521,9 @@ def book(session: Session, actor: Actor, *, service_id: int, start: dt.datetime,
             raise field_error("conversation_id", "is another customer's conversation")
     if len(address) > 500:
         raise field_error("address", "at most 500 characters")
+    _plain(address, "address")
+    _plain(area, "area")
+    _plain(order_number, "order_number")
     if installer_id is None:
         installer_id = _pick_installer(session, ws, service, start, area)
     installer = get_installer(session, ws, installer_id, field="installer_id")
@@ -836,7 +847,7 @@ def record_feedback(session: Session, row: Booking, *, score: int | None, commen
     if comment is not None:
         if len(comment) > 2000:
             raise field_error("comment", "at most 2000 characters")
-        row.feedback_comment = comment.strip()
+        row.feedback_comment = comment.replace("\x00", "").strip()
     if row.feedback_score is None:
         raise field_error("score", "choose a rating first")
     if row.feedback_score <= LOW_SCORE and not (row.meta or {}).get("follow_up_task_id"):
