@@ -29,7 +29,7 @@ def test_nps_link_records_the_score_and_asks_why(new_page, live_server):
     assert r.status_code == 200, r.text
     now = utcnow()
     cid = _contact(ws, _customer(ws, "nps-e2e@example.com"), now - dt.timedelta(days=30))
-    assert jobs.sweep_nps(now) == 1
+    assert jobs.sweep_nps(now, ws.id) == 1  # this workspace: other tests leave theirs on
     with session_scope(write=False) as s:
         body = s.scalar(select(Message.body_text).where(Message.conversation_id == cid,
                                                         Message.author_kind == "system"))

@@ -129,7 +129,7 @@ def test_answer_counts_in_the_summary_and_a_low_one_opens_a_follow_up(client, ws
     now = utcnow()
     customer = _customer(ws, "nps@example.com")
     cid = _contact(ws, customer, now - 30 * DAY)
-    assert jobs.sweep_nps(now) == 1
+    assert jobs.sweep_nps(now, ws.id) == 1  # this workspace: other tests leave theirs on
     with session_scope(write=False) as s:
         body = s.scalar(select(Message.body_text).where(Message.conversation_id == cid,
                                                         Message.author_kind == "system"))

@@ -96,7 +96,7 @@ def test_nps_landing_page_asks_the_workspaces_question_and_why(app, client, ws):
         "enabled": True, "texts": {"ru": {"question": "Посоветуете «Ромашку»?", "why": "Что повлияло на оценку?"}}})
     now = utcnow()
     cid = _contact(ws, _customer(ws, "landing@example.com"), now - dt.timedelta(days=30))
-    jobs.sweep_nps(now)
+    jobs.sweep_nps(now, ws.id)
     with session_scope(write=False) as s:
         body = s.scalar(select(Message.body_text).where(Message.conversation_id == cid,
                                                         Message.author_kind == "system"))

@@ -75,13 +75,15 @@ def send_nps(workspace_id: int, customer_id: int, trigger: str, trigger_at: str,
     return answer is not None
 
 
-def sweep_nps(now: dt.datetime | None = None) -> int:
-    """Every workspace with NPS on: the customers due now, one `send_nps` job each. Returns how many were due."""
+def sweep_nps(now: dt.datetime | None = None, workspace_id: int | None = None) -> int:
+    """Every workspace with NPS on (or only `workspace_id`): the customers due now, one `send_nps` job each.
+    Returns how many were due."""
     from otklik.feedback import nps
 
     now = now or utcnow()
     with session_scope(write=False) as session:
-        work = [(ws, nps.due(session, ws, now=now, delay_days=delay)) for ws, delay in nps.enabled_workspaces(session)]
+        work = [(ws, nps.due(session, ws, now=now, delay_days=delay)) for ws, delay in nps.enabled_workspaces(session)
+                if workspace_id is None or ws == workspace_id]
     count = 0
     for workspace_id, items in work:
         for item in items:
