@@ -152,6 +152,16 @@ def _apply_service(row: BookingService, data: dict[str, Any]) -> None:
         row.active = bool(data["active"])
 
 
+def _check_name_free(session: Session, model: type[BookingService] | type[Installer],
+                     row: BookingService | Installer, what: str) -> None:
+    """Names are unique in a workspace: a 422 naming `name` when another row of `model` has it."""
+    taken = select(model.id).where(model.workspace_id == row.workspace_id, model.name == row.name)
+    if row.id is not None:
+        taken = taken.where(model.id != row.id)
+    if session.scalar(taken):
+        raise field_error("name", f"{what} named {row.name!r} exists")
+
+
 def create_service(session: Session, actor: Actor, data: dict[str, Any]) -> BookingService:
     actor.require(Role.supervisor)
     if len(list_services(session, actor.workspace_id)) >= MAX_SERVICES:
@@ -161,9 +171,7 @@ def create_service(session: Session, actor: Actor, data: dict[str, Any]) -> Book
             raise field_error(field, "required")
     row = BookingService(workspace_id=actor.workspace_id, active=True)
     _apply_service(row, data)
-    if session.scalar(select(BookingService.id).where(BookingService.workspace_id == actor.workspace_id,
-                                                      BookingService.name == row.name)):
-        raise field_error("name", f"a service named {row.name!r} exists")
+    _check_name_free(session, BookingService, row, "a service")
     session.add(row)
     session.flush()
     record_audit(session, actor, entity_type="booking_service", entity_id=row.id, action="created",
@@ -175,10 +183,7 @@ def update_service(session: Session, actor: Actor, service_id: int, data: dict[s
     actor.require(Role.supervisor)
     row = get_service(session, actor.workspace_id, service_id)
     _apply_service(row, data)
-    if session.scalar(select(BookingService.id).where(BookingService.workspace_id == actor.workspace_id,
-                                                      BookingService.name == row.name,
-                                                      BookingService.id != row.id)):
-        raise field_error("name", f"a service named {row.name!r} exists")
+    _check_name_free(session, BookingService, row, "a service")
     return row
 
 
@@ -260,9 +265,7 @@ def create_installer(session: Session, actor: Actor, data: dict[str, Any]) -> In
             raise field_error(field, "required")
     row = Installer(workspace_id=actor.workspace_id, contractor="", phone="", areas=[], service_ids=[], active=True)
     _apply_installer(session, row, data)
-    if session.scalar(select(Installer.id).where(Installer.workspace_id == actor.workspace_id,
-                                                 Installer.name == row.name)):
-        raise field_error("name", f"an installer named {row.name!r} exists")
+    _check_name_free(session, Installer, row, "an installer")
     session.add(row)
     session.flush()
     record_audit(session, actor, entity_type="installer", entity_id=row.id, action="created",
@@ -274,9 +277,7 @@ def update_installer(session: Session, actor: Actor, installer_id: int, data: di
     actor.require(Role.supervisor)
     row = get_installer(session, actor.workspace_id, installer_id)
     _apply_installer(session, row, data)
-    if session.scalar(select(Installer.id).where(Installer.workspace_id == actor.workspace_id,
-                                                 Installer.name == row.name, Installer.id != row.id)):
-        raise field_error("name", f"an installer named {row.name!r} exists")
+    _check_name_free(session, Installer, row, "an installer")
     return row
 
 
